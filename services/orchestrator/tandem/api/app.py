@@ -1,0 +1,119 @@
+"""The app factory and its lifespan, which opens and closes every client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from tandem import __version__
+from tandem.api.deps import RateLimiter, Services
+from tandem.api.errors import error_response, install_error_handlers
+from tandem.api.routes import admin, chat, health, openai
+from tandem.chat import ChatService
+from tandem.errors import TandemError
+from tandem.jobs import JobManager
+from tandem.llm.adapters import AdapterRegistry
+from tandem.llm.pool import VllmPool
+from tandem.metrics import REQUESTS
+from tandem.rag.embedder import SentenceTransformerEmbedder
+from tandem.rag.retriever import Retriever
+from tandem.rag.store import DocStore, open_client
+from tandem.settings import Settings, get_settings
+
+log = logging.getLogger("tandem")
+ADAPTER_CHECK_INTERVAL_S = 10.0
+ServicesFactory = Callable[[Settings], Services]
+
+
+def build_services(settings: Settings) -> Services:
+    """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP."""
+    embedder = SentenceTransformerEmbedder(batch_size=settings.retrieval.embed_batch_size)
+    store = DocStore(open_client(settings), embedder.dim)
+    retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
+    registry = AdapterRegistry(settings.adapters_dir, store)
+    pool = VllmPool.from_settings(settings.vllm)
+    chat_service = ChatService(settings, retriever, registry, pool)
+    return Services(settings, store, embedder, retriever, registry, pool, chat_service)
+
+
+async def ensure_active_adapters(services: Services) -> None:
+    """Load every slot's active version into every healthy replica (after restarts too)."""
+    await services.pool.refresh_health()
+    for slot in services.registry.slots():
+        adapter = services.registry.active(slot)
+        for client in services.pool.clients:
+            if not services.pool.healthy.get(client.base_url):
+                continue
+            if adapter.served_name not in await client.served_models():
+                await client.load_adapter(adapter.served_name, str(adapter.path))
+                log.info("loaded %s into %s", adapter.label, client.base_url)
+
+
+async def keep_adapters_loaded(services: Services) -> None:
+    while True:
+        try:
+            await ensure_active_adapters(services)
+        except TandemError as error:
+            log.warning("adapter check: %s", error)
+        await asyncio.sleep(ADAPTER_CHECK_INTERVAL_S)
+
+
+class BodyLimitAndMetrics(BaseHTTPMiddleware):
+    """413 for oversized bodies (by Content-Length); request counts per route and status."""
+
+    def __init__(self, app: object, max_bytes: int) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self.max_bytes = max_bytes
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            response: Response = error_response(
+                413, "too_large", f"request body over {self.max_bytes} bytes"
+            )
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        REQUESTS.labels(
+            route=getattr(route, "path", "unmatched"), status=str(response.status_code)
+        ).inc()
+        return response
+
+
+def create_app(
+    settings: Settings | None = None, services_factory: ServicesFactory = build_services
+) -> FastAPI:
+    """The orchestrator app; `services_factory` lets tests supply their own clients."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = services_factory(settings)
+        app.state.services = services
+        checker = asyncio.create_task(keep_adapters_loaded(services))
+        try:
+            yield
+        finally:
+            checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checker
+            await services.pool.aclose()
+            services.store.client.close()
+
+    app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
+    app.state.jobs = JobManager()
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
+    install_error_handlers(app)
+    for module in (health, chat, openai, admin):
+        app.include_router(module.router)
+    return app
+
+
+Startup = Callable[[], Awaitable[None]]

@@ -1,0 +1,99 @@
+"""Typed dependencies that routes declare (tests swap them with `dependency_overrides`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tandem.chat import ChatService
+from tandem.errors import Forbidden, RateLimited, Unauthorized
+from tandem.llm.adapters import AdapterRegistry
+from tandem.llm.pool import VllmPool
+from tandem.rag.embedder import Embedder
+from tandem.rag.retriever import Retriever
+from tandem.rag.store import DocStore
+from tandem.settings import Settings
+
+
+@dataclass
+class Services:
+    """Every client the app opens in its lifespan and closes on shutdown."""
+
+    settings: Settings
+    store: DocStore
+    embedder: Embedder
+    retriever: Retriever
+    registry: AdapterRegistry
+    pool: VllmPool
+    chat: ChatService
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class RateLimiter:
+    """A token bucket per key (per replica; a shared limiter belongs in the gateway)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> None:
+        now = time.monotonic()
+        tokens, stamp = self.buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
+        if tokens < 1.0:
+            wait = math.ceil((1.0 - tokens) / self.rate)
+            raise RateLimited(f"rate limit of {int(self.capacity)} requests/minute reached", wait)
+        self.buckets[key] = (tokens - 1.0, now)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key")
+
+
+def require_chat_key(request: Request, services: ServicesDep) -> str:
+    """Chat routes: a chat key or an admin key."""
+    settings = services.settings
+    key = _bearer(request)
+    if not settings.open_access:
+        if key is None:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        if key not in settings.api_keys and key not in settings.admin_keys:
+            raise Unauthorized("unknown API key")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.check(key or request.client.host if request.client else "anonymous")
+    return key or "open"
+
+
+def require_admin_key(request: Request, services: ServicesDep) -> str:
+    """Admin routes: an admin key; a chat key gets 403."""
+    settings = services.settings
+    key = _bearer(request)
+    if settings.open_access:
+        return "open"
+    if key is None:
+        raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>'")
+    if key in settings.api_keys:
+        raise Forbidden("this is a chat key; admin routes need an admin key")
+    if key not in settings.admin_keys:
+        raise Unauthorized("unknown API key")
+    return key
+
+
+ChatKey = Annotated[str, Depends(require_chat_key)]
+AdminKey = Annotated[str, Depends(require_admin_key)]

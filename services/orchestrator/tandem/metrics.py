@@ -1,0 +1,22 @@
+"""Prometheus metrics (module-level, so several app instances in one process share them)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "tandem_http_requests_total", "HTTP requests by route and status", ["route", "status"]
+)
+CHAT_STAGE_SECONDS = Histogram(
+    "tandem_chat_stage_seconds",
+    "Time per chat stage",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ADAPTER_REQUESTS = Counter(
+    "tandem_adapter_requests_total",
+    "Chat requests per adapter version and outcome",
+    ["adapter", "outcome"],
+)
+TOKENS = Counter("tandem_tokens_total", "Tokens through vLLM", ["kind"])
+INDEX_POINTS = Gauge("tandem_index_points", "Points in the serving collection")

@@ -1,0 +1,1 @@
+"""Retrieval: embedder, sparse BM25 vectors, the Qdrant store, the retriever, the prompt."""

@@ -1,0 +1,156 @@
+"""All configuration, read from `TANDEM_*` environment variables (nested groups use `__`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class VllmSettings(BaseModel):
+    """How Tandem reaches (or starts) the vLLM server(s)."""
+
+    url: str | None = None  # use a running vLLM instead of starting one
+    urls: CommaList = Field(default_factory=list)  # several replicas, balanced
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_lora_rank: int = 16
+    max_loras: int = 4
+    max_model_len: int = 4096
+    kv_cache_gb: int = 1
+    startup_timeout_s: float = 300.0
+    request_timeout_s: float = 120.0
+    api_key: str | None = None
+
+    _split = field_validator("urls", mode="before")(_split_commas)
+
+    def endpoints(self) -> list[str]:
+        """Every vLLM base URL to use, without a trailing slash."""
+        urls = list(self.urls) or ([self.url] if self.url else [])
+        if not urls:
+            urls = [f"http://{self.host}:{self.port}"]
+        return [u.rstrip("/") for u in urls]
+
+    @property
+    def external(self) -> bool:
+        """True when Tandem must not start vLLM itself."""
+        return bool(self.url or self.urls)
+
+
+class QdrantSettings(BaseModel):
+    """Embedded Qdrant on disk by default; a server or cluster when `url` is set."""
+
+    url: str | None = None
+    api_key: str | None = None
+    alias: str = "docs"
+    keep_releases: int = 3
+
+
+class ModelSettings(BaseModel):
+    """The served base model."""
+
+    name: str = BASE_MODEL_ID
+    path: Path | None = None  # defaults to <models_dir>/<last part of name>
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = 4
+    max_top_k: int = 10
+    prefetch: int = 24
+    embed_batch_size: int = 32
+
+
+class GenerationSettings(BaseModel):
+    max_tokens: int = 320
+    temperature: float = 0.2
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+
+
+class Settings(BaseSettings):
+    """The one settings object; build it with `get_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TANDEM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    models_dir: Path = Path.home() / ".cache" / "tandem" / "models"
+    adapters_dir: Path = PROJECT_ROOT / "adapters"
+    corpus: Path | None = None
+    corpus_release: str | None = None
+    index_roots: CommaList = Field(default_factory=lambda: [str(PROJECT_ROOT / "corpus")])
+    api_keys: CommaList = Field(default_factory=list)
+    admin_keys: CommaList = Field(default_factory=list)
+    default_slot: str = "support"
+    rate_limit_per_minute: int = 120
+    max_request_bytes: int = 64_000
+    max_messages: int = 40
+
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    _split = field_validator("index_roots", "api_keys", "admin_keys", mode="before")(_split_commas)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.open_access and self.host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ValueError(
+                "TANDEM_API_KEYS and TANDEM_ADMIN_KEYS are both unset: Tandem only runs open "
+                f"on 127.0.0.1, not on {self.host}. Set keys to listen on other addresses."
+            )
+        if set(self.api_keys) & set(self.admin_keys):
+            raise ValueError("a key may not be both a chat key and an admin key")
+        return self
+
+    @property
+    def open_access(self) -> bool:
+        """No keys configured: every request is allowed (local use only)."""
+        return not self.api_keys and not self.admin_keys
+
+    @property
+    def model_path(self) -> Path:
+        return self.model.path or self.models_dir / self.model.name.rsplit("/", 1)[-1]
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def corpus_path(self) -> Path:
+        """The docs folder `up` indexes when the index is empty: the latest sample release."""
+        if self.corpus is not None:
+            return self.corpus
+        releases = sorted(p for p in (PROJECT_ROOT / "corpus").iterdir() if p.is_dir())
+        if not releases:
+            raise ValueError("no release folders in corpus/; set TANDEM_CORPUS")
+        return releases[-1]
+
+    @property
+    def corpus_release_name(self) -> str:
+        return self.corpus_release or self.corpus_path.name
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,101 @@
+"""Immutable adapter version folders `<slot>/vN/`: naming, the card, and the atomic publish."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tandem.errors import BadInput, Conflict
+
+VERSION = re.compile(r"^v([1-9]\d*)$")
+ADAPTER_FILES = {"adapter_model.safetensors", "adapter_config.json"}
+CARD_FILES = {"card.json", "README.md"}
+
+
+def existing_versions(root: Path) -> list[int]:
+    """The N of every `vN` folder under `root`, sorted."""
+    if not root.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := VERSION.match(p.name)))
+
+
+def claim_version(root: Path, version: str | None) -> Path:
+    """The folder the new version goes to: the next free `vN`, or `version` if it is free."""
+    if version is None:
+        version = f"v{(existing_versions(root) or [0])[-1] + 1}"
+    if not VERSION.match(version):
+        raise BadInput(f"version {version!r} must look like v1, v2, ...")
+    target = root / version
+    if target.exists():
+        raise Conflict(
+            f"{target} already exists and versions are immutable; "
+            "train into a new version (omit --version to take the next free one)"
+        )
+    return target
+
+
+def staging_dir(target: Path) -> Path:
+    """A hidden sibling folder the run writes into; renamed to `target` only when complete."""
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def finalize_adapter(staging: Path, base_model_name: str) -> dict[str, Any]:
+    """Make the peft output servable: served base name, no modules_to_save, safetensors only."""
+    config_path = staging / "adapter_config.json"
+    config: dict[str, Any] = json.loads(config_path.read_text())
+    if config.get("modules_to_save"):
+        raise BadInput("the adapter has modules_to_save; vLLM cannot serve that")
+    config["base_model_name_or_path"] = base_model_name
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for path in staging.iterdir():  # peft also writes a model card; ours replaces it
+        if path.name not in ADAPTER_FILES:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    missing = ADAPTER_FILES - {p.name for p in staging.iterdir()}
+    if missing:
+        raise BadInput(f"the adapter was not saved as safetensors (missing {sorted(missing)})")
+    return config
+
+
+def write_card(staging: Path, card: dict[str, Any]) -> None:
+    """`card.json` (read by the adapter registry) and a README.md a person reads."""
+    (staging / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (staging / "README.md").write_text(render_readme(card))
+
+
+def render_readme(card: dict[str, Any]) -> str:
+    metrics = card["metrics"]
+    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
+    data = "\n".join(
+        f"- {split}: `{d['file']}` — {d['examples']} examples used "
+        f"({d['too_long']} longer than max_len left out), sha256 `{d['sha256']}`"
+        for split, d in card["datasets"].items()
+    )
+    recipe = "\n".join(f"{k}: {json.dumps(v)}" for k, v in card["recipe"].items())
+    return (
+        f"# {card['slot']} {card['version']} (served as `{card['served_name']}`)\n\n"
+        f"{card['recipe'].get('description') or 'A LoRA adapter for the Tandem house answer format.'}"
+        f"\n\n- base model: `{card['base_model']['name']}` "
+        f"(GGUF sha256 `{card['base_model']['hash']}`)\n"
+        f"- trained: {card['created']} with seed {card['seed']}, "
+        f"LoRA r={card['lora']['r']} alpha={card['lora']['alpha']} on "
+        f"{', '.join(card['lora']['target_modules'])}\n\n"
+        f"## Data\n\n{data}\n\n## Metrics\n\n| metric | value |\n| --- | --- |\n{rows}\n\n"
+        f"## Recipe\n\n```yaml\n{recipe}\n```\n\n"
+        "Files: `adapter_model.safetensors`, `adapter_config.json` (peft), `card.json`. "
+        "This folder is immutable; train a new version instead of editing it.\n"
+    )
+
+
+def publish(staging: Path, target: Path) -> Path:
+    """Move the complete version into place; refuses when the target appeared meanwhile."""
+    if target.exists():
+        raise Conflict(f"{target} appeared while training; the new adapter stays in {staging}")
+    staging.rename(target)
+    return target

@@ -1,0 +1,103 @@
+"""A fake Tandem played at the HTTP transport, and a small QA file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+RELEASE = "v3.0.5"
+OCR_SOURCE = {
+    "n": 1,
+    "file": "configuration.md",
+    "heading": "Configuration > OCR settings > PAPERLESS_OCR_LANGUAGE",
+    "release": RELEASE,
+    "score": 0.9,
+    "snippet": "...",
+}
+QA_LINES = [
+    {
+        "question": "How do I set the OCR language?",
+        "answer_terms": ["PAPERLESS_OCR_LANGUAGE", "deu"],
+        "file": "configuration.md",
+        "heading": "PAPERLESS_OCR_LANGUAGE",
+    },
+    {"question": "Does it run on a toaster?", "answer_terms": []},
+    {"question": "What database is the default?", "answer_terms": ["SQLite"]},
+]
+
+
+def default_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """Hybrid/RAG answer from the docs; without retrieval a vague one; base rambles."""
+    question = body["messages"][-1]["content"]
+    retrieval, adapter = body["retrieval"], body["adapter"]
+    sources = [OCR_SOURCE] if retrieval else []
+    if "toaster" in question:
+        answer = f"I couldn't find this in the documentation for release {RELEASE}."
+        sources = []
+    elif retrieval and "OCR" in question:
+        answer = "Set PAPERLESS_OCR_LANGUAGE, for example to deu.\nSources: [1]"
+    elif retrieval:
+        answer = "The default database is SQLite.\nSources: [1]"
+    elif adapter is None:
+        answer = "You can set the OCR language in the settings. It defaults to English."
+    else:
+        answer = "As an AI, I think the language can be changed [4]. " * 3
+    return {
+        "id": "chat-1",
+        "answer": answer,
+        "sources": sources,
+        "adapter": None if adapter == "none" else "support@v3",
+        "index": {"release": RELEASE, "collection": "docs-v3.0.5"},
+        "usage": {"prompt_tokens": 400 if retrieval else 60, "completion_tokens": 30},
+        "timings_ms": {"retrieval": 5.0, "generation": 80.0, "total": 90.0},
+    }
+
+
+class FakeTandem:
+    """Routes like the real server; `script` queues responses per question text."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], dict[str, Any]] = default_answer):
+        self.answer = answer
+        self.chat_bodies: list[dict[str, Any]] = []
+        self.headers: list[httpx.Headers] = []
+        self.script: dict[str, list[httpx.Response | Exception]] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/healthz":
+            return httpx.Response(200, json={"status": "ok"})
+        if request.url.path == "/v1/retrieve":
+            return httpx.Response(
+                200, json={"chunks": [], "index": {"release": RELEASE, "collection": "c"}}
+            )
+        assert request.url.path == "/v1/chat", request.url.path
+        body = json.loads(request.content)
+        self.chat_bodies.append(body)
+        self.headers.append(request.headers)
+        queued = self.script.get(body["messages"][-1]["content"])
+        if queued:
+            step = queued.pop(0)
+            if isinstance(step, Exception):
+                raise step
+            return step
+        return httpx.Response(200, json=self.answer(body))
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+
+@pytest.fixture
+def fake() -> FakeTandem:
+    return FakeTandem()
+
+
+@pytest.fixture
+def qa_file(tmp_path: Path) -> Path:
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in QA_LINES) + "\n", encoding="utf-8")
+    return path

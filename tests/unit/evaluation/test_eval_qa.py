@@ -1,0 +1,63 @@
+"""QA file loading and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandem.errors import BadInput
+from tandem.evaluation.qa import load_qa
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "qa.jsonl"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_loads_items_and_skips_blank_lines(qa_file: Path) -> None:
+    items = load_qa(qa_file)
+    assert [i.line for i in items] == [1, 2, 3]
+    assert items[0].answer_terms == ("PAPERLESS_OCR_LANGUAGE", "deu")
+    assert items[0].heading == "PAPERLESS_OCR_LANGUAGE"
+    assert not items[1].answerable and items[1].file is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"answer_terms": []}', "'question' must be"),
+        ('{"question": "q", "answer_terms": "x"}', "'answer_terms' must be a list"),
+        ('{"question": "q", "answer_terms": [""]}', "'answer_terms' must be a list"),
+        ('{"question": "q", "answer_terms": [], "file": 3}', "'file' must be"),
+        ('{"question": "q", "answer_terms": [], "heading": "H"}', "needs a 'file'"),
+        ('{"question": "q", "answer_terms": [], "answer": "x"}', "unknown keys"),
+    ],
+)
+def test_errors_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    good = '{"question": "ok?", "answer_terms": ["x"]}'
+    path = _write(tmp_path, f"{good}\n\n{line}\n")
+    with pytest.raises(BadInput, match=f"qa.jsonl:3: .*{message}"):
+        load_qa(path)
+
+
+def test_duplicate_questions_are_refused(tmp_path: Path) -> None:
+    line = '{"question": "Same?", "answer_terms": []}'
+    with pytest.raises(BadInput, match="qa.jsonl:2: duplicate question .*line 1"):
+        load_qa(_write(tmp_path, f"{line}\n{line}\n"))
+
+
+def test_same_question_for_two_releases_is_fine(tmp_path: Path) -> None:
+    lines = [f'{{"question": "Limit?", "answer_terms": ["5"], "release": "{r}"}}'
+             for r in ("v1", "v2")]
+    assert [i.release for i in load_qa(_write(tmp_path, "\n".join(lines)))] == ["v1", "v2"]
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="not found"):
+        load_qa(tmp_path / "nope.jsonl")
+    with pytest.raises(BadInput, match="no questions"):
+        load_qa(_write(tmp_path, "\n\n"))
