@@ -75,5 +75,20 @@ def train(
     typer.echo(f"adapter written to {out}")
 
 
+def _register_eval() -> None:
+    from tandem.evaluation.cli import eval_command
+
+    app.command("eval", help="Run base / rag / adapter / hybrid over a QA file; write reports.")(
+        eval_command
+    )
+
+
+_register_eval()
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

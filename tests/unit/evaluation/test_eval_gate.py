@@ -20,11 +20,22 @@ from tandem.evaluation.metrics import ConfigSummary
 
 def _hybrid(**values: Any) -> dict[str, ConfigSummary]:
     base: dict[str, Any] = {
-        "config": "hybrid", "approach": "Hybrid", "questions": 10, "failed": 0,
-        "mean_coverage": 0.9, "source_hit_rate": 0.9, "source_hit_questions": 8,
-        "compliance_rate": 0.9, "rule_rates": {}, "citation_validity_rate": 1.0,
-        "latency_p50_ms": 100.0, "latency_p95_ms": 200.0, "server_p50_ms": None,
-        "server_p95_ms": None, "mean_prompt_tokens": 100.0, "mean_completion_tokens": 50.0,
+        "config": "hybrid",
+        "approach": "Hybrid",
+        "questions": 10,
+        "failed": 0,
+        "mean_coverage": 0.9,
+        "source_hit_rate": 0.9,
+        "source_hit_questions": 8,
+        "compliance_rate": 0.9,
+        "rule_rates": {},
+        "citation_validity_rate": 1.0,
+        "latency_p50_ms": 100.0,
+        "latency_p95_ms": 200.0,
+        "server_p50_ms": None,
+        "server_p95_ms": None,
+        "mean_prompt_tokens": 100.0,
+        "mean_completion_tokens": 50.0,
         "adapters": [],
     }
     return {"hybrid": ConfigSummary(**{**base, **values})}
@@ -61,8 +72,13 @@ def test_gate_file_yaml_and_json(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("min_coverge: 0.5", "unknown gate keys"), ("min_coverage: 5", "between 0 and 1"),
-     ("max_failures: 1.5", "whole number"), ("- 1", "mapping"), ("min_coverage: [", "parse")],
+    [
+        ("min_coverge: 0.5", "unknown gate keys"),
+        ("min_coverage: 5", "between 0 and 1"),
+        ("max_failures: 1.5", "whole number"),
+        ("- 1", "mapping"),
+        ("min_coverage: [", "parse"),
+    ],
 )
 def test_bad_gate_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "gate.yaml"
@@ -72,15 +88,17 @@ def test_bad_gate_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def _options(qa: Path, out: Path, **values: Any) -> EvalOptions:
-    return EvalOptions(url="http://tandem.test", api_key="k", qa=qa, out=out,
-                       show_progress=False, **values)
+    return EvalOptions(
+        url="http://tandem.test", api_key="k", qa=qa, out=out, show_progress=False, **values
+    )
 
 
 def test_gate_violation_exits_1(fake: Any, qa_file: Path, tmp_path: Path) -> None:
     fake.script["What database is the default?"] = [httpx.Response(400)]
     console = Console(record=True, width=200)
-    options = _options(qa_file, tmp_path, gate=True, configs="hybrid",
-                       thresholds={"max_failures": 0})
+    options = _options(
+        qa_file, tmp_path, gate=True, configs="hybrid", thresholds={"max_failures": 0}
+    )
     assert execute(options, fake.transport, console) == 1
     text = console.export_text()
     assert "gate failed" in text and "hybrid had 1 failed questions" in text
@@ -99,8 +117,9 @@ def test_gate_pass_exits_0(fake: Any, qa_file: Path, tmp_path: Path) -> None:
 def test_threshold_flags_override_the_gate_file(fake: Any, qa_file: Path, tmp_path: Path) -> None:
     gate_file = tmp_path / "gate.json"
     gate_file.write_text('{"max_p95_ms": 0.001}')
-    options = _options(qa_file, tmp_path / "o", gate_file=gate_file,
-                       thresholds={"max_p95_ms": 60000.0})
+    options = _options(
+        qa_file, tmp_path / "o", gate_file=gate_file, thresholds={"max_p95_ms": 60000.0}
+    )
     assert execute(options, fake.transport, Console(record=True)) == 0
 
 
@@ -111,8 +130,19 @@ def _cli() -> typer.Typer:
 
 
 def test_cli_unreachable_server_exits_2_naming_the_url(qa_file: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(_cli(), ["--url", "http://127.0.0.1:9", "--qa", str(qa_file),
-                                         "--out", str(tmp_path), "--timeout", "2"])
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "--url",
+            "http://127.0.0.1:9",
+            "--qa",
+            str(qa_file),
+            "--out",
+            str(tmp_path),
+            "--timeout",
+            "2",
+        ],
+    )
     assert result.exit_code == 2
     assert "http://127.0.0.1:9/healthz" in result.output
 

@@ -26,8 +26,12 @@ def test_each_configuration_sends_its_adapter_and_retrieval(fake: Any, qa_file: 
         outcomes = harness.run(items, parse_configs("base,rag,adapter,hybrid"))
     assert [o.error for o in outcomes] == [None] * 4
     sent = [(b["adapter"], b["retrieval"], b["stream"]) for b in fake.chat_bodies]
-    assert sent == [("none", False, False), ("none", True, False), (None, False, False),
-                    (None, True, False)]
+    assert sent == [
+        ("none", False, False),
+        ("none", True, False),
+        (None, False, False),
+        (None, True, False),
+    ]
     assert fake.chat_bodies[0]["messages"] == [{"role": "user", "content": QUESTION}]
     assert fake.headers[0]["authorization"] == "Bearer k1"
 
@@ -39,8 +43,11 @@ def test_no_auth_header_for_an_open_server(fake: Any, qa_file: Path) -> None:
 
 
 def test_a_503_then_a_200_is_retried_honouring_retry_after(fake: Any, qa_file: Path) -> None:
-    fake.script[QUESTION] = [httpx.Response(503, headers={"Retry-After": "2"},
-                                            json={"error": {"type": "x", "message": "busy"}})]
+    fake.script[QUESTION] = [
+        httpx.Response(
+            503, headers={"Retry-After": "2"}, json={"error": {"type": "x", "message": "busy"}}
+        )
+    ]
     sleeps: list[float] = []
     with _harness(fake, sleeps) as harness:
         outcome = harness.ask(load_qa(qa_file)[0], CONFIGURATIONS["hybrid"])
@@ -58,9 +65,7 @@ def test_connect_errors_and_429_are_transient(fake: Any, qa_file: Path) -> None:
     assert sleeps == [1.0, 2.0]  # exponential backoff without Retry-After
 
 
-def test_a_question_still_failing_after_three_tries_is_recorded(
-    fake: Any, qa_file: Path
-) -> None:
+def test_a_question_still_failing_after_three_tries_is_recorded(fake: Any, qa_file: Path) -> None:
     fake.script[QUESTION] = [httpx.Response(502)] * 3 + [httpx.Response(200, json={})]
     items = load_qa(qa_file)
     with _harness(fake) as harness:
@@ -95,8 +100,9 @@ def test_malformed_success_is_a_failure(fake: Any, qa_file: Path) -> None:
 
 
 def test_a_refused_key_aborts_the_run(fake: Any, qa_file: Path) -> None:
-    fake.script[QUESTION] = [httpx.Response(401, json={"error": {"type": "unauthorized",
-                                                                 "message": "unknown key"}})]
+    fake.script[QUESTION] = [
+        httpx.Response(401, json={"error": {"type": "unauthorized", "message": "unknown key"}})
+    ]
     with _harness(fake) as harness, pytest.raises(BadInput, match="tandem.test/v1/chat refused"):
         harness.run(load_qa(qa_file), [CONFIGURATIONS["hybrid"]])
 
@@ -105,8 +111,9 @@ def test_unreachable_server_names_the_url() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    harness = Harness("http://down.test:9", transport=httpx.MockTransport(refuse),
-                      sleep=lambda _: None)
+    harness = Harness(
+        "http://down.test:9", transport=httpx.MockTransport(refuse), sleep=lambda _: None
+    )
     with pytest.raises(Unreachable, match=r"http://down.test:9/healthz"):
         harness.check_reachable()
 

@@ -16,17 +16,31 @@ from tandem.evaluation.metrics import (
 )
 from tandem.evaluation.qa import QAItem
 
-OCR = QAItem("How do I set the OCR language?", ("PAPERLESS_OCR_LANGUAGE", "deu"),
-             file="configuration.md", heading="PAPERLESS_OCR_LANGUAGE")
+OCR = QAItem(
+    "How do I set the OCR language?",
+    ("PAPERLESS_OCR_LANGUAGE", "deu"),
+    file="configuration.md",
+    heading="PAPERLESS_OCR_LANGUAGE",
+)
 NOT_IN_DOCS = QAItem("Does it run on a toaster?", ())
-SOURCE = {"n": 1, "file": "configuration.md",
-          "heading": "Configuration > OCR settings > `PAPERLESS_OCR_LANGUAGE=<lang>`"}
+SOURCE = {
+    "n": 1,
+    "file": "configuration.md",
+    "heading": "Configuration > OCR settings > `PAPERLESS_OCR_LANGUAGE=<lang>`",
+}
 
 
-def _outcome(item: QAItem, config: str, answer: str, sources: list[dict[str, Any]] | None = None,
-             latency: float = 100.0) -> Outcome:
+def _outcome(
+    item: QAItem,
+    config: str,
+    answer: str,
+    sources: list[dict[str, Any]] | None = None,
+    latency: float = 100.0,
+) -> Outcome:
     response = {
-        "answer": answer, "sources": sources or [], "adapter": "support@v3",
+        "answer": answer,
+        "sources": sources or [],
+        "adapter": "support@v3",
         "index": {"release": "v3.0.5", "collection": "c"},
         "usage": {"prompt_tokens": 300, "completion_tokens": 25},
         "timings_ms": {"retrieval": 4, "generation": 50, "total": 60},
@@ -40,6 +54,7 @@ def test_normalise_and_whole_word_matching() -> None:
     assert not contains_phrase("Set it to 3000 dpi.", "300")
     assert contains_phrase("run document_exporter  --no-archive", "--no-archive")
     assert contains_phrase("Use the `Steps:` list", "steps")
+    assert contains_phrase("FAQ > _Are duplicates rejected?_", "Are duplicates rejected?")
 
 
 def test_a_good_hybrid_answer_scores_fully() -> None:
@@ -81,8 +96,10 @@ def test_unanswerable_question_is_covered_by_the_fallback() -> None:
 
 
 def test_format_rules_are_reported_one_by_one() -> None:
-    answer = ("As an AI, I can help. Here is how. And more. Even more.\n"
-              "1. Open settings\n2. Save\nSources: [1]")
+    answer = (
+        "As an AI, I can help. Here is how. And more. Even more.\n"
+        "1. Open settings\n2. Save\nSources: [1]"
+    )
     score = score_outcome(_outcome(OCR, "hybrid", answer, [SOURCE]))
     assert score.rules["tone_length"] is False
     assert score.rules["steps_list"] is False

@@ -51,8 +51,9 @@ def test_duplicate_questions_are_refused(tmp_path: Path) -> None:
 
 
 def test_same_question_for_two_releases_is_fine(tmp_path: Path) -> None:
-    lines = [f'{{"question": "Limit?", "answer_terms": ["5"], "release": "{r}"}}'
-             for r in ("v1", "v2")]
+    lines = [
+        f'{{"question": "Limit?", "answer_terms": ["5"], "release": "{r}"}}' for r in ("v1", "v2")
+    ]
     assert [i.release for i in load_qa(_write(tmp_path, "\n".join(lines)))] == ["v1", "v2"]
 
 

@@ -14,15 +14,30 @@ from tandem.evaluation.run import run_eval
 
 
 def _run(fake: Any, qa_file: Path, out: Path, configs: str = "base,rag,adapter,hybrid") -> Any:
-    return run_eval("http://tandem.test", "key", qa_file, out, configs, 1, None,
-                    show_progress=False, transport=fake.transport, sleep=lambda _: None)
+    return run_eval(
+        "http://tandem.test",
+        "key",
+        qa_file,
+        out,
+        configs,
+        1,
+        None,
+        show_progress=False,
+        transport=fake.transport,
+        sleep=lambda _: None,
+    )
 
 
 def test_report_files_are_written(fake: Any, qa_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _run(fake, qa_file, out)
-    assert {p.name for p in result.files} == {"report.md", "report.json", "metrics.png",
-                                              "latency.png", "tokens.png"}
+    assert {p.name for p in result.files} == {
+        "report.md",
+        "report.json",
+        "metrics.png",
+        "latency.png",
+        "tokens.png",
+    }
     for name in ("metrics.png", "latency.png", "tokens.png"):
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 1000
@@ -75,11 +90,22 @@ def test_questions_for_another_release_are_skipped(fake: Any, tmp_path: Path) ->
 
 def _summary(config: str, **values: Any) -> ConfigSummary:
     base: dict[str, Any] = {
-        "config": config, "approach": config, "questions": 10, "failed": 0,
-        "mean_coverage": 0.5, "source_hit_rate": None, "source_hit_questions": 0,
-        "compliance_rate": 0.5, "rule_rates": {}, "citation_validity_rate": 1.0,
-        "latency_p50_ms": 100.0, "latency_p95_ms": 200.0, "server_p50_ms": None,
-        "server_p95_ms": None, "mean_prompt_tokens": 100.0, "mean_completion_tokens": 50.0,
+        "config": config,
+        "approach": config,
+        "questions": 10,
+        "failed": 0,
+        "mean_coverage": 0.5,
+        "source_hit_rate": None,
+        "source_hit_questions": 0,
+        "compliance_rate": 0.5,
+        "rule_rates": {},
+        "citation_validity_rate": 1.0,
+        "latency_p50_ms": 100.0,
+        "latency_p95_ms": 200.0,
+        "server_p50_ms": None,
+        "server_p95_ms": None,
+        "mean_prompt_tokens": 100.0,
+        "mean_completion_tokens": 50.0,
         "adapters": [],
     }
     return ConfigSummary(**{**base, **values})

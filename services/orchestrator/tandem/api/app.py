@@ -14,14 +14,14 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from tandem import __version__
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import error_response, install_error_handlers
-from tandem.api.routes import admin, chat, health, openai
+from tandem.api.routes import adapters, admin, chat, health, openai
 from tandem.chat import ChatService
 from tandem.errors import TandemError
 from tandem.jobs import JobManager
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.metrics import REQUESTS
-from tandem.rag.embedder import SentenceTransformerEmbedder
+from tandem.rag.embedder import Embedder, SentenceTransformerEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.rag.store import DocStore, open_client
 from tandem.settings import Settings, get_settings
@@ -31,9 +31,11 @@ ADAPTER_CHECK_INTERVAL_S = 10.0
 ServicesFactory = Callable[[Settings], Services]
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP."""
-    embedder = SentenceTransformerEmbedder(batch_size=settings.retrieval.embed_batch_size)
+    embedder = embedder or SentenceTransformerEmbedder(
+        batch_size=settings.retrieval.embed_batch_size
+    )
     store = DocStore(open_client(settings), embedder.dim)
     retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, store)
@@ -111,7 +113,7 @@ def create_app(
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
-    for module in (health, chat, openai, admin):
+    for module in (health, chat, openai, admin, adapters):
         app.include_router(module.router)
     return app
 

@@ -47,16 +47,29 @@ def resolve_gate(options: EvalOptions) -> Gate | None:
 
 def _print_summary(console: Console, result: EvalResult) -> None:
     table = Table(title="Tandem evaluation")
-    for column in ("config", "coverage", "source hit", "compliance", "citations",
-                   "p50/p95 ms", "failed"):
+    for column in (
+        "config",
+        "coverage",
+        "source hit",
+        "compliance",
+        "citations",
+        "p50/p95 ms",
+        "failed",
+    ):
         table.add_column(column)
     for s in result.summaries.values():
+
         def pct(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.0%}"
+
         table.add_row(
-            s.config, pct(s.mean_coverage), pct(s.source_hit_rate), pct(s.compliance_rate),
+            s.config,
+            pct(s.mean_coverage),
+            pct(s.source_hit_rate),
+            pct(s.compliance_rate),
             pct(s.citation_validity_rate),
-            f"{s.latency_p50_ms or 0:.0f}/{s.latency_p95_ms or 0:.0f}", f"{s.failed}/{s.questions}",
+            f"{s.latency_p50_ms or 0:.0f}/{s.latency_p95_ms or 0:.0f}",
+            f"{s.failed}/{s.questions}",
         )
     console.print(table)
     for path in result.files:
@@ -74,10 +87,16 @@ def execute(
     try:
         gate = resolve_gate(options)
         result = run_eval(
-            options.url, options.api_key, options.qa, options.out, options.configs,
-            options.concurrency, gate,
+            options.url,
+            options.api_key,
+            options.qa,
+            options.out,
+            options.configs,
+            options.concurrency,
+            gate,
             release=None if options.release == "any" else options.release,
-            timeout_s=options.timeout_s, show_progress=options.show_progress,
+            timeout_s=options.timeout_s,
+            show_progress=options.show_progress,
             transport=transport,
         )
     except (BadInput, DependencyDown) as exc:
@@ -97,42 +116,66 @@ def execute(
 
 def eval_command(
     qa: Annotated[Path, typer.Option("--qa", help="QA file, one JSON object a line.")],
-    url: Annotated[str, typer.Option("--url", envvar="TANDEM_EVAL_URL",
-                                     help="Base URL of the running Tandem.")
-                   ] = "http://127.0.0.1:8000",
-    api_key: Annotated[str, typer.Option("--api-key", envvar="TANDEM_EVAL_API_KEY",
-                                         help="Chat API key (empty for an open local server).")
-                       ] = "",
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.md/json and plots.")
-                   ] = Path("eval-out"),
-    configs: Annotated[str, typer.Option("--configs", help="Comma-separated configurations.")
-                       ] = DEFAULT_CONFIGS,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1,
-                                             help="Requests in flight at once.")] = 1,
-    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when hybrid misses thresholds.")
-                    ] = False,
-    gate_file: Annotated[Path | None, typer.Option("--gate-file", help="Thresholds (YAML/JSON)."
-                                                   )] = None,
+    url: Annotated[
+        str, typer.Option("--url", envvar="TANDEM_EVAL_URL", help="Base URL of the running Tandem.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str,
+        typer.Option(
+            "--api-key",
+            envvar="TANDEM_EVAL_API_KEY",
+            help="Chat API key (empty for an open local server).",
+        ),
+    ] = "",
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md/json and plots.")] = Path(
+        "eval-out"
+    ),
+    configs: Annotated[
+        str, typer.Option("--configs", help="Comma-separated configurations.")
+    ] = DEFAULT_CONFIGS,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")
+    ] = 1,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Exit 1 when hybrid misses thresholds.")
+    ] = False,
+    gate_file: Annotated[
+        Path | None, typer.Option("--gate-file", help="Thresholds (YAML/JSON).")
+    ] = None,
     min_coverage: Annotated[float | None, typer.Option("--min-coverage")] = None,
     min_source_hit: Annotated[float | None, typer.Option("--min-source-hit")] = None,
     min_compliance: Annotated[float | None, typer.Option("--min-compliance")] = None,
-    min_citation_validity: Annotated[float | None, typer.Option("--min-citation-validity")
-                                     ] = None,
+    min_citation_validity: Annotated[float | None, typer.Option("--min-citation-validity")] = None,
     max_failures: Annotated[int | None, typer.Option("--max-failures")] = None,
     max_p95_ms: Annotated[float | None, typer.Option("--max-p95-ms")] = None,
-    release: Annotated[str, typer.Option(
-        "--release", help="Only questions for this release; 'auto' = the served one, 'any' = all."
-    )] = "auto",
+    release: Annotated[
+        str,
+        typer.Option(
+            "--release",
+            help="Only questions for this release; 'auto' = the served one, 'any' = all.",
+        ),
+    ] = "auto",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 120.0,
 ) -> None:
     """Evaluate base, RAG, adapter and hybrid on a QA file; write report.md, report.json, PNGs."""
     options = EvalOptions(
-        url=url, api_key=api_key, qa=qa, out=out, configs=configs, concurrency=concurrency,
-        gate=gate, gate_file=gate_file, release=release, timeout_s=timeout,
+        url=url,
+        api_key=api_key,
+        qa=qa,
+        out=out,
+        configs=configs,
+        concurrency=concurrency,
+        gate=gate,
+        gate_file=gate_file,
+        release=release,
+        timeout_s=timeout,
         thresholds={
-            "min_coverage": min_coverage, "min_source_hit": min_source_hit,
-            "min_compliance": min_compliance, "min_citation_validity": min_citation_validity,
-            "max_failures": max_failures, "max_p95_ms": max_p95_ms,
+            "min_coverage": min_coverage,
+            "min_source_hit": min_source_hit,
+            "min_compliance": min_compliance,
+            "min_citation_validity": min_citation_validity,
+            "max_failures": max_failures,
+            "max_p95_ms": max_p95_ms,
         },
     )
     raise typer.Exit(execute(options))

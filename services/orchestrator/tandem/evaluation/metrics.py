@@ -18,7 +18,9 @@ _CITATION = re.compile(r"\[(\d+)\]")
 def normalise(text: str) -> str:
     """Lower-case words separated by single spaces; punctuation and markup become spaces."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", folded).split())
+    # `_emphasis_` loses its underscores; inner ones (PAPERLESS_OCR_MODE) stay
+    words = (word.strip("_") for word in _NON_WORD.sub(" ", folded).split())
+    return " ".join(word for word in words if word)
 
 
 def contains_phrase(haystack: str, needle: str) -> bool:
@@ -85,12 +87,24 @@ def _source_hit(outcome: Outcome, sources: list[dict[str, Any]]) -> bool | None:
 def _failed_score(outcome: Outcome) -> AnswerScore:
     applies = bool(outcome.item.file and outcome.config.retrieval)
     return AnswerScore(
-        question=outcome.item.question, config=outcome.config.name, failed=True,
-        error=outcome.error, coverage=0.0, terms_found=[],
-        source_hit=False if applies else None, compliant=False,
-        rules=dict.fromkeys(RULES, False), problems=[f"request failed: {outcome.error}"],
-        citations=[], citation_valid=False, latency_ms=None, server_ms=None,
-        prompt_tokens=None, completion_tokens=None, attempts=outcome.attempts, answer="",
+        question=outcome.item.question,
+        config=outcome.config.name,
+        failed=True,
+        error=outcome.error,
+        coverage=0.0,
+        terms_found=[],
+        source_hit=False if applies else None,
+        compliant=False,
+        rules=dict.fromkeys(RULES, False),
+        problems=[f"request failed: {outcome.error}"],
+        citations=[],
+        citation_valid=False,
+        latency_ms=None,
+        server_ms=None,
+        prompt_tokens=None,
+        completion_tokens=None,
+        attempts=outcome.attempts,
+        answer="",
         expected=outcome.item.to_dict(),
     )
 
@@ -117,17 +131,28 @@ def score_outcome(outcome: Outcome) -> AnswerScore:
     prompt = _number(usage.get("prompt_tokens"))
     completion = _number(usage.get("completion_tokens"))
     return AnswerScore(
-        question=outcome.item.question, config=outcome.config.name, failed=False, error=None,
-        coverage=coverage, terms_found=found, source_hit=_source_hit(outcome, sources),
-        compliant=fmt.compliant, rules=dict(fmt.rules), problems=list(fmt.problems),
-        citations=cited, citation_valid=all(1 <= n <= len(sources) for n in cited),
+        question=outcome.item.question,
+        config=outcome.config.name,
+        failed=False,
+        error=None,
+        coverage=coverage,
+        terms_found=found,
+        source_hit=_source_hit(outcome, sources),
+        compliant=fmt.compliant,
+        rules=dict(fmt.rules),
+        problems=list(fmt.problems),
+        citations=cited,
+        citation_valid=all(1 <= n <= len(sources) for n in cited),
         latency_ms=outcome.latency_ms,
         server_ms=_number((response.get("timings_ms") or {}).get("total")),
         prompt_tokens=int(prompt) if prompt is not None else None,
         completion_tokens=int(completion) if completion is not None else None,
-        attempts=outcome.attempts, answer=answer,
+        attempts=outcome.attempts,
+        answer=answer,
         sources=[{k: s.get(k) for k in ("n", "file", "heading", "score")} for s in sources],
-        adapter=response.get("adapter"), release=release, expected=outcome.item.to_dict(),
+        adapter=response.get("adapter"),
+        release=release,
+        expected=outcome.item.to_dict(),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,31 +17,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Metric:
-    """A ranked figure: how to read it off a summary, and what being best at it is good for."""
+    """A ranked figure: where it sits on a summary, and what being best at it is good for."""
 
     key: str
     label: str
-    best_phrase: str
     use: str
-    higher_is_better: bool
-    quality: bool  # an answer-quality figure (as opposed to a cost)
+    quality: bool  # answer quality (higher is better) rather than a cost (lower is better)
+
+    @property
+    def best_phrase(self) -> str:
+        return f"{'highest' if self.quality else 'lowest'} {self.label}"
 
 
+# quality before cost: ties in "key strength" go to the earlier metric
 METRICS = (
-    Metric("mean_coverage", "answer coverage", "highest answer coverage",
-           "questions whose answers must contain the right facts", True, True),
-    Metric("source_hit_rate", "source hit rate", "best source hit rate",
-           "answers users check against the linked docs page", True, True),
-    Metric("compliance_rate", "format compliance", "best format compliance",
-           "a consistent house answer format", True, True),
-    Metric("citation_validity_rate", "citation validity", "most valid citations",
-           "answers whose citations must hold up", True, True),
-    Metric("mean_prompt_tokens", "prompt tokens", "fewest prompt tokens",
-           "the cheapest requests", False, False),
-    Metric("latency_p95_ms", "latency p95", "lowest p95 latency",
-           "latency-sensitive chat", False, False),
-    Metric("mean_completion_tokens", "completion tokens", "fewest completion tokens",
-           "short, cheap replies", False, False),
+    Metric("mean_coverage", "answer coverage", "questions that need the right facts", True),
+    Metric("source_hit_rate", "source hit rate", "answers checked against the docs page", True),
+    Metric("compliance_rate", "format compliance", "a consistent house answer format", True),
+    Metric("citation_validity_rate", "citation validity", "citations that must hold up", True),
+    Metric("mean_prompt_tokens", "prompt tokens", "the cheapest requests", False),
+    Metric("latency_p95_ms", "latency p95", "latency-sensitive chat", False),
+    Metric("mean_completion_tokens", "completion tokens", "short, cheap replies", False),
 )
 
 
@@ -64,7 +60,7 @@ def _ranks(summaries: Sequence[ConfigSummary], metric: Metric) -> dict[str, int]
     known = {k: v for k, v in values.items() if v is not None}
     if len(known) < 2 or len(set(known.values())) < 2:
         return None
-    ordered = sorted(set(known.values()), reverse=metric.higher_is_better)
+    ordered = sorted(set(known.values()), reverse=metric.quality)
     return {k: ordered.index(v) + 1 for k, v in known.items()}
 
 
@@ -94,9 +90,13 @@ def best_for(summary: ConfigSummary, summaries: Sequence[ConfigSummary]) -> str:
     lead = "Best" if ranks[summary.config] == 1 else "Runner-up"
     sentence = f"{lead} for {strength.use} ({_fmt(strength, _value(summary, strength))})"
     worst = [
-        m for m in METRICS
-        if m.quality and m is not strength and (r := _ranks(summaries, m))
-        and summary.config in r and r[summary.config] == max(r.values())
+        m
+        for m in METRICS
+        if m.quality
+        and m is not strength
+        and (r := _ranks(summaries, m))
+        and summary.config in r
+        and r[summary.config] == max(r.values())
     ]
     if worst:
         sentence += f"; weakest on {worst[0].label} ({_fmt(worst[0], _value(summary, worst[0]))})"
@@ -128,8 +128,9 @@ def comparison_table(summaries: Sequence[ConfigSummary]) -> list[str]:
         strength_text = (
             f"{strength.best_phrase} ({_fmt(strength, _value(s, strength))})" if strength else "—"
         )
-        hit = _pct(s.source_hit_rate) + (f" (n={s.source_hit_questions})"
-                                         if s.source_hit_rate is not None else "")
+        hit = _pct(s.source_hit_rate) + (
+            f" (n={s.source_hit_questions})" if s.source_hit_rate is not None else ""
+        )
         lines.append(
             f"| **{s.config}**: {s.approach} | {strength_text} | {_pct(s.mean_coverage)} "
             f"| {hit} | {_pct(s.compliance_rate)} | {_pct(s.citation_validity_rate)} "
@@ -141,21 +142,28 @@ def comparison_table(summaries: Sequence[ConfigSummary]) -> list[str]:
 
 
 def _rules_table(summaries: Sequence[ConfigSummary]) -> list[str]:
-    lines = ["| Rule | " + " | ".join(s.config for s in summaries) + " |",
-             "|---|" + "---:|" * len(summaries)]
+    lines = [
+        "| Rule | " + " | ".join(s.config for s in summaries) + " |",
+        "|---|" + "---:|" * len(summaries),
+    ]
     for rule in RULES:
-        lines.append(f"| {rule} | " + " | ".join(_pct(s.rule_rates.get(rule))
-                                                 for s in summaries) + " |")
+        lines.append(
+            f"| {rule} | " + " | ".join(_pct(s.rule_rates.get(rule)) for s in summaries) + " |"
+        )
     return lines
 
 
 def _details_table(result: EvalResult) -> list[str]:
-    lines = ["| Question | Config | Coverage | Compliant | Answer (first 200 chars) |",
-             "|---|---|---:|:---:|---|"]
+    lines = [
+        "| Question | Config | Coverage | Compliant | Answer (first 200 chars) |",
+        "|---|---|---:|:---:|---|",
+    ]
     for s in result.scores:
         shown = f"FAILED: {s.error}" if s.failed else s.answer[:200]
-        lines.append(f"| {_cell(s.question)} | {s.config} | {s.coverage:.0%} "
-                     f"| {'yes' if s.compliant else 'no'} | {_cell(shown or '(empty)')} |")
+        lines.append(
+            f"| {_cell(s.question)} | {s.config} | {s.coverage:.0%} "
+            f"| {'yes' if s.compliant else 'no'} | {_cell(shown or '(empty)')} |"
+        )
     return lines
 
 
@@ -163,12 +171,16 @@ def _header(result: EvalResult) -> list[str]:
     adapters = sorted({a for s in result.summaries.values() for a in s.adapters})
     evaluated = result.items_total - len(result.skipped)
     lines = [
-        "# Tandem evaluation report", "",
+        "# Tandem evaluation report",
+        "",
         f"- Server: `{result.url}`; docs release served: `{result.serving_release or 'unknown'}`;"
         f" adapter: {', '.join(f'`{a}`' for a in adapters) or 'n/a'}",
         f"- QA file: `{result.qa_path}`: {evaluated} of {result.items_total} questions evaluated"
-        + (f" ({len(result.skipped)} skipped: written for another release)" if result.skipped
-           else ""),
+        + (
+            f" ({len(result.skipped)} skipped: written for another release)"
+            if result.skipped
+            else ""
+        ),
         f"- Run: {result.started_at}, {result.duration_s:.0f} s, concurrency {result.concurrency}",
         "",
     ]
@@ -190,12 +202,25 @@ def render_markdown(result: EvalResult) -> str:
     """The whole report.md text."""
     summaries = list(result.summaries.values())
     lines = _header(result) + ["## Comparison", ""] + comparison_table(summaries)
-    lines += ["", _DEFINITIONS, "", "![metrics](metrics.png) ![latency](latency.png) "
-              "![tokens](tokens.png)", ""]
+    lines += [
+        "",
+        _DEFINITIONS,
+        "",
+        "![metrics](metrics.png) ![latency](latency.png) ![tokens](tokens.png)",
+        "",
+    ]
     if result.gate is not None:
         verdict = "**passed**" if not result.violations else "**failed**"
-        lines += ["## Gate (hybrid)", "", f"Thresholds: `{json.dumps(result.gate.to_dict())}` "
-                  f"— {verdict}", ""] + [f"- {v}" for v in result.violations] + [""]
+        lines += (
+            [
+                "## Gate (hybrid)",
+                "",
+                f"Thresholds: `{json.dumps(result.gate.to_dict())}` — {verdict}",
+                "",
+            ]
+            + [f"- {v}" for v in result.violations]
+            + [""]
+        )
     lines += ["## Compliance per house rule", ""] + _rules_table(summaries)
     lines += ["", "## Per-question details", ""] + _details_table(result)
     return "\n".join(lines) + "\n"
@@ -214,7 +239,9 @@ def report_json(result: EvalResult) -> dict[str, Any]:
         "questions_total": result.items_total,
         "skipped_other_release": result.skipped,
         "summaries": {k: s.to_dict() for k, s in result.summaries.items()},
-        "gate": None if result.gate is None else {
+        "gate": None
+        if result.gate is None
+        else {
             "thresholds": result.gate.to_dict(),
             "violations": result.violations,
             "passed": not result.violations,
@@ -223,52 +250,41 @@ def report_json(result: EvalResult) -> dict[str, Any]:
     }
 
 
-def _bars(path: Path, title: str, ylabel: str, groups: Sequence[str],
-          series: dict[str, list[float]], percent: bool = False) -> Path:
+# file, title, y label, percent scale, {legend: ConfigSummary field}
+_PLOTS: tuple[tuple[str, str, str, bool, dict[str, str]], ...] = (
+    ("metrics.png", "Quality per configuration", "% of questions", True,
+     {"coverage": "mean_coverage", "source hit": "source_hit_rate",
+      "compliance": "compliance_rate", "citation validity": "citation_validity_rate"}),
+    ("latency.png", "Latency per configuration", "ms", False,
+     {"p50": "latency_p50_ms", "p95": "latency_p95_ms"}),
+    ("tokens.png", "Mean tokens per answer", "tokens", False,
+     {"prompt": "mean_prompt_tokens", "completion": "mean_completion_tokens"}),
+)  # fmt: skip
+
+
+def write_plots(summaries: Sequence[ConfigSummary], out_dir: Path) -> list[Path]:
+    """metrics.png, latency.png and tokens.png: grouped bars per configuration (n/a as 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) * max(1, len(series)) / 2), 4.0))
-    width = 0.8 / max(1, len(series))
-    for i, (name, values) in enumerate(series.items()):
-        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [v * 100 if percent else v for v in values], width, label=name)
-    ax.set_xticks(range(len(groups)), list(groups))
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    if percent:
-        ax.set_ylim(0, 105)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-_Getter = Callable[[ConfigSummary], float | None]
-
-
-def write_plots(summaries: Sequence[ConfigSummary], out_dir: Path) -> list[Path]:
-    """metrics.png, latency.png and tokens.png (missing values are drawn as 0)."""
-    names = [s.config for s in summaries]
-
-    def series(*pairs: tuple[str, _Getter]) -> dict[str, list[float]]:
-        return {label: [get(s) or 0.0 for s in summaries] for label, get in pairs}
-
-    return [
-        _bars(out_dir / "metrics.png", "Quality per configuration", "% of questions", names,
-              series(("coverage", lambda s: s.mean_coverage),
-                     ("source hit", lambda s: s.source_hit_rate),
-                     ("compliance", lambda s: s.compliance_rate),
-                     ("citation validity", lambda s: s.citation_validity_rate)), percent=True),
-        _bars(out_dir / "latency.png", "Latency per configuration", "ms", names,
-              series(("p50", lambda s: s.latency_p50_ms), ("p95", lambda s: s.latency_p95_ms))),
-        _bars(out_dir / "tokens.png", "Mean tokens per answer", "tokens", names,
-              series(("prompt", lambda s: s.mean_prompt_tokens),
-                     ("completion", lambda s: s.mean_completion_tokens))),
-    ]
+    paths = []
+    for name, title, ylabel, percent, fields in _PLOTS:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(summaries) * len(fields)), 4.0))
+        width = 0.8 / len(fields)
+        for i, (label, key) in enumerate(fields.items()):
+            xs = [g + (i - (len(fields) - 1) / 2) * width for g in range(len(summaries))]
+            values = [float(getattr(s, key) or 0.0) * (100 if percent else 1) for s in summaries]
+            ax.bar(xs, values, width, label=label)
+        ax.set_xticks(range(len(summaries)), [s.config for s in summaries])
+        ax.set(title=title, ylabel=ylabel, ylim=(0, 105) if percent else None)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        paths.append(out_dir / name)
+    return paths
 
 
 def write_report(result: EvalResult, out_dir: Path) -> list[Path]:
@@ -277,6 +293,7 @@ def write_report(result: EvalResult, out_dir: Path) -> list[Path]:
     md = out_dir / "report.md"
     md.write_text(render_markdown(result), encoding="utf-8")
     js = out_dir / "report.json"
-    js.write_text(json.dumps(report_json(result), indent=2, ensure_ascii=False) + "\n",
-                  encoding="utf-8")
+    js.write_text(
+        json.dumps(report_json(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return [md, js, *write_plots(list(result.summaries.values()), out_dir)]

@@ -54,22 +54,28 @@ def select_items(items: Sequence[QAItem], release: str | None) -> tuple[list[QAI
 
 
 def _progress_runner(
-    harness: Harness, items: list[QAItem], configs: list[Configuration], concurrency: int,
+    harness: Harness,
+    items: list[QAItem],
+    configs: list[Configuration],
+    concurrency: int,
     show: bool,
 ) -> list[Outcome]:
     if not show:
         return harness.run(items, configs, concurrency)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("evaluating", total=len(items) * len(configs))
 
         def done(outcome: Outcome) -> None:
             state = "failed" if outcome.error else "ok"
-            progress.update(task, advance=1,
-                            description=f"{outcome.config.name}: {state}")
+            progress.update(task, advance=1, description=f"{outcome.config.name}: {state}")
 
         return harness.run(items, configs, concurrency, on_done=done)
 
@@ -103,8 +109,9 @@ def run_eval(
         serving = harness.serving_release() if release == "auto" else release
         selected, skipped = select_items(items, serving)
         if not selected:
-            raise BadInput(f"no question in {qa_path} is for release {serving!r}, which "
-                           f"{harness.url} serves")
+            raise BadInput(
+                f"no question in {qa_path} is for release {serving!r}, which {harness.url} serves"
+            )
         outcomes = _progress_runner(harness, selected, chosen, concurrency, show_progress)
     scores = [score_outcome(o) for o in outcomes]
     summaries = {
@@ -112,9 +119,17 @@ def run_eval(
         for c in chosen
     }
     result = EvalResult(
-        url=harness.url, qa_path=qa_path, concurrency=concurrency, serving_release=serving,
-        started_at=started, duration_s=time.perf_counter() - clock, items_total=len(items),
-        skipped=skipped, scores=scores, summaries=summaries, gate=gate,
+        url=harness.url,
+        qa_path=qa_path,
+        concurrency=concurrency,
+        serving_release=serving,
+        started_at=started,
+        duration_s=time.perf_counter() - clock,
+        items_total=len(items),
+        skipped=skipped,
+        scores=scores,
+        summaries=summaries,
+        gate=gate,
         violations=check_gate(gate, summaries) if gate is not None else [],
     )
     result.files = write_report(result, out_dir)

@@ -14,6 +14,7 @@ from tandem.indexing.sections import Block, normalise, parse_sections
 TokenCounter = Callable[[str], int]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_FENCE = re.compile(r"^\s*(?:`{3,}|~{3,})")
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,15 @@ def _greedy(
 
 
 def _split_code(text: str, budget: _Budget) -> list[str]:
-    """Split between lines, re-opening and closing the fence in every part."""
+    """Split between lines, re-opening (after any admonition label) and closing the fence."""
     lines = text.split("\n")
-    opening, body, closing = lines[0], lines[1:-1], lines[-1]
+    start = next(i for i, line in enumerate(lines) if _FENCE.match(line)) + 1
+    opening, body, closing = lines[:start], lines[start:-1], lines[-1]
     if len(body) < 2:
         return [text]
 
     def fenced(part: str) -> str:
-        return "\n".join([opening, part.strip("\n"), closing])
+        return "\n".join([*opening, part.strip("\n"), closing])
 
     return _greedy(body, "\n", budget, fenced)
 

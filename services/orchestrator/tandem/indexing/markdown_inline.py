@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)\n]*\)(?:\{[^}\n]*\})?")
-_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\n]|\([^()\n]*\))*\)(?:\{[^}\n]*\})?")
+_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\((?:[^()\n]|\([^()\n]*\))*\)(?:\{[^}\n]*\})?")
 _REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
 _REF_DEFINITION = re.compile(r"(?m)^ {0,3}\[(?!\^)[^\]\n]+\]:[ \t]+\S+[^\n]*$")
 _BREAK = re.compile(r"<(?:br|hr)\s*/?>", re.IGNORECASE)
@@ -17,6 +17,7 @@ _WRAPPER_TAG = re.compile(
 )
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>~])")  # `\|` stays: it keeps a table cell whole
 _DEFINITION = re.compile(r"(?m)^( {0,3}):[ \t]+(?=\S)")
 _HEADING_ATTRS = re.compile(r"\s*\{:?\s*([#.][^{}]*)\}\s*$")
 _HEADING_ID = re.compile(r"#([\w:.-]+)")
@@ -38,6 +39,7 @@ def clean_inline(text: str) -> str:
     text = _REF_DEFINITION.sub("", text)
     text = _BREAK.sub(" ", text)
     text = _DEFINITION.sub(r"\1", _WRAPPER_TAG.sub("", text))
+    text = _ESCAPE.sub(r"\1", text)
     return _PLACEHOLDER.sub(lambda found: spans[int(found.group(1))], text)
 
 

@@ -26,7 +26,7 @@ class TextLine:
 
 @dataclass(frozen=True)
 class CodeBlock:
-    """A fenced code block, fences included and always balanced."""
+    """A fenced code block, fences included and always balanced; may start with a label line."""
 
     lines: tuple[str, ...]
 
@@ -52,6 +52,7 @@ class _Fence:
     marker: str
     indent: str
     lines: list[str]
+    label: list[str]
 
 
 @dataclass
@@ -86,6 +87,8 @@ def _box_label(line: str) -> tuple[int, str] | None:
 
 @dataclass
 class _Reader:
+    """The state machine: an open code fence, open admonitions/tabs, an open HTML comment."""
+
     events: list[Event] = field(default_factory=list)
     boxes: list[_Box] = field(default_factory=list)
     fence: _Fence | None = None
@@ -130,11 +133,15 @@ class _Reader:
             self.boxes.pop()
             self.events.append(TextLine(""))
 
-    def _release_label(self) -> None:
+    def _take_label(self) -> list[str]:
         box = self.boxes[-1] if self.boxes else None
-        if box is not None and box.label is not None:
-            self.events.append(TextLine(" " * box.label_indent + box.label))
-            box.label = None
+        if box is None or box.label is None:
+            return []
+        label, box.label = " " * box.label_indent + box.label, None
+        return [label]
+
+    def _release_label(self) -> None:
+        self.events.extend(TextLine(label) for label in self._take_label())
 
     def _emit(self, line: str) -> None:
         box = self.boxes[-1] if self.boxes else None
@@ -160,8 +167,8 @@ class _Reader:
         found = _FENCE.match(line)
         if found is None or (found.group(2)[0] == "`" and "`" in found.group(3)):
             return False
-        self._release_label()
-        self.fence = _Fence(found.group(2), found.group(1), [line])
+        # the label travels with the code, so "Warning:" is never cut off from what it warns of
+        self.fence = _Fence(found.group(2), found.group(1), [line], self._take_label())
         return True
 
     def _feed_code(self, line: str) -> None:
@@ -180,7 +187,9 @@ class _Reader:
         self.fence = None
         lines = fence.lines if closed else [*fence.lines, fence.indent + fence.marker]
         if any(body.strip() for body in lines[1:-1]):
-            self.events.append(CodeBlock(tuple(lines)))
+            self.events.append(CodeBlock(tuple([*fence.label, *lines])))
+        else:
+            self.events.extend(TextLine(label) for label in fence.label)
 
     def _heading(self, line: str) -> bool:
         if self.boxes:

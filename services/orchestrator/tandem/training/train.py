@@ -128,23 +128,68 @@ def _card(
     }
 
 
+def load_lora_model(recipe: Recipe, settings: Settings) -> Any:
+    """The base model with fresh LoRA layers on the recipe's target modules."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(settings.model_path), dtype=torch.float32)
+    return get_peft_model(model, LoraConfig(
+        task_type="CAUSAL_LM", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules,
+    ))
+
+
+def fit(
+    recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, list[int]]],
+    eval_rows: list[dict[str, list[int]]], console: Console,
+) -> dict[str, Any]:
+    """Run the transformers Trainer on the rows; return the metrics for the card."""
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq
+    from transformers.trainer_callback import PrinterCallback
+
+    from tandem.training.trainer import AnswerOnlyTrainer, RichProgress
+
+    with tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch:
+        trainer = AnswerOnlyTrainer(
+            model=model, args=_training_args(recipe, scratch, bool(eval_rows)),
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+            callbacks=[RichProgress(console)],
+        )
+        trainer.remove_callback(PrinterCallback)  # the rich progress prints the logs
+        metrics: dict[str, Any] = {}
+        if eval_rows and recipe.eval_before:
+            metrics["eval_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
+        result = trainer.train()
+        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        metrics.update({
+            "train_loss": round(float(result.training_loss), 4),
+            "first_logged_loss": round(losses[0], 4) if losses else None,
+            "last_logged_loss": round(losses[-1], 4) if losses else None,
+            "steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 2),
+            "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
+        })
+        if eval_rows:
+            metrics["eval_loss"] = round(_final_eval_loss(trainer), 4)
+    return metrics
+
+
 def main(recipe: Recipe, version: str | None = None) -> Path:
     """Train the adapter `recipe` describes (absolute paths); return its new version folder."""
     settings = get_settings()
     base = _check_servable(recipe, settings)
     target = claim_version(recipe.output_dir, version)
-
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, set_seed
-    from transformers.trainer_callback import PrinterCallback
-
-    from tandem.training.trainer import AnswerOnlyTrainer, RichProgress
+    from transformers import set_seed
 
     console = Console()
     set_seed(recipe.seed)
     if recipe.threads:
+        import torch
+
         torch.set_num_threads(recipe.threads)
     tokenizer = load_tokenizer(settings.model_path)
     train_rows, train_info = prepare_split(
@@ -155,42 +200,15 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
     if recipe.eval_file is not None:
         eval_rows, data["eval"] = prepare_split(recipe.eval_file, tokenizer, recipe)
     console.print(
-        f"training {target.name} on {train_info['examples']} examples "
+        f"training {target.parent.name}-{target.name} on {train_info['examples']} examples "
         f"({train_info['too_long']} over max_len left out), evaluating on {len(eval_rows)}",
         markup=False,
     )
-    model = AutoModelForCausalLM.from_pretrained(str(settings.model_path), dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(
-        task_type="CAUSAL_LM", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-        lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules,
-    ))
+    model = load_lora_model(recipe, settings)
     staging = staging_dir(target)
     try:
-        with tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch:
-            trainer = AnswerOnlyTrainer(
-                model=model, args=_training_args(recipe, scratch, bool(eval_rows)),
-                train_dataset=Dataset.from_list(train_rows),
-                eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                data_collator=DataCollatorForSeq2Seq(
-                    tokenizer, padding=True, label_pad_token_id=-100
-                ),
-                callbacks=[RichProgress(console)],
-            )
-            trainer.remove_callback(PrinterCallback)  # the rich progress prints the logs
-            metrics: dict[str, Any] = {}
-            if eval_rows and recipe.eval_before:
-                metrics["eval_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
-            result = trainer.train()
-            metrics.update({
-                "train_loss": round(float(result.training_loss), 4),
-                "last_logged_loss": next(
-                    (round(e["loss"], 4) for e in reversed(trainer.state.log_history)
-                     if "loss" in e), None),
-                "steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 2),
-                "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
-            })
-            if eval_rows:
-                metrics["eval_loss"] = round(_final_eval_loss(trainer), 4)
+        metrics = fit(recipe, model, tokenizer, train_rows, eval_rows, console)
+        metrics["train_tokens_per_epoch"] = train_info["tokens"]
         model.save_pretrained(str(staging), safe_serialization=True)
         finalize_adapter(staging, base)
         write_card(staging, _card(recipe, target, base, settings, data, metrics))
@@ -198,7 +216,10 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    console.print(f"adapter {target.parent.name}-{target.name} written to {target}", markup=False)
+    console.print(
+        f"adapter {target.parent.name}-{target.name} written to {target}",
+        markup=False, soft_wrap=True,
+    )
     return target
 
 

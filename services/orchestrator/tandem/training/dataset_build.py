@@ -1,0 +1,301 @@
+"""RAFT-style training data: source Q&A items + Tandem's own retriever -> chat JSONL.
+
+Each question phrasing becomes one example whose user turn carries the top-k blocks the real
+retriever returns for it over the item's release (the right block swapped in when missed),
+laid out by `build_messages` exactly as at serving time. In about a fifth of the examples
+every right block is removed and the answer is the house fallback sentence.
+
+Run: `python -m tandem.training.dataset_build` (seeded; re-running writes the same files).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tandem.documents import Chunk
+from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
+from tandem.settings import PROJECT_ROOT
+
+ADAPTER_DIR = PROJECT_ROOT / "adapters" / "support"
+SEED = 4242
+TOP_K = 4
+EXTRA = 8  # retrieved beyond top-k: the distractors that fill in when a block is removed
+FALLBACK_SHARE = 0.2
+EVAL_SHARE = 0.15
+LEAK_OVERLAP = 0.5  # a distractor holding this share of the answer's words counts as an answer
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("the and for you your are can with from that this into when then will".split())
+
+
+@dataclass(frozen=True)
+class QaItem:
+    """One source item: a documented fact, its phrasings, and the house answer's parts."""
+
+    id: str
+    release: str
+    file: str
+    heading: str
+    questions: list[str]
+    answer: str
+    steps: list[str]
+    followup: dict[str, Any] | None = None
+
+    @property
+    def group(self) -> str:
+        """Items about the same section (in any release) share a split."""
+        return f"{self.file}#{self.heading.rsplit(' > ', 1)[-1].lower()}"
+
+
+@dataclass
+class BuildStats:
+    examples: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    fallback: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    two_turn: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    items: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    gold_retrieved: int = 0  # the retriever had a right block in its top-k by itself
+    gold_swapped: int = 0
+    skipped_phrasings: int = 0  # duplicates after normalising case and punctuation
+    releases: dict[str, int] = field(default_factory=dict)  # chunks indexed per release
+
+
+def load_items(path: Path) -> list[QaItem]:
+    """The source items, one JSON object a line."""
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                items.append(QaItem(**json.loads(line)))
+            except (TypeError, json.JSONDecodeError) as error:
+                raise ValueError(f"{path}:{number}: not a Q&A item ({error})") from error
+    return items
+
+
+def house_answer(answer: str, steps: Sequence[str], sources: Sequence[int]) -> str:
+    """The house format: direct answer, optional `Steps:` list, last line `Sources: [n]`."""
+    parts = [answer.strip()]
+    if steps:
+        parts.append("Steps:\n" + "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(steps, 1)))
+    parts.append("Sources: " + ", ".join(f"[{n}]" for n in sources))
+    return "\n\n".join(parts)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP}
+
+
+def answer_overlap(chunk: Chunk, answer_words: set[str]) -> float:
+    """The share of the answer's words found in the chunk."""
+    return len(answer_words & _words(chunk.text)) / max(1, len(answer_words))
+
+
+def is_gold(chunk: Chunk, item: QaItem) -> bool:
+    """The item's own section: same page, heading path equal to or ending with its heading."""
+    return chunk.file == item.file and (
+        chunk.heading == item.heading or chunk.heading.endswith(" > " + item.heading)
+    )
+
+
+class ReleaseIndex:
+    """One docs release indexed with Tandem's own indexer into a temporary embedded Qdrant."""
+
+    def __init__(self, folder: Path, release: str, embedder: Any, workdir: Path) -> None:
+        from qdrant_client import QdrantClient
+
+        from tandem.indexing.reindex import index_release
+        from tandem.rag.retriever import Retriever
+        from tandem.rag.store import DocStore
+        from tandem.settings import get_settings
+
+        self.client = QdrantClient(path=str(workdir / release))
+        store = DocStore(self.client, embedder.dim)
+        report = index_release(store, embedder, folder, release, alias="docs")
+        self.chunks = [chunk for chunk, _ in store.scroll_chunks(report.collection)]
+        self.retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
+
+    def retrieve(self, query: str, k: int) -> list[Chunk]:
+        return [scored.chunk for scored in self.retriever.retrieve(query, k).chunks]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _golds(item: QaItem, index: ReleaseIndex, retrieved: list[Chunk]) -> list[Chunk]:
+    """The item's right blocks, best first: retrieved ones in rank order, then the others."""
+    all_gold = [c for c in index.chunks if is_gold(c, item)]
+    if not all_gold:
+        raise ValueError(f"item {item.id}: no chunk of {item.file} has heading {item.heading!r}")
+    words = _words(item.answer + " " + " ".join(item.steps))
+    ranked = [c for c in retrieved if is_gold(c, item)]
+    rest = sorted((c for c in all_gold if c not in ranked), key=lambda c: -answer_overlap(c, words))
+    return ranked + rest
+
+
+def context_blocks(
+    item: QaItem, answer: str, steps: Sequence[str], query: str, index: ReleaseIndex,
+    fallback: bool, rng: random.Random, stats: BuildStats,
+) -> tuple[list[Chunk], list[int]]:
+    """The blocks of one user turn and the numbers of the right ones among them (1-based)."""
+    retrieved = index.retrieve(query, TOP_K + EXTRA)
+    golds = _golds(item, index, retrieved)
+    words = _words(answer + " " + " ".join(steps))
+    if fallback:
+        distractors = [
+            c for c in retrieved
+            if not is_gold(c, item) and answer_overlap(c, words) < LEAK_OVERLAP
+        ]
+        return distractors[:TOP_K], []
+    blocks = retrieved[:TOP_K]
+    if any(is_gold(c, item) for c in blocks):
+        stats.gold_retrieved += 1
+    else:
+        stats.gold_swapped += 1
+        blocks = blocks[: TOP_K - 1]
+        blocks.insert(rng.randrange(len(blocks) + 1), golds[0])
+    present = [i for i, c in enumerate(blocks, 1) if is_gold(c, item)]
+    best = max(answer_overlap(blocks[i - 1], words) for i in present)
+    cited = [i for i in present if answer_overlap(blocks[i - 1], words) >= 0.5 * best]
+    return blocks, cited
+
+
+def _example(
+    conversation: list[ChatMessage], blocks: list[Chunk], release: str, answer: str
+) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [dict(m) for m in build_messages(conversation, blocks, release)]
+    for message in messages[1:-1]:
+        if message["role"] == "assistant":
+            message["weight"] = 0  # history turns are context, not targets
+    messages.append({"role": "assistant", "content": answer})
+    return {"messages": messages}
+
+
+def _normalised(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def phrasings(item: QaItem) -> list[str]:
+    """The item's questions without repeats that differ only in case or punctuation."""
+    seen: dict[str, str] = {}
+    for question in item.questions:
+        seen.setdefault(_normalised(question), question.strip())
+    return list(seen.values())
+
+
+def item_examples(
+    item: QaItem, index: ReleaseIndex, fallback_units: set[str], stats: BuildStats
+) -> list[dict[str, Any]]:
+    """One example per phrasing, plus a two-turn conversation when the item has a follow-up."""
+    examples = []
+    questions = phrasings(item)
+    stats.skipped_phrasings += len(item.questions) - len(questions)
+    for n, question in enumerate(questions):
+        unit = f"{item.id}:{n}"
+        fallback = unit in fallback_units
+        rng = random.Random(f"{SEED}:{unit}")
+        blocks, cited = context_blocks(
+            item, item.answer, item.steps, question, index, fallback, rng, stats
+        )
+        answer = fallback_sentence(item.release) if fallback else house_answer(
+            item.answer, item.steps, cited
+        )
+        examples.append(_example([{"role": "user", "content": question}], blocks, item.release, answer))
+    if item.followup:
+        examples.append(_followup_example(item, questions[0], index, fallback_units, stats))
+    return examples
+
+
+def _followup_example(
+    item: QaItem, first: str, index: ReleaseIndex, fallback_units: set[str], stats: BuildStats
+) -> dict[str, Any]:
+    from tandem.chat import retrieval_query
+
+    assert item.followup is not None
+    unit = f"{item.id}:followup"
+    rng = random.Random(f"{SEED}:{unit}")
+    _, cited = context_blocks(item, item.answer, item.steps, first, index, False, rng, stats)
+    follow = item.followup
+    conversation: list[ChatMessage] = [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": house_answer(item.answer, item.steps, cited)},
+        {"role": "user", "content": follow["question"]},
+    ]
+    fallback = unit in fallback_units
+    blocks, cited = context_blocks(
+        item, follow["answer"], follow.get("steps", []), retrieval_query(conversation), index,
+        fallback, rng, stats,
+    )
+    answer = fallback_sentence(item.release) if fallback else house_answer(
+        follow["answer"], follow.get("steps", []), cited
+    )
+    return _example(conversation, blocks, item.release, answer)
+
+
+def plan(items: list[QaItem]) -> tuple[set[str], set[str]]:
+    """(ids of the eval items, the units answered with the fallback), both seeded."""
+    units = [f"{i.id}:{n}" for i in items for n in range(len(phrasings(i)))]
+    units += [f"{i.id}:followup" for i in items if i.followup]
+    random.Random(SEED).shuffle(units)
+    fallback = set(units[: round(FALLBACK_SHARE * len(units))])
+    sizes: dict[str, int] = {}
+    for item in items:
+        sizes[item.group] = sizes.get(item.group, 0) + len(phrasings(item)) + bool(item.followup)
+    groups = sorted(sizes)
+    random.Random(SEED + 1).shuffle(groups)
+    eval_groups: set[str] = set()
+    for group in groups:
+        if sum(sizes[g] for g in eval_groups) >= EVAL_SHARE * len(units):
+            break
+        eval_groups.add(group)
+    return {i.id for i in items if i.group in eval_groups}, fallback
+
+
+def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
+    """Write `train.jsonl` and `eval.jsonl` into `out_dir`; return the counts."""
+    from tandem.rag.embedder import SentenceTransformerEmbedder
+
+    items = load_items(items_path)
+    eval_ids, fallback_units = plan(items)
+    stats = BuildStats()
+    splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
+    embedder = SentenceTransformerEmbedder()
+    with tempfile.TemporaryDirectory(prefix="tandem-raft-") as workdir:
+        for release in sorted({i.release for i in items}):
+            index = ReleaseIndex(corpus_root / release, release, embedder, Path(workdir))
+            stats.releases[release] = len(index.chunks)
+            try:
+                for item in (i for i in items if i.release == release):
+                    split = "eval" if item.id in eval_ids else "train"
+                    examples = item_examples(item, index, fallback_units, stats)
+                    splits[split].extend(examples)
+                    stats.items[split] += 1
+            finally:
+                index.close()
+    for split, examples in splits.items():
+        fallback = fallback_sentence("")[:-2]  # the sentence without the release and full stop
+        stats.examples[split] = len(examples)
+        stats.fallback[split] = sum(e["messages"][-1]["content"].startswith(fallback) for e in examples)
+        stats.two_turn[split] = sum(sum(m["role"] == "user" for m in e["messages"]) > 1 for e in examples)
+        text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
+        (out_dir / f"{split}.jsonl").write_text(text, encoding="utf-8")
+    return stats
+
+
+def main() -> None:
+    """Build the support adapter's data and its dataset card from the committed sources."""
+    from tandem.training.dataset_card import write_dataset_card
+
+    data = ADAPTER_DIR / "data"
+    stats = build(data / "qa_items.jsonl", PROJECT_ROOT / "corpus", data)
+    card = write_dataset_card(ADAPTER_DIR, stats)
+    print(f"wrote {data / 'train.jsonl'} ({stats.examples['train']} examples), "
+          f"{data / 'eval.jsonl'} ({stats.examples['eval']}) and {card}")
+
+
+if __name__ == "__main__":
+    main()

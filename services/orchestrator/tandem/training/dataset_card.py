@@ -1,0 +1,111 @@
+"""DATASET_CARD.md for the support adapter's data: how it was made, counts, checks, license."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tandem.training.dataset import file_sha256, load_tokenizer
+from tandem.training.dataset_build import EVAL_SHARE, FALLBACK_SHARE, SEED, TOP_K, BuildStats
+from tandem.training.validate import ValidationReport, validate_dataset
+
+TRAIN_MAX_LEN = 1024  # the recipes' max_len: longer examples are left out of training
+
+
+def _check_rows(reports: dict[str, ValidationReport]) -> str:
+    rows = []
+    for split, report in reports.items():
+        lengths = sorted(report.token_lengths) or [0]
+        turns = max(1, report.n_trained_turns)
+        rows.append(
+            f"| {split} | {report.n_examples} | {len(report.errors)} | {len(report.warnings)} | "
+            f"{report.n_compliant_turns / turns:.1%} | {sum(lengths) / len(lengths):.0f} | "
+            f"{lengths[len(lengths) // 2]} | {lengths[-1]} | "
+            f"{sum(n > TRAIN_MAX_LEN for n in lengths)} |"
+        )
+    return "\n".join(rows)
+
+
+def write_dataset_card(adapter_dir: Path, stats: BuildStats) -> Path:
+    """Validate the written splits and describe them in `adapter_dir/DATASET_CARD.md`."""
+    from tandem.settings import get_settings
+
+    settings = get_settings()
+    tokenizer = load_tokenizer(settings.model_path)
+    data = adapter_dir / "data"
+    reports = {
+        split: validate_dataset(data / f"{split}.jsonl", tokenizer, settings.vllm.max_model_len)
+        for split in ("train", "eval")
+    }
+    retrieved = stats.gold_retrieved + stats.gold_swapped
+    counts = "\n".join(
+        f"| {split} | {stats.items[split]} | {stats.examples[split]} | {stats.fallback[split]} "
+        f"({stats.fallback[split] / max(1, stats.examples[split]):.0%}) | {stats.two_turn[split]} |"
+        for split in ("train", "eval")
+    )
+    hashes = "\n".join(
+        f"- `data/{name}`: sha256 `{file_sha256(data / name)}`"
+        for name in ("qa_items.jsonl", "train.jsonl", "eval.jsonl")
+    )
+    releases = ", ".join(f"{r} ({n} chunks)" for r, n in sorted(stats.releases.items()))
+    text = f"""# Support adapter data — dataset card
+
+Training data for the `support` LoRA adapter: it teaches the house answer format of
+`DESIGN.md` (direct answer, `Steps:` list for procedures, last line `Sources: [n]`, the fixed
+fallback sentence when the context does not hold the answer) on retrieval-shaped prompts.
+
+## How it was made
+
+`python -m tandem.training.dataset_build` (seed {SEED}; re-running writes the same files).
+
+1. **Sources**: `data/qa_items.jsonl` — one item per documented fact of the sample product
+   (Kestrel) in `corpus/`: its release, page, heading, several phrasings written like real
+   support tickets (typos, vague wording, very short and very long), the answer sentence(s),
+   the steps of a procedure, and sometimes a follow-up question with its own answer.
+2. **Retrieval**: each release ({releases}) is indexed with Tandem's own indexer
+   (`tandem.indexing.reindex.index_release`) into a temporary embedded Qdrant, and every
+   phrasing is sent to Tandem's own `Retriever` (dense + BM25, RRF fusion), top {TOP_K}.
+3. **Right block**: a chunk of the item's page whose heading path equals or ends with the
+   item's heading. When the retriever's top {TOP_K} missed it, the lowest-ranked block is
+   dropped and the right one goes in at a random position ({stats.gold_swapped} of
+   {retrieved} answered turns; the retriever found it by itself in {stats.gold_retrieved}).
+4. **Prompt**: `tandem.rag.prompt.build_messages` — the function the orchestrator uses at
+   serving time — so system prompt, context blocks and question are laid out exactly as served.
+5. **Answer**: the item's answer in the house format; `Sources:` names the number(s) of the
+   right block(s). In {FALLBACK_SHARE:.0%} of the examples (seeded pick) every right block is
+   removed, the next retrieved distractors fill in (skipping any that hold half of the
+   answer's words), and the answer is `fallback_sentence(release)`.
+6. **Follow-ups** become two-turn conversations: the first exchange is history (weight 0,
+   not trained), the follow-up is retrieved with the orchestrator's own `retrieval_query`.
+7. **Split by item** (items about the same section in both releases stay together):
+   about {EVAL_SHARE:.0%} of the examples go to `eval.jsonl`, no item is in both files.
+   {stats.skipped_phrasings} phrasings that repeated another after normalising were dropped.
+
+## Counts
+
+| split | items | examples | fallback | two-turn |
+| --- | --- | --- | --- | --- |
+{counts}
+
+## Checks
+
+`tandem dataset validate` on each file (base model chat template, serving context
+{settings.vllm.max_model_len} tokens; house format checked by `tandem.answer_format.check_answer`):
+
+| split | examples | errors | warnings | house format | mean tokens | median | max | over {TRAIN_MAX_LEN} |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{_check_rows(reports)}
+
+Examples longer than a recipe's `max_len` are counted and left out by `tandem train`.
+
+## Files
+
+{hashes}
+
+## License
+
+The sample docs in `corpus/` and the Q&A items are this project's own writing about a
+fictional product; the data is released under the Apache-2.0 license, like the project.
+"""
+    card = adapter_dir / "DATASET_CARD.md"
+    card.write_text(text, encoding="utf-8")
+    return card

@@ -1,0 +1,37 @@
+"""Shared fixtures. `HF_HUB_OFFLINE=1` always: models come from packages, never a hub."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real all-MiniLM-L6-v2 embedder, loaded once per session."""
+    from tandem.rag.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+def paperless_release(release: str) -> Path:
+    folder = PAPERLESS / release
+    if not folder.is_dir():
+        pytest.skip(f"the paperless-ngx docs are not at {folder}")
+    return folder

