@@ -71,6 +71,7 @@ def run_up(settings: Settings) -> None:
             f"(ready in {time.monotonic() - started:.0f} s; Ctrl-C stops all)"
         )
         logging.basicConfig(level=logging.INFO)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     except TandemError as error:
         console.print(f"[red]error:[/] {error}")

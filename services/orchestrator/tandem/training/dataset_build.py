@@ -63,6 +63,7 @@ class BuildStats:
     gold_swapped: int = 0
     skipped_phrasings: int = 0  # duplicates after normalising case and punctuation
     releases: dict[str, int] = field(default_factory=dict)  # chunks indexed per release
+    unmatched: list[str] = field(default_factory=list)  # items left out: no right block found
 
 
 def load_items(path: Path) -> list[QaItem]:
@@ -95,11 +96,22 @@ def answer_overlap(chunk: Chunk, answer_words: set[str]) -> float:
     return len(answer_words & _words(chunk.text)) / max(1, len(answer_words))
 
 
-def is_gold(chunk: Chunk, item: QaItem) -> bool:
-    """The item's own section: same page, heading path equal to or ending with its heading."""
-    return chunk.file == item.file and (
-        chunk.heading == item.heading or chunk.heading.endswith(" > " + item.heading)
-    )
+def _heading_matches(heading: str, wanted: str) -> bool:
+    return heading == wanted or heading.endswith(" > " + wanted)
+
+
+def gold_chunks(item: QaItem, chunks: Sequence[Chunk]) -> set[Chunk]:
+    """The item's own section: same page, heading path equal to or ending with its heading.
+
+    A heading with no text of its own (only subsections) is answered by its subsections.
+    """
+    page = [c for c in chunks if c.file == item.file]
+    exact = {c for c in page if _heading_matches(c.heading, item.heading)}
+    return exact or {
+        c for c in page
+        if any(_heading_matches(" > ".join(c.heading.split(" > ")[:n]), item.heading)
+               for n in range(1, c.heading.count(" > ") + 1))
+    }
 
 
 class ReleaseIndex:
@@ -119,22 +131,21 @@ class ReleaseIndex:
         self.chunks = [chunk for chunk, _ in store.scroll_chunks(report.collection)]
         self.retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
 
+    def golds(self, item: QaItem) -> set[Chunk]:
+        """The item's right blocks in this release; an error names an item that has none."""
+        golds = gold_chunks(item, self.chunks)
+        if not golds:
+            raise ValueError(
+                f"item {item.id}: no chunk of {item.file} has a heading path ending with "
+                f"{item.heading!r} in release {item.release}"
+            )
+        return golds
+
     def retrieve(self, query: str, k: int) -> list[Chunk]:
         return [scored.chunk for scored in self.retriever.retrieve(query, k).chunks]
 
     def close(self) -> None:
         self.client.close()
-
-
-def _golds(item: QaItem, index: ReleaseIndex, retrieved: list[Chunk]) -> list[Chunk]:
-    """The item's right blocks, best first: retrieved ones in rank order, then the others."""
-    all_gold = [c for c in index.chunks if is_gold(c, item)]
-    if not all_gold:
-        raise ValueError(f"item {item.id}: no chunk of {item.file} has heading {item.heading!r}")
-    words = _words(item.answer + " " + " ".join(item.steps))
-    ranked = [c for c in retrieved if is_gold(c, item)]
-    rest = sorted((c for c in all_gold if c not in ranked), key=lambda c: -answer_overlap(c, words))
-    return ranked + rest
 
 
 def context_blocks(
@@ -143,22 +154,23 @@ def context_blocks(
 ) -> tuple[list[Chunk], list[int]]:
     """The blocks of one user turn and the numbers of the right ones among them (1-based)."""
     retrieved = index.retrieve(query, TOP_K + EXTRA)
-    golds = _golds(item, index, retrieved)
+    golds = index.golds(item)
     words = _words(answer + " " + " ".join(steps))
     if fallback:
         distractors = [
-            c for c in retrieved
-            if not is_gold(c, item) and answer_overlap(c, words) < LEAK_OVERLAP
+            c for c in retrieved if c not in golds and answer_overlap(c, words) < LEAK_OVERLAP
         ]
         return distractors[:TOP_K], []
     blocks = retrieved[:TOP_K]
-    if any(is_gold(c, item) for c in blocks):
+    if any(c in golds for c in blocks):
         stats.gold_retrieved += 1
     else:
         stats.gold_swapped += 1
+        best = max(sorted(golds, key=lambda c: (c.heading, c.text)),
+                   key=lambda c: answer_overlap(c, words))
         blocks = blocks[: TOP_K - 1]
-        blocks.insert(rng.randrange(len(blocks) + 1), golds[0])
-    present = [i for i, c in enumerate(blocks, 1) if is_gold(c, item)]
+        blocks.insert(rng.randrange(len(blocks) + 1), best)
+    present = [i for i, c in enumerate(blocks, 1) if c in golds]
     best = max(answer_overlap(blocks[i - 1], words) for i in present)
     cited = [i for i in present if answer_overlap(blocks[i - 1], words) >= 0.5 * best]
     return blocks, cited
@@ -271,7 +283,11 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
             try:
                 for item in (i for i in items if i.release == release):
                     split = "eval" if item.id in eval_ids else "train"
-                    examples = item_examples(item, index, fallback_units, stats)
+                    try:
+                        examples = item_examples(item, index, fallback_units, stats)
+                    except ValueError as error:
+                        stats.unmatched.append(str(error))
+                        continue
                     splits[split].extend(examples)
                     stats.items[split] += 1
             finally:
@@ -295,6 +311,10 @@ def main() -> None:
     card = write_dataset_card(ADAPTER_DIR, stats)
     print(f"wrote {data / 'train.jsonl'} ({stats.examples['train']} examples), "
           f"{data / 'eval.jsonl'} ({stats.examples['eval']}) and {card}")
+    for problem in stats.unmatched:
+        print(f"left out: {problem}")
+    if stats.unmatched:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,114 @@
+"""What makes an adapter folder safe to serve, checked before vLLM ever sees it.
+
+vLLM's runtime loader takes any path, reads pickled `.bin` weights, never compares the base
+model and only fails on a too-high rank deep inside the engine; these checks refuse such
+folders up front with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from tandem.errors import AdapterInvalid
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+OPTIONAL_FILES = ("card.json", "README.md")
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
+WEIGHT_DTYPES = {"F32", "F16", "BF16"}
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+def validate_adapter_folder(path: Path, base_model: str, max_rank: int) -> dict[str, Any]:
+    """Refuse anything vLLM should not load: missing files, pickles, wrong base, rank too high."""
+    _check_files(path)
+    config = _read_config(path)
+    _check_config(path, config, base_model, max_rank)
+    _check_weights(path / WEIGHTS_FILE, int(config["r"]))
+    return config
+
+
+def _check_files(path: Path) -> None:
+    if not path.is_dir():
+        raise AdapterInvalid(f"{path} is not a folder")
+    links = sorted(p.name for p in path.iterdir() if p.is_symlink())
+    if links:
+        raise AdapterInvalid(f"{path} holds symbolic links {links}; copy the real files in")
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise AdapterInvalid(f"{path} holds pickle weights {pickles}; only safetensors are allowed")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise AdapterInvalid(f"{path} lacks {', '.join(missing)}")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise AdapterInvalid(f"{path}/{CONFIG_FILE} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise AdapterInvalid(f"{path}/{CONFIG_FILE} must hold a JSON object")
+    return config
+
+
+def _check_config(path: Path, config: dict[str, Any], base_model: str, max_rank: int) -> None:
+    if config.get("peft_type", "LORA") != "LORA":
+        raise AdapterInvalid(f"{path} is a {config.get('peft_type')} adapter, not LoRA")
+    if config.get("base_model_name_or_path") != base_model:
+        raise AdapterInvalid(
+            f"{path} was trained on {config.get('base_model_name_or_path')!r}, "
+            f"but the served base model is {base_model!r}"
+        )
+    rank = config.get("r")
+    if not isinstance(rank, int) or not 0 < rank <= max_rank:
+        raise AdapterInvalid(f"{path} has LoRA rank {rank!r}; the server allows 1..{max_rank}")
+    alpha = config.get("lora_alpha")
+    if not isinstance(alpha, int | float) or alpha <= 0:
+        raise AdapterInvalid(f"{path} has lora_alpha {alpha!r}; it must be a positive number")
+    targets = config.get("target_modules")
+    if not targets or not isinstance(targets, str | list):
+        raise AdapterInvalid(f"{path} names no target_modules")
+    if config.get("modules_to_save"):
+        raise AdapterInvalid(f"{path} sets modules_to_save, which vLLM cannot serve")
+    if config.get("use_dora"):
+        raise AdapterInvalid(f"{path} is a DoRA adapter, which vLLM cannot serve")
+    if config.get("bias", "none") != "none":
+        raise AdapterInvalid(f"{path} trains biases (bias={config.get('bias')!r}); use 'none'")
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file (tensor names, dtypes, shapes), without torch."""
+    try:
+        with path.open("rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            if not 0 < size <= MAX_HEADER_BYTES:
+                raise ValueError(f"header size {size} is implausible")
+            header = json.loads(handle.read(size))
+    except (OSError, ValueError, struct.error) as error:
+        raise AdapterInvalid(f"{path} is not a readable safetensors file: {error}") from error
+    if not isinstance(header, dict):
+        raise AdapterInvalid(f"{path} has a malformed safetensors header")
+    header.pop("__metadata__", None)
+    return header
+
+
+def _check_weights(path: Path, rank: int) -> None:
+    """The tensors are LoRA A/B pairs whose shapes agree with the configured rank."""
+    header = read_safetensors_header(path)
+    if not header:
+        raise AdapterInvalid(f"{path} holds no tensors")
+    for name, info in header.items():
+        shape, dtype = info.get("shape") or [], info.get("dtype")
+        if dtype not in WEIGHT_DTYPES:
+            raise AdapterInvalid(f"{path}: tensor {name} has dtype {dtype}")
+        if "lora_A" in name and (len(shape) != 2 or shape[0] != rank):
+            raise AdapterInvalid(f"{path}: {name} has shape {shape}; rank {rank} expected")
+        elif "lora_B" in name and (len(shape) != 2 or shape[1] != rank):
+            raise AdapterInvalid(f"{path}: {name} has shape {shape}; rank {rank} expected")
+        elif "lora_A" not in name and "lora_B" not in name:
+            raise AdapterInvalid(f"{path}: {name} is not a LoRA weight (modules_to_save?)")
