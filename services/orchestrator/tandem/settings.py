@@ -81,6 +81,15 @@ class GenerationSettings(BaseModel):
     repetition_penalty: float = 1.1
 
 
+class AdapterSettings(BaseModel):
+    """The adapter lifecycle: background check, swap lease, probe, unloading retired versions."""
+
+    check_interval_s: float = 10.0  # how often replicas are checked for the serving adapters
+    unload_grace_s: float = 15.0  # a retired version stays loaded at least this long
+    lease_ttl_s: float = 300.0  # a swap lease held by a crashed orchestrator expires after this
+    probe_max_tokens: int = 4
+
+
 class Settings(BaseSettings):
     """The one settings object; build it with `get_settings()`."""
 
@@ -108,6 +117,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    adapter: AdapterSettings = Field(default_factory=AdapterSettings)
 
     _split = field_validator("index_roots", "api_keys", "admin_keys", mode="before")(_split_commas)
 

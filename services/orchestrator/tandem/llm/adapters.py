@@ -1,25 +1,39 @@
 """The adapter registry: immutable version folders `adapters/<slot>/vN/` and the active pointer.
 
-The active pointer lives in Qdrant's metadata collection so every orchestrator replica
-reads the same one; without a pointer the newest version of the slot is active.
+The pointer lives in Qdrant's metadata collection so every orchestrator replica reads the
+same one. It holds the active version, an optional canary, the version to roll back to and
+the history. A slot nobody has activated yet serves its newest version; the background check
+pins that choice in the pointer, so registering a newer version never changes what serves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tandem.errors import AdapterInvalid, NotFound
+from tandem.errors import BadInput, NotFound
+from tandem.llm.adapter_check import (
+    CONFIG_FILE,
+    OPTIONAL_FILES,
+    REQUIRED_FILES,
+    validate_adapter_folder,
+)
 from tandem.rag.store import DocStore
 
-VERSION_DIR = re.compile(r"^v(\d+)$")
+__all__ = ["AdapterRegistry", "AdapterVersion", "in_canary", "validate_adapter_folder"]
+
+VERSION_DIR = re.compile(r"^v([1-9]\d*)$")
 SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors")
 POINTER_TTL_S = 1.0
+HISTORY_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -49,33 +63,14 @@ def version_number(version: str) -> int:
     return int(match.group(1))
 
 
-def validate_adapter_folder(path: Path, base_model: str, max_rank: int) -> dict[str, Any]:
-    """Refuse anything vLLM should not load: missing files, pickles, wrong base, rank too high."""
-    if not path.is_dir():
-        raise AdapterInvalid(f"{path} is not a folder")
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-    if missing:
-        raise AdapterInvalid(f"{path} lacks {', '.join(missing)}")
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl"})
-    if pickles:
-        raise AdapterInvalid(f"{path} holds pickle weights {pickles}; only safetensors are allowed")
-    try:
-        config = json.loads((path / "adapter_config.json").read_text())
-    except ValueError as error:
-        raise AdapterInvalid(f"{path}/adapter_config.json is not valid JSON: {error}") from error
-    if config.get("peft_type", "LORA") != "LORA":
-        raise AdapterInvalid(f"{path} is a {config.get('peft_type')} adapter, not LoRA")
-    if config.get("base_model_name_or_path") != base_model:
-        raise AdapterInvalid(
-            f"{path} was trained on {config.get('base_model_name_or_path')!r}, "
-            f"but the served base model is {base_model!r}"
-        )
-    rank = int(config.get("r", 0))
-    if not 0 < rank <= max_rank:
-        raise AdapterInvalid(f"{path} has LoRA rank {rank}; the server allows 1..{max_rank}")
-    if config.get("modules_to_save"):
-        raise AdapterInvalid(f"{path} sets modules_to_save, which vLLM cannot serve")
-    return dict(config)
+def in_canary(sticky_key: str, slot: str, canary_version: str, percent: int) -> bool:
+    """Whether a conversation belongs to the canary share (stable for the same key)."""
+    digest = hashlib.sha256(f"{slot}:{canary_version}:{sticky_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class AdapterRegistry:
@@ -98,7 +93,7 @@ class AdapterRegistry:
         found = [
             AdapterVersion(slot, p.name, p.resolve())
             for p in folder.iterdir()
-            if p.is_dir() and VERSION_DIR.match(p.name) and (p / REQUIRED_FILES[0]).is_file()
+            if p.is_dir() and VERSION_DIR.match(p.name) and (p / CONFIG_FILE).is_file()
         ]
         return sorted(found, key=lambda v: version_number(v.version))
 
@@ -106,10 +101,10 @@ class AdapterRegistry:
         for candidate in self.versions(slot):
             if candidate.version == version:
                 return candidate
-        raise NotFound(f"adapter {slot}@{version} does not exist")
+        raise NotFound(f"adapter {slot}@{version} does not exist in {self.root}")
 
     def pointer(self, slot: str, fresh: bool = False) -> dict[str, Any]:
-        """The slot's shared state: {"active": "v2", "history": [...], ...} (cached ~1 s)."""
+        """The slot's shared state: {"active", "canary", "previous", "history"} (cached ~1 s)."""
         now = time.monotonic()
         cached = self._cache.get(slot)
         if cached and not fresh and now - cached[0] < POINTER_TTL_S:
@@ -119,13 +114,72 @@ class AdapterRegistry:
         return state
 
     def save_pointer(self, slot: str, state: dict[str, Any]) -> None:
+        state = {**state, "history": list(state.get("history", []))[-HISTORY_KEPT:]}
         self.store.put_meta(f"adapter:{slot}", state)
         self._cache[slot] = (time.monotonic(), state)
 
     def active(self, slot: str) -> AdapterVersion:
-        """The version that serves `slot` now."""
+        """The version that serves `slot` now (outside the canary share)."""
         versions = self.versions(slot)
         if not versions:
             raise NotFound(f"adapter slot {slot!r} has no versions in {self.root}")
         active = self.pointer(slot).get("active")
         return self.get(slot, active) if active else versions[-1]
+
+    def canary(self, slot: str) -> tuple[AdapterVersion, int] | None:
+        """The canary version and its percent, when one runs."""
+        canary = self.pointer(slot).get("canary")
+        if not canary:
+            return None
+        return self.get(slot, canary["version"]), int(canary["percent"])
+
+    def route(self, slot: str, sticky_key: str | None) -> AdapterVersion:
+        """The version this conversation gets: the canary for its share, else the active one."""
+        canary = self.canary(slot)
+        if canary and sticky_key and in_canary(sticky_key, slot, canary[0].version, canary[1]):
+            return canary[0]
+        return self.active(slot)
+
+    def serving(self, slot: str) -> list[AdapterVersion]:
+        """Every version chats of `slot` may be routed to (they must stay loaded)."""
+        canary = self.canary(slot)
+        return [self.active(slot), *([canary[0]] if canary else [])]
+
+    def register(self, source: Path, slot: str, base_model: str, max_rank: int) -> AdapterVersion:
+        """Validate a trained folder and copy it in as the slot's next immutable version."""
+        if not SLOT_NAME.match(slot):
+            raise BadInput(f"slot {slot!r} must be lowercase letters, digits, '-' or '_'")
+        validate_adapter_folder(source, base_model, max_rank)
+        folder = self.root / slot
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".register-{uuid.uuid4().hex[:12]}"
+        try:
+            _copy_adapter_files(source, staging)
+            validate_adapter_folder(staging, base_model, max_rank)  # the copy, not the source
+            target = _publish_next(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return AdapterVersion(slot, target.name, target.resolve())
+
+
+def _copy_adapter_files(source: Path, staging: Path) -> None:
+    staging.mkdir()
+    for name in (*REQUIRED_FILES, *OPTIONAL_FILES):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, staging / name)
+            (staging / name).chmod(0o444)  # versions are immutable
+
+
+def _publish_next(staging: Path, folder: Path) -> Path:
+    """Rename the complete copy to the next free `vN` (retrying if another register won)."""
+    for _ in range(100):
+        numbers = [int(m.group(1)) for p in folder.iterdir() if (m := VERSION_DIR.match(p.name))]
+        target = folder / f"v{max(numbers, default=0) + 1}"
+        if target.exists():
+            continue
+        try:
+            staging.rename(target)
+        except OSError:
+            continue  # a concurrent register took this number first
+        return target
+    raise BadInput(f"could not claim a new version folder in {folder}")

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from tandem.documents import Chunk
+from tandem.rag.prompt import (
+    HISTORY_TURNS,
+    SYSTEM_PROMPT,
+    ChatMessage,
+    build_messages,
+    fallback_sentence,
+)
+
+CHUNKS = [
+    Chunk(
+        file="api/rate-limits.md", heading="API rate limits > Rate limits", text="120 per minute."
+    ),
+    Chunk(file="faq.md", heading="", text="Ask us anything."),
+]
+
+
+def test_context_blocks_are_numbered_with_page_and_heading() -> None:
+    messages = build_messages([ChatMessage(role="user", content="limit?")], CHUNKS, "v4.2")
+    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    user = messages[-1]["content"]
+    assert user.startswith("Documentation release: v4.2\n\nContext:\n")
+    assert "[1] api/rate-limits.md > API rate limits > Rate limits\n120 per minute." in user
+    assert "[2] faq.md\nAsk us anything." in user
+    assert user.endswith("Question: limit?")
+
+
+def test_retrieval_off_sends_the_question_as_it_is() -> None:
+    messages = build_messages([ChatMessage(role="user", content=" hi ")], None, None)
+    assert messages[-1] == {"role": "user", "content": "hi"}
+
+
+def test_empty_retrieval_says_so_in_the_context() -> None:
+    messages = build_messages([ChatMessage(role="user", content="q")], [], "v1")
+    assert "(no matching documentation found)" in messages[-1]["content"]
+
+
+def test_history_is_kept_short_and_only_the_last_turn_carries_context() -> None:
+    turns = [
+        ChatMessage(role="user" if i % 2 == 0 else "assistant", content=f"m{i}") for i in range(9)
+    ]
+    messages = build_messages(turns, CHUNKS, "v4.2")
+    assert len(messages) == 1 + HISTORY_TURNS + 1
+    assert [m["content"] for m in messages[1:-1]] == ["m4", "m5", "m6", "m7"]
+    assert "Context:" not in "".join(m["content"] for m in messages[1:-1])
+
+
+def test_conversation_must_end_with_the_user() -> None:
+    with pytest.raises(ValueError, match="end with a user message"):
+        build_messages([ChatMessage(role="assistant", content="x")], None, None)
+
+
+def test_fallback_names_the_release() -> None:
+    assert fallback_sentence("v3.0.5") == (
+        "I couldn't find this in the documentation for release v3.0.5."
+    )
