@@ -75,7 +75,7 @@ class RetrievalSettings(BaseModel):
 
 
 class GenerationSettings(BaseModel):
-    max_tokens: int = 320
+    max_tokens: int = 256  # the house format caps answers at ~180 words
     temperature: float = 0.2
     top_p: float = 0.9
     repetition_penalty: float = 1.1

@@ -1,0 +1,128 @@
+"""`make eval`: bring up a local Tandem, then evaluate every QA set against its release.
+
+The sample product set runs once per release (v4.1, then v4.2, each indexed through the admin
+API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`.
+Run: `python -m tandem.evaluation.make_eval [--limit N] [--out DIR]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tandem.evaluation.run import run_eval
+from tandem.settings import PROJECT_ROOT
+
+PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
+RUNS = [  # (QA file, release, docs folder)
+    ("sample-product", "v4.1", PROJECT_ROOT / "corpus" / "v4.1"),
+    ("sample-product", "v4.2", PROJECT_ROOT / "corpus" / "v4.2"),
+    ("paperless-ngx", "v3.0.5", PAPERLESS / "v3.0.5"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(data_dir: Path, port: int, admin_key: str, chat_key: str) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        TANDEM_DATA_DIR=str(data_dir),
+        TANDEM_PORT=str(port),
+        TANDEM_VLLM__PORT=str(_free_port()),
+        TANDEM_API_KEYS=chat_key,
+        TANDEM_ADMIN_KEYS=admin_key,
+        TANDEM_CORPUS=str(RUNS[0][2]),
+        TANDEM_CORPUS_RELEASE=RUNS[0][1],
+        HF_HUB_OFFLINE="1",
+        TANDEM_INDEX_ROOTS=f"{PROJECT_ROOT / 'corpus'},{PAPERLESS}",
+        TANDEM_RATE_LIMIT_PER_MINUTE="100000",
+    )
+    log = (data_dir / "up.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tandem.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"tandem up exited ({process.returncode}); see its up.log")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    raise SystemExit("tandem up was not ready after 900 s")
+
+
+def _index(url: str, admin_key: str, folder: Path, release: str) -> None:
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        current = http.get("/v1/admin/index").json()["serving"]["release"]
+        if current == release:
+            return
+        job = http.post("/v1/admin/index", json={"path": str(folder), "release": release}).json()
+        while (status := http.get(f"/v1/admin/jobs/{job['job']}").json())["status"] not in {
+            "succeeded",
+            "failed",
+        }:
+            time.sleep(2)
+    if status["status"] == "failed":
+        raise SystemExit(f"indexing {release} failed: {status['error']}")
+
+
+def _qa_subset(name: str, release: str, limit: int | None, tmp: Path) -> Path:
+    lines = (PROJECT_ROOT / "eval" / f"{name}.jsonl").read_text().splitlines()
+    items = [json.loads(line) for line in lines if line.strip()]
+    items = [i for i in items if i.get("release") in (None, release)][:limit]
+    path = tmp / f"{name}-{release}.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "eval-out")
+    parser.add_argument("--limit", type=int, default=None, help="questions per run")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tandem-eval-"))
+    port, admin_key, chat_key = _free_port(), secrets.token_hex(8), secrets.token_hex(8)
+    url = f"http://127.0.0.1:{port}"
+    process = _start(tmp, port, admin_key, chat_key)
+    print(f"tandem up on {url}; its log: {tmp / 'up.log'}")
+    try:
+        _wait_ready(url, process)
+        for name, release, folder in RUNS:
+            _index(url, admin_key, folder, release)
+            result = run_eval(
+                url,
+                chat_key,
+                _qa_subset(name, release, args.limit, tmp),
+                args.out / f"{name}-{release}",
+            )
+            print(f"{name} {release}: report in {result.files[0].parent}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+
+
+if __name__ == "__main__":
+    main()
