@@ -37,7 +37,7 @@ unit: $(STAMP)
 
 ## eval: bring the stack up, run both QA sets, write reports under eval-out/
 eval: setup
-	$(PY) -m tandem.evaluation.make_eval
+	$(PY) -m tandem.evaluation.make_eval $(EVAL_ARGS)
 
 ## bench: the figures quoted in the README and the issue notes
 bench: setup
