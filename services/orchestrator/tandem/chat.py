@@ -13,8 +13,10 @@ import anyio
 from tandem.documents import ScoredChunk
 from tandem.errors import BadInput, NotFound
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
-from tandem.llm.client import Generation, Usage
-from tandem.llm.pool import VllmPool
+from tandem.llm.client import Generation, Usage, VllmClient
+from tandem.llm.inflight import InFlight
+from tandem.llm.pool import Reload, VllmPool
+from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages
 from tandem.rag.retriever import IndexInfo, Retriever
 from tandem.settings import Settings
@@ -43,6 +45,7 @@ class PreparedChat:
     index: IndexInfo | None
     started: float
     retrieval_ms: float = 0.0
+    in_flight: int | None = None  # token of the in-flight count for the adapter
 
     def timings(self, generation_ms: float) -> dict[str, float]:
         total = (time.perf_counter() - self.started) * 1000
@@ -69,6 +72,19 @@ def retrieval_query(conversation: Sequence[ChatMessage]) -> str:
     return last
 
 
+def sticky_key(conversation: Sequence[ChatMessage], conversation_id: str | None) -> str | None:
+    """What keeps a conversation on one adapter version: its id, else its first user turn."""
+    if conversation_id:
+        return f"id:{conversation_id}"
+    first = next((m["content"] for m in conversation if m["role"] == "user"), None)
+    return f"first:{first}" if first else None
+
+
+def record_error(adapter: AdapterVersion | None) -> None:
+    """Count a failed request against the adapter version that served it."""
+    ADAPTER_REQUESTS.labels(adapter=adapter.label if adapter else "base", outcome="error").inc()
+
+
 class ChatService:
     """Plain async functions the chat routes (native and OpenAI-compatible) call."""
 
@@ -79,17 +95,16 @@ class ChatService:
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
+        self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
-    def resolve_adapter(
-        self, name: str | None, conversation_id: str | None
-    ) -> AdapterVersion | None:
-        """The adapter version serving this request, or None for the base model."""
+    def resolve_adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
+        """The adapter version serving this request (canary-aware), or None for the base."""
         if name == BASE_ADAPTER:
             return None
         slot = name or self.settings.default_slot
         if slot not in self.registry.slots():
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
-        return self.registry.active(slot)
+        return self.registry.route(slot, sticky)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions
@@ -98,12 +113,20 @@ class ChatService:
         top_k = options.top_k or self.settings.retrieval.top_k
         if not 1 <= top_k <= self.settings.retrieval.max_top_k:
             raise BadInput(f"top_k must be between 1 and {self.settings.retrieval.max_top_k}")
-        adapter = self.resolve_adapter(options.adapter, options.conversation_id)
+        adapter = self.resolve_adapter(
+            options.adapter, sticky_key(conversation, options.conversation_id)
+        )
+        token = self.in_flight.enter(adapter.served_name) if adapter else None
         sources: list[ScoredChunk] = []
         index: IndexInfo | None = None
         if options.retrieval:
             query = retrieval_query(conversation)
-            result = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k)
+            try:
+                result = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k)
+            except Exception:
+                self.in_flight.leave(token)
+                record_error(adapter)
+                raise
             sources, index = result.chunks, result.index
         retrieval_ms = (time.perf_counter() - started) * 1000
         messages = build_messages(
@@ -120,26 +143,33 @@ class ChatService:
             index=index,
             started=started,
             retrieval_ms=retrieval_ms,
+            in_flight=token,
         )
 
-    async def _ensure_loaded(self, prepared: PreparedChat) -> None:
-        if prepared.adapter is not None:
-            client = self.pool.pick()
-            await client.load_adapter(prepared.adapter.served_name, str(prepared.adapter.path))
+    def _reload(self, prepared: PreparedChat) -> Reload | None:
+        """How to put the adapter back on a replica that lost it (it restarted)."""
+        adapter = prepared.adapter
+        if adapter is None:
+            return None
+
+        async def reload(client: VllmClient) -> None:
+            await client.load_adapter(adapter.served_name, str(adapter.path))
+
+        return reload
 
     async def answer(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> ChatAnswer:
         """A complete answer (non-streamed)."""
         prepared = await self.prepare(conversation, options)
         gen_started = time.perf_counter()
         try:
-            generation = await self.pool.pick().chat(
-                prepared.model, prepared.messages, self.settings.generation
+            generation = await self.pool.chat(
+                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
             )
-        except NotFound:
-            await self._ensure_loaded(prepared)
-            generation = await self.pool.pick().chat(
-                prepared.model, prepared.messages, self.settings.generation
-            )
+        except Exception:
+            record_error(prepared.adapter)
+            raise
+        finally:
+            self.in_flight.leave(prepared.in_flight)
         generation.text = generation.text.strip()
         gen_ms = (time.perf_counter() - gen_started) * 1000
         return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
@@ -148,14 +178,16 @@ class ChatService:
         """("delta", {...}) events, then one ("done", {...}) with usage and timings."""
         gen_started = time.perf_counter()
         usage = Usage()
-        client = self.pool.pick()
-        async for item in client.chat_stream(
-            prepared.model, prepared.messages, self.settings.generation
-        ):
-            if isinstance(item, Usage):
-                usage = item
-            else:
-                yield "delta", {"text": item}
+        try:
+            async for item in self.pool.chat_stream(
+                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+            ):
+                if isinstance(item, Usage):
+                    usage = item
+                else:
+                    yield "delta", {"text": item}
+        finally:
+            self.in_flight.leave(prepared.in_flight)
         gen_ms = (time.perf_counter() - gen_started) * 1000
         yield (
             "done",

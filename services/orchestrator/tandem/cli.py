@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tandem.llm.cli import adapters_app
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -16,6 +18,7 @@ dataset_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
 model_app = typer.Typer(help="The served base model.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
+app.add_typer(adapters_app, name="adapters")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -67,11 +67,15 @@ class ModelSettings(BaseModel):
     path: Path | None = None  # defaults to <models_dir>/<last part of name>
 
 
+EmbedBackend = Literal["torch", "onnx", "onnx-int8", "openvino"]
+
+
 class RetrievalSettings(BaseModel):
     top_k: int = 4
     max_top_k: int = 10
     prefetch: int = 24
     embed_batch_size: int = 32
+    embed_backend: EmbedBackend = "torch"  # TANDEM_RETRIEVAL__EMBED_BACKEND; see bench_index
 
 
 class GenerationSettings(BaseModel):

@@ -16,10 +16,11 @@ from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import error_response, install_error_handlers
 from tandem.api.routes import adapters, admin, chat, health, openai
 from tandem.chat import ChatService
-from tandem.errors import TandemError
 from tandem.jobs import JobManager
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
+from tandem.llm.swap import AdapterSwapper
+from tandem.llm.upkeep import keep_adapters_loaded
 from tandem.metrics import REQUESTS
 from tandem.rag.embedder import Embedder, SentenceTransformerEmbedder
 from tandem.rag.retriever import Retriever
@@ -27,7 +28,6 @@ from tandem.rag.store import DocStore, open_client
 from tandem.settings import Settings, get_settings
 
 log = logging.getLogger("tandem")
-ADAPTER_CHECK_INTERVAL_S = 10.0
 ServicesFactory = Callable[[Settings], Services]
 
 
@@ -42,28 +42,6 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     pool = VllmPool.from_settings(settings.vllm)
     chat_service = ChatService(settings, retriever, registry, pool)
     return Services(settings, store, embedder, retriever, registry, pool, chat_service)
-
-
-async def ensure_active_adapters(services: Services) -> None:
-    """Load every slot's active version into every healthy replica (after restarts too)."""
-    await services.pool.refresh_health()
-    for slot in services.registry.slots():
-        adapter = services.registry.active(slot)
-        for client in services.pool.clients:
-            if not services.pool.healthy.get(client.base_url):
-                continue
-            if adapter.served_name not in await client.served_models():
-                await client.load_adapter(adapter.served_name, str(adapter.path))
-                log.info("loaded %s into %s", adapter.label, client.base_url)
-
-
-async def keep_adapters_loaded(services: Services) -> None:
-    while True:
-        try:
-            await ensure_active_adapters(services)
-        except TandemError as error:
-            log.warning("adapter check: %s", error)
-        await asyncio.sleep(ADAPTER_CHECK_INTERVAL_S)
 
 
 class BodyLimitAndMetrics(BaseHTTPMiddleware):
@@ -98,13 +76,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = services_factory(settings)
         app.state.services = services
-        checker = asyncio.create_task(keep_adapters_loaded(services))
+        swapper = AdapterSwapper(
+            settings, services.registry, services.pool, services.chat.in_flight
+        )
+        app.state.swapper = swapper
+        checker = asyncio.create_task(
+            keep_adapters_loaded(swapper, settings.adapter.check_interval_s)
+        )
         try:
             yield
         finally:
             checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await checker
+            await swapper.aclose()
             await services.pool.aclose()
             services.store.client.close()
 

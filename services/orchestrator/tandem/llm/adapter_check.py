@@ -28,7 +28,7 @@ def validate_adapter_folder(path: Path, base_model: str, max_rank: int) -> dict[
     _check_files(path)
     config = _read_config(path)
     _check_config(path, config, base_model, max_rank)
-    _check_weights(path / WEIGHTS_FILE, int(config["r"]))
+    _check_weights(path / WEIGHTS_FILE, _allowed_ranks(path, config, max_rank))
     return config
 
 
@@ -81,6 +81,17 @@ def _check_config(path: Path, config: dict[str, Any], base_model: str, max_rank:
         raise AdapterInvalid(f"{path} trains biases (bias={config.get('bias')!r}); use 'none'")
 
 
+def _allowed_ranks(path: Path, config: dict[str, Any], max_rank: int) -> set[int]:
+    """The configured rank plus any per-module ranks (`rank_pattern`), each within the limit."""
+    pattern = config.get("rank_pattern") or {}
+    if not isinstance(pattern, dict) or not all(isinstance(r, int) for r in pattern.values()):
+        raise AdapterInvalid(f"{path} has a malformed rank_pattern")
+    ranks = {int(config["r"]), *pattern.values()}
+    if max(ranks) > max_rank:
+        raise AdapterInvalid(f"{path} has LoRA rank {max(ranks)}; the server allows 1..{max_rank}")
+    return ranks
+
+
 def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file (tensor names, dtypes, shapes), without torch."""
     try:
@@ -97,8 +108,8 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _check_weights(path: Path, rank: int) -> None:
-    """The tensors are LoRA A/B pairs whose shapes agree with the configured rank."""
+def _check_weights(path: Path, ranks: set[int]) -> None:
+    """The tensors are LoRA A/B pairs whose rank dimension is one the config allows."""
     header = read_safetensors_header(path)
     if not header:
         raise AdapterInvalid(f"{path} holds no tensors")
@@ -106,9 +117,10 @@ def _check_weights(path: Path, rank: int) -> None:
         shape, dtype = info.get("shape") or [], info.get("dtype")
         if dtype not in WEIGHT_DTYPES:
             raise AdapterInvalid(f"{path}: tensor {name} has dtype {dtype}")
-        if "lora_A" in name and (len(shape) != 2 or shape[0] != rank):
-            raise AdapterInvalid(f"{path}: {name} has shape {shape}; rank {rank} expected")
-        elif "lora_B" in name and (len(shape) != 2 or shape[1] != rank):
-            raise AdapterInvalid(f"{path}: {name} has shape {shape}; rank {rank} expected")
-        elif "lora_A" not in name and "lora_B" not in name:
+        if "lora_A" not in name and "lora_B" not in name:
             raise AdapterInvalid(f"{path}: {name} is not a LoRA weight (modules_to_save?)")
+        rank_axis = 0 if "lora_A" in name else 1
+        if len(shape) != 2 or shape[rank_axis] not in ranks:
+            raise AdapterInvalid(
+                f"{path}: {name} has shape {shape}, which does not match rank {sorted(ranks)}"
+            )

@@ -15,7 +15,6 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,13 @@ from tandem.llm.adapter_check import (
 )
 from tandem.rag.store import DocStore
 
-__all__ = ["AdapterRegistry", "AdapterVersion", "in_canary", "validate_adapter_folder"]
+__all__ = [
+    "AdapterRegistry",
+    "AdapterVersion",
+    "in_canary",
+    "register_version",
+    "validate_adapter_folder",
+]
 
 VERSION_DIR = re.compile(r"^v([1-9]\d*)$")
 SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -67,10 +72,6 @@ def in_canary(sticky_key: str, slot: str, canary_version: str, percent: int) -> 
     """Whether a conversation belongs to the canary share (stable for the same key)."""
     digest = hashlib.sha256(f"{slot}:{canary_version}:{sticky_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % 100 < percent
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class AdapterRegistry:
@@ -147,19 +148,30 @@ class AdapterRegistry:
 
     def register(self, source: Path, slot: str, base_model: str, max_rank: int) -> AdapterVersion:
         """Validate a trained folder and copy it in as the slot's next immutable version."""
-        if not SLOT_NAME.match(slot):
-            raise BadInput(f"slot {slot!r} must be lowercase letters, digits, '-' or '_'")
-        validate_adapter_folder(source, base_model, max_rank)
-        folder = self.root / slot
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = folder / f".register-{uuid.uuid4().hex[:12]}"
-        try:
-            _copy_adapter_files(source, staging)
-            validate_adapter_folder(staging, base_model, max_rank)  # the copy, not the source
-            target = _publish_next(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return AdapterVersion(slot, target.name, target.resolve())
+        return register_version(self.root, source, slot, base_model, max_rank)
+
+
+def register_version(
+    root: Path, source: Path, slot: str, base_model: str, max_rank: int
+) -> AdapterVersion:
+    """Validate `source` and copy it to `root/<slot>/vN` atomically (copy, then rename).
+
+    Files only: it never touches the pointer, so the new version serves nothing until
+    someone activates it.
+    """
+    if not SLOT_NAME.match(slot):
+        raise BadInput(f"slot {slot!r} must be lowercase letters, digits, '-' or '_'")
+    validate_adapter_folder(source, base_model, max_rank)
+    folder = root / slot
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".register-{uuid.uuid4().hex[:12]}"
+    try:
+        _copy_adapter_files(source, staging)
+        validate_adapter_folder(staging, base_model, max_rank)  # the copy, not the source
+        target = _publish_next(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return AdapterVersion(slot, target.name, target.resolve())
 
 
 def _copy_adapter_files(source: Path, staging: Path) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, get_args
+
+from tandem.settings import EmbedBackend, Settings
 
 EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2 truncates beyond its 256-token window
+EMBED_BACKENDS: tuple[str, ...] = get_args(EmbedBackend)
 
 
 class Embedder(Protocol):
@@ -31,22 +35,20 @@ def packaged_model_path() -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """The real embedder. `backend` is passed to sentence-transformers ("torch" or "onnx")."""
+    """The real embedder on torch (the other backends are `OnnxEmbedder`; see `make_embedder`)."""
 
-    def __init__(
-        self, model_path: Path | None = None, batch_size: int = 32,
-        backend: Literal["torch", "onnx", "openvino"] = "torch",
-    ) -> None:
+    backend = "torch"
+
+    def __init__(self, model_path: Path | None = None, batch_size: int = 32) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        self._model: Any = SentenceTransformer(
-            str(model_path or packaged_model_path()), device="cpu", backend=backend
-        )
+        torch.set_num_threads(os.cpu_count() or 1)
+        model = str(model_path or packaged_model_path())
+        self._model: Any = SentenceTransformer(model, device="cpu")
         self._tokenizer: Any = self._model.tokenizer
         self.batch_size = batch_size
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.dim = len(self.embed_query("probe"))
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -65,6 +67,27 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=True, truncation=False))
+
+
+def make_embedder(
+    backend: str = "torch", batch_size: int = 32, cache_dir: Path | None = None,
+    model_path: Path | None = None,
+) -> Embedder:
+    """The packaged model on `backend`; ONNX exports are cached under `cache_dir`."""
+    model = model_path or packaged_model_path()
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, batch_size)
+    from tandem.rag.onnx_embedder import OnnxEmbedder
+
+    if cache_dir is None:
+        raise ValueError("the onnx backends need a cache folder for the exported model")
+    return OnnxEmbedder(model, cache_dir, backend, batch_size)
+
+
+def embedder_from_settings(settings: Settings) -> Embedder:
+    """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
+    retrieval = settings.retrieval
+    return make_embedder(retrieval.embed_backend, retrieval.embed_batch_size, settings.models_dir)
 
 
 class HashEmbedder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tandem.api.deps import ServicesDep
+from tandem.api.deps import Services, ServicesDep
 from tandem.errors import TandemError
 
 router = APIRouter(tags=["health"])
@@ -21,21 +22,32 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def adapter_readiness(services: Services) -> dict[str, Any]:
+    """The default slot's active version is loaded on at least one healthy replica."""
+    try:
+        adapter = services.registry.active(services.settings.default_slot)
+    except TandemError as error:
+        return {"adapter": False, "adapter_error": str(error)}
+    serving_on = []
+    for client in services.pool.clients:
+        if not services.pool.healthy.get(client.base_url):
+            continue
+        with contextlib.suppress(TandemError):  # went down since the health check
+            if adapter.served_name in await client.served_models():
+                serving_on.append(client.base_url)
+    return {
+        "adapter": bool(serving_on),
+        "adapter_version": adapter.label,
+        "adapter_replicas": serving_on,
+    }
+
+
 async def readiness(services: ServicesDep) -> dict[str, Any]:
-    """vLLM reachable, the active adapter servable, the index alias present."""
+    """vLLM reachable, the active adapter servable somewhere, the index alias present."""
     checks: dict[str, Any] = {}
     await services.pool.refresh_health()
     checks["vllm"] = any(services.pool.healthy.values())
-    try:
-        adapter = services.registry.active(services.settings.default_slot)
-        served: set[str] = set()
-        for client in services.pool.clients:
-            if services.pool.healthy.get(client.base_url):
-                served.update(await client.served_models())
-        checks["adapter"] = adapter.served_name in served
-        checks["adapter_version"] = adapter.label
-    except TandemError as error:
-        checks["adapter"], checks["adapter_error"] = False, str(error)
+    checks.update(await adapter_readiness(services))
     try:
         info = await anyio.to_thread.run_sync(services.retriever.index_info)
         checks["index"], checks["release"] = True, info.release

@@ -1,0 +1,267 @@
+"""Adapter swaps without restarts: load into every replica → probe → flip → unload when idle.
+
+A failed load or probe unloads what this swap loaded and leaves the pointer alone. One swap
+per slot at a time: an in-process lock plus a lease in the shared metadata collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from tandem.errors import AdapterInvalid, Conflict, DependencyDown, TandemError
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapters import AdapterRegistry, AdapterVersion
+from tandem.llm.client import VllmClient
+from tandem.llm.inflight import InFlight
+from tandem.llm.lease import MetaLease
+from tandem.llm.pool import VllmPool
+from tandem.llm.transitions import activation_state, rollback_state
+from tandem.rag.prompt import ChatMessage
+from tandem.settings import GenerationSettings, Settings
+
+log = logging.getLogger("tandem.adapters")
+PROBE: list[ChatMessage] = [ChatMessage(role="user", content="Reply with the word OK.")]
+
+
+class AdapterSwapper:
+    """Activation, canary, rollback and the background upkeep of loaded adapters."""
+
+    def __init__(
+        self, settings: Settings, registry: AdapterRegistry, pool: VllmPool, in_flight: InFlight
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.pool = pool
+        self.in_flight = in_flight
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._retired: dict[str, float] = {}  # served name -> when it stopped serving
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def busy(self, slot: str) -> bool:
+        return self._locks[slot].locked()
+
+    async def activate(self, slot: str, version: str, percent: int, by: str) -> dict[str, Any]:
+        """Serve `version` to `percent`% of the slot's conversations (100 ends any canary)."""
+        target = self.registry.get(slot, version)
+        await self._validate(target)
+        async with self.exclusive(slot, f"activate {target.label} at {percent}%"):
+            state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
+            current = self.registry.active(slot)
+            new_state = activation_state(state, current.version, version, percent, by)
+            if new_state is None:
+                return {**self.describe(slot), "changed": False}
+            return await self._switch(slot, target, state, new_state)
+
+    async def rollback(self, slot: str, by: str) -> dict[str, Any]:
+        """End the canary if one runs, else go back to the previously active version."""
+        self.registry.active(slot)  # 404 for an unknown slot
+        async with self.exclusive(slot, "rollback"):
+            state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
+            current = self.registry.active(slot)
+            known = [v.version for v in self.registry.versions(slot)]
+            new_state = rollback_state(state, current.version, known, by)
+            target = self.registry.get(slot, new_state["active"])
+            await self._validate(target)
+            return await self._switch(slot, target, state, new_state)
+
+    def describe(self, slot: str) -> dict[str, Any]:
+        state = self.registry.pointer(slot)
+        return {
+            "slot": slot,
+            "active": self.registry.active(slot).version,
+            "canary": state.get("canary"),
+            "previous": state.get("previous"),
+        }
+
+    async def _validate(self, adapter: AdapterVersion) -> None:
+        await anyio.to_thread.run_sync(
+            validate_adapter_folder,
+            adapter.path,
+            self.settings.model.name,
+            self.settings.vllm.max_lora_rank,
+        )
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, slot: str, purpose: str) -> AsyncIterator[None]:
+        """One swap per slot: 409 at once if this process or another replica is swapping."""
+        lock = self._locks[slot]
+        if lock.locked():
+            raise Conflict(f"an adapter swap of {slot!r} is already running; retry when it ends")
+        async with lock:
+            lease = MetaLease(self.registry.store, f"adapter-swap:{slot}", self._lease_ttl())
+            holder = await anyio.to_thread.run_sync(lease.acquire, purpose)
+            if holder is not None:
+                raise Conflict(
+                    f"another orchestrator is swapping {slot!r} ({holder.get('purpose')}); "
+                    "retry when it ends"
+                )
+            try:
+                yield
+            finally:
+                await anyio.to_thread.run_sync(lease.release)
+
+    def _lease_ttl(self) -> float:
+        return self.settings.adapter.lease_ttl_s
+
+    async def _switch(
+        self, slot: str, target: AdapterVersion, old: dict[str, Any], new: dict[str, Any]
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        loaded_on = await self._load_everywhere(target)
+        await anyio.to_thread.run_sync(self.registry.save_pointer, slot, new)
+        retiring = sorted(_serving_names(slot, old) - _serving_names(slot, new))
+        for name in _serving_names(slot, new):
+            self._retired.pop(name, None)
+        if retiring:
+            self._spawn(self._unload_when_idle(retiring))
+        log.info("%s: %s now serves (canary %s)", slot, new["active"], new.get("canary"))
+        return {
+            **self.describe(slot),
+            "changed": True,
+            "loaded_on": loaded_on,
+            "retiring": retiring,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    async def _load_everywhere(self, adapter: AdapterVersion) -> list[str]:
+        """Load and probe on every replica; on any failure unload what this call loaded."""
+        await self.pool.refresh_health()
+        down = [url for url, ok in self.pool.healthy.items() if not ok]
+        if down:
+            raise DependencyDown(f"vLLM replica(s) {', '.join(down)} down; nothing changed")
+        clients = self.pool.clients
+        results = await asyncio.gather(
+            *(self._load_and_probe(c, adapter) for c in clients), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            fresh = [c for c, r in zip(clients, results, strict=True) if r is True]
+            await asyncio.gather(*(_quiet_unload(c, adapter.served_name) for c in fresh))
+            raise _worst(failures)
+        return [c.base_url for c in clients]
+
+    async def _load_and_probe(self, client: VllmClient, adapter: AdapterVersion) -> bool:
+        """True when this call loaded the adapter (it was not loaded before)."""
+        name = adapter.served_name
+        fresh = name not in await client.served_models()
+        try:
+            if fresh:
+                await client.load_adapter(name, str(adapter.path))
+            await self._probe(client, name)
+        except TandemError as error:
+            if fresh:
+                await _quiet_unload(client, name)
+            raise await _blame(client, error, f"{adapter.label} on {client.base_url}") from error
+        return fresh
+
+    async def _probe(self, client: VllmClient, name: str) -> None:
+        """A real, short generation with the adapter."""
+        gen = GenerationSettings(
+            max_tokens=self.settings.adapter.probe_max_tokens,
+            temperature=0.0,
+            top_p=1.0,
+            repetition_penalty=1.0,
+        )
+        result = await client.chat(name, PROBE, gen)
+        if result.usage.completion_tokens < 1:
+            raise AdapterInvalid(f"the probe generation with {name} produced no tokens")
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unload_when_idle(self, names: list[str]) -> None:
+        """After the grace period, wait for in-flight requests on `names`, then collect."""
+        now = time.monotonic()
+        for name in names:
+            self._retired.setdefault(name, now)
+        await asyncio.sleep(self.settings.adapter.unload_grace_s)
+        deadline = time.monotonic() + self.settings.vllm.request_timeout_s
+        while any(self.in_flight.count(n) for n in names) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        try:
+            await self.collect()
+        except TandemError as error:
+            log.warning("unloading retired adapters: %s", error)
+
+    async def collect(self) -> list[str]:
+        """Unload retired versions past the grace period that no local request uses."""
+        unloaded: list[str] = []
+        for slot in self.registry.slots():
+            idle = await self._idle_retired(slot)
+            if not idle or self.busy(slot):
+                continue
+            with contextlib.suppress(Conflict):
+                async with self.exclusive(slot, "unload retired versions"):
+                    state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
+                    keep = _serving_names(slot, state) | {self.registry.active(slot).served_name}
+                    for client, name in idle:
+                        if name not in keep:
+                            await client.unload_adapter(name)
+                            unloaded.append(f"{name}@{client.base_url}")
+                    for name in {name for _, name in idle} - keep:
+                        self._retired.pop(name, None)
+        if unloaded:
+            log.info("unloaded retired adapters: %s", ", ".join(unloaded))
+        return unloaded
+
+    async def _idle_retired(self, slot: str) -> list[tuple[VllmClient, str]]:
+        serving = {v.served_name for v in self.registry.serving(slot)}
+        pattern = re.compile(rf"{re.escape(slot)}-v[1-9]\d*")
+        grace, now = self.settings.adapter.unload_grace_s, time.monotonic()
+        idle = []
+        for client in self.pool.clients:
+            if not self.pool.healthy.get(client.base_url):
+                continue
+            for name in await client.served_models():
+                if not pattern.fullmatch(name) or name in serving:
+                    continue
+                since = self._retired.setdefault(name, now)
+                if now - since >= grace and self.in_flight.count(name) == 0:
+                    idle.append((client, name))
+        return idle
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _serving_names(slot: str, state: dict[str, Any]) -> set[str]:
+    names = {f"{slot}-{state['active']}"} if state.get("active") else set()
+    if state.get("canary"):
+        names.add(f"{slot}-{state['canary']['version']}")
+    return names
+
+
+async def _quiet_unload(client: VllmClient, name: str) -> None:
+    try:
+        await client.unload_adapter(name)
+    except TandemError as error:  # the replica may be gone; the checker retries later
+        log.warning("could not unload %s from %s: %s", name, client.base_url, error)
+
+
+async def _blame(client: VllmClient, error: TandemError, what: str) -> TandemError:
+    """A live replica that refuses the adapter means a bad adapter; a dead one is a 503."""
+    if isinstance(error, AdapterInvalid):
+        return AdapterInvalid(f"{what}: {error}")
+    if await client.healthy():
+        return AdapterInvalid(f"vLLM refused {what}: {error}; nothing changed")
+    return DependencyDown(f"vLLM went down while loading {what}: {error}; nothing changed")
+
+
+def _worst(failures: list[BaseException]) -> BaseException:
+    """The error to report: anything unexpected first, then a replica down, then the adapter."""
+    unexpected = [f for f in failures if not isinstance(f, TandemError)]
+    down = [f for f in failures if isinstance(f, DependencyDown)]
+    return (unexpected or down or failures)[0]

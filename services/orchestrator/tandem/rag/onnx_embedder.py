@@ -1,0 +1,176 @@
+"""Faster CPU backends for the embedder: ONNX Runtime (fp32 or int8) and OpenVINO.
+
+The ONNX file is exported locally from the packaged model (never downloaded) into the
+models cache, once; later processes load it from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tandem.errors import BadInput
+
+Backend = str  # "onnx" | "onnx-int8" | "openvino"
+Runner = Callable[[dict[str, Any]], Any]
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _model_digest(model_path: Path) -> str:
+    """Names the cached export after the weights it came from (a new model, a new export)."""
+    weights = model_path / "model.safetensors"
+    stat = weights.stat()
+    key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _atomic_target(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _export_fp32(model_path: Path, target: Path) -> None:
+    """torch.onnx export of the transformer (its last hidden state); pooling stays in numpy."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    class _Hidden(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    model = _Hidden(AutoModel.from_pretrained(str(model_path)).eval())
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    sample = tokenizer(["a b", "c"], padding=True, return_tensors="pt")
+    tmp = _atomic_target(target)
+    axes = {name: {0: "batch", 1: "seq"} for name in (*INPUTS, "last_hidden_state")}
+    with torch.no_grad():
+        torch.onnx.export(
+            model, tuple(sample[name] for name in INPUTS), str(tmp), input_names=list(INPUTS),
+            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
+        )
+    tmp.replace(target)  # atomic: a concurrent reader sees the old file or the whole new one
+
+
+def _quantize_int8(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = _atomic_target(target)
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    tmp.replace(target)
+
+
+def exported_model(model_path: Path, cache_dir: Path, int8: bool) -> Path:
+    """The cached ONNX file of `model_path`, exported (and quantised) on first use."""
+    folder = cache_dir / "onnx" / f"{model_path.name}-{_model_digest(model_path)}"
+    fp32 = folder / "model.onnx"
+    if not fp32.exists():
+        _export_fp32(model_path, fp32)
+    if not int8:
+        return fp32
+    quantised = folder / "model-int8.onnx"
+    if not quantised.exists():
+        _quantize_int8(fp32, quantised)
+    return quantised
+
+
+def _onnxruntime_runner(path: Path, threads: int) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feed: session.run(None, feed)[0]
+
+
+def _openvino_runner(path: Path, threads: int) -> Runner:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(str(path)), "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+    )
+    return lambda feed: compiled(feed)[0]
+
+
+def make_runner(backend: Backend, model_path: Path, cache_dir: Path, threads: int) -> Runner:
+    """A function from tokenised inputs to the last hidden state, for `backend`."""
+    if backend not in {"onnx", "onnx-int8", "openvino"}:
+        raise BadInput(f"unknown embed backend {backend!r}; use torch, onnx, onnx-int8, openvino")
+    path = exported_model(model_path, cache_dir, int8=backend == "onnx-int8")
+    if backend == "openvino":
+        return _openvino_runner(path, threads)
+    return _onnxruntime_runner(path, threads)
+
+
+def check_mean_pooling(model_path: Path) -> int:
+    """The model's max sequence length; refuses models that are not mean-pooled."""
+    pooling = json.loads((model_path / "1_Pooling" / "config.json").read_text())
+    if not pooling.get("pooling_mode_mean_tokens"):
+        raise BadInput(f"{model_path}: the onnx backends support mean-pooled models only")
+    config = json.loads((model_path / "sentence_bert_config.json").read_text())
+    return int(config.get("max_seq_length", 256))
+
+
+def mean_pool_normalised(hidden: Any, mask: Any) -> Any:
+    """Mean of the real tokens' states, scaled to unit length (what sentence-transformers does)."""
+    weights = mask[..., None].astype(np.float32)
+    summed = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1)
+    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 through ONNX Runtime or OpenVINO; same vectors as the torch path."""
+
+    def __init__(
+        self, model_path: Path, cache_dir: Path, backend: Backend = "onnx",
+        batch_size: int = 32, threads: int | None = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        self.max_length = check_mean_pooling(model_path)
+        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(model_path))
+        self._run = make_runner(backend, model_path, cache_dir, threads or (os.cpu_count() or 1))
+        self.batch_size = batch_size
+        self.backend = backend
+        self.dim = len(self.embed_query("probe"))
+
+    def _embed_batch(self, texts: Sequence[str]) -> Any:
+        encoded = self._tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length,
+            return_tensors="np",
+        )
+        feed = {name: encoded[name].astype(np.int64) for name in INPUTS}
+        return mean_pool_normalised(self._run(feed), encoded["attention_mask"])
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            for index, row in zip(batch, self._embed_batch([texts[i] for i in batch]), strict=True):
+                vectors[index] = row.tolist()
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(v) for v in self._embed_batch([text])[0]]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=True, truncation=False))
