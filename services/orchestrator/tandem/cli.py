@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tandem.indexing.commands import index_app
 from tandem.llm.cli import adapters_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,6 +19,7 @@ dataset_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
 model_app = typer.Typer(help="The served base model.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
+app.add_typer(index_app, name="index")
 app.add_typer(adapters_app, name="adapters")
 
 
@@ -39,17 +41,6 @@ def model_prepare() -> None:
     settings = get_settings()
     path = prepare_base_model(settings.model_path, settings.model.name)
     typer.echo(f"base model ready: {path}")
-
-
-@app.command()
-def index(
-    path: Annotated[Path, typer.Argument(help="docs folder of the release")],
-    release: Annotated[str, typer.Option(help="release name, e.g. v3.0.5")],
-) -> None:
-    """Index a docs release blue/green and serve it once verified."""
-    from tandem.indexing.cli import index_command
-
-    raise typer.Exit(index_command(path, release))
 
 
 @dataset_app.command("validate")

@@ -1,4 +1,8 @@
-"""Background jobs (index builds) run in a worker thread; one job of a kind at a time."""
+"""Background jobs (index builds) run in a worker thread; one job of a kind at a time.
+
+With a metadata store attached, every job's state is written there too, so any replica
+can answer `GET /v1/admin/jobs/{id}` for a job another replica runs.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tandem.errors import Conflict, NotFound
 
 ProgressFn = Callable[[str, int, int], None]
 JobFn = Callable[[ProgressFn], dict[str, Any]]
 KEEP_FINISHED = 50
+PERSIST_EVERY_S = 1.0
+
+
+class MetaStore(Protocol):
+    """The shared metadata collection (`DocStore` is one)."""
+
+    def get_meta(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_meta(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+def job_meta_key(job_id: str) -> str:
+    return f"job:{job_id}"
 
 
 @dataclass
@@ -25,6 +42,7 @@ class Job:
     result: dict[str, Any] | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
+    persisted: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,10 +56,11 @@ class Job:
 
 
 class JobManager:
-    """Tracks jobs in memory; `submit` refuses a second running job of the same kind (409)."""
+    """Tracks jobs in memory (and in `meta`); `submit` refuses a second job of a kind (409)."""
 
-    def __init__(self) -> None:
+    def __init__(self, meta: MetaStore | None = None) -> None:
         self.jobs: dict[str, Job] = {}
+        self.meta = meta
         self._lock = threading.Lock()
 
     def running(self, kind: str) -> Job | None:
@@ -58,19 +77,41 @@ class JobManager:
             job = Job(id=f"{kind}-{uuid.uuid4().hex[:12]}", kind=kind)
             self.jobs[job.id] = job
             self._forget_old()
+        self._persist(job, force=True)
         threading.Thread(target=self._run, args=(job, fn), daemon=True, name=job.id).start()
         return job
 
     def get(self, job_id: str) -> Job:
-        if job_id not in self.jobs:
-            raise NotFound(f"job {job_id!r} does not exist (jobs are kept per replica)")
-        return self.jobs[job_id]
+        """A job of this replica, else one another replica recorded in the metadata."""
+        if job_id in self.jobs:
+            return self.jobs[job_id]
+        stored = self.meta.get_meta(job_meta_key(job_id)) if self.meta else None
+        if not stored:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return Job(
+            id=job_id, kind=str(stored.get("kind", "")), status=str(stored["status"]),
+            progress=dict(stored.get("progress") or {}), result=stored.get("result"),
+            error=stored.get("error"),
+        )
+
+    def _persist(self, job: Job, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.meta is None or (not force and now - job.persisted < PERSIST_EVERY_S):
+            return
+        job.persisted = now
+        try:
+            self.meta.put_meta(job_meta_key(job.id), job.as_dict())
+        except Exception:  # noqa: BLE001 - the job itself must not fail over its status line
+            job.persisted = 0.0
 
     def _run(self, job: Job, fn: JobFn) -> None:
         job.status = "running"
+        self._persist(job, force=True)
 
         def progress(stage: str, done: int, total: int) -> None:
+            new_stage = job.progress.get("stage") != stage
             job.progress = {"stage": stage, "done": done, "total": total}
+            self._persist(job, force=new_stage)
 
         try:
             job.result = fn(progress)
@@ -78,6 +119,7 @@ class JobManager:
         except Exception as error:  # the job reports it; the serving state is untouched
             job.error = f"{type(error).__name__}: {error}"
             job.status = "failed"
+        self._persist(job, force=True)
 
     def _forget_old(self) -> None:
         finished = [j for j in self.jobs.values() if j.status in {"succeeded", "failed"}]

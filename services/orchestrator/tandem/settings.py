@@ -91,7 +91,7 @@ class AdapterSettings(BaseModel):
     check_interval_s: float = 10.0  # how often replicas are checked for the serving adapters
     unload_grace_s: float = 15.0  # a retired version stays loaded at least this long
     lease_ttl_s: float = 300.0  # a swap lease held by a crashed orchestrator expires after this
-    probe_max_tokens: int = 4
+    probe_max_tokens: int = 2  # the probe is a real generation, kept short
 
 
 class Settings(BaseSettings):

@@ -80,11 +80,15 @@ def test_bad_json_is_an_error_with_its_line(tmp_path: Path, tokenizer: Any) -> N
              {"role": "assistant", "content": "Hi."}],
             "must alternate",
         ),
-        ([{"role": "user", "content": "a"}, {"role": "system", "content": "s"}], "only allowed first"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}],
+            "only allowed first",
+        ),
         ([{"role": "tool", "content": "a"}], "role 'tool'"),
         ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "  "}], "is empty"),
         (
-            [{"role": "user", "content": "a"}, {"role": "assistant", "content": "Hi.", "weight": 2}],
+            [{"role": "user", "content": "a"},
+             {"role": "assistant", "content": "Hi.", "weight": 2}],
             "must be 0 or 1",
         ),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Message(BaseModel):
@@ -83,6 +83,21 @@ class IndexRequest(BaseModel):
 
     path: str = Field(min_length=1)
     release: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class RollbackRequest(BaseModel):
+    """Which kept release to serve again; neither field means the one before the serving one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = Field(default=None, min_length=1, max_length=200)
+    release: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RollbackRequest:
+        if self.collection is not None and self.release is not None:
+            raise ValueError("give either 'collection' or 'release', not both")
+        return self
 
 
 class JobCreated(BaseModel):

@@ -8,6 +8,7 @@ folders up front with a message a person can act on.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,26 @@ OPTIONAL_FILES = ("card.json", "README.md")
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 WEIGHT_DTYPES = {"F32", "F16", "BF16"}
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+LAYER_MODULE = re.compile(r"layers\.(\d+)\..*?(\w+_proj)\.lora_(A|B)\b")
 
 
-def validate_adapter_folder(path: Path, base_model: str, max_rank: int) -> dict[str, Any]:
-    """Refuse anything vLLM should not load: missing files, pickles, wrong base, rank too high."""
+def validate_adapter_folder(
+    path: Path, base_model: str, max_rank: int, model_dir: Path | None = None
+) -> dict[str, Any]:
+    """Refuse anything vLLM should not load: missing files, pickles, wrong base, rank too high.
+
+    With `model_dir` (the prepared base model, when this machine has it) the tensor shapes
+    are also checked against the base model's layers: vLLM pads or slices LoRA weights of
+    the wrong width without a word, so an adapter for another model would load and serve.
+    """
     _check_files(path)
     config = _read_config(path)
     _check_config(path, config, base_model, max_rank)
-    _check_weights(path / WEIGHTS_FILE, _allowed_ranks(path, config, max_rank))
+    header = read_safetensors_header(path / WEIGHTS_FILE)
+    _check_weights(path / WEIGHTS_FILE, header, _allowed_ranks(path, config, max_rank))
+    if model_dir is not None and (model_dir / "config.json").is_file():
+        base_config = json.loads((model_dir / "config.json").read_text())
+        check_base_shapes(path / WEIGHTS_FILE, header, base_config)
     return config
 
 
@@ -108,9 +121,8 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _check_weights(path: Path, ranks: set[int]) -> None:
+def _check_weights(path: Path, header: dict[str, Any], ranks: set[int]) -> None:
     """The tensors are LoRA A/B pairs whose rank dimension is one the config allows."""
-    header = read_safetensors_header(path)
     if not header:
         raise AdapterInvalid(f"{path} holds no tensors")
     for name, info in header.items():
@@ -123,4 +135,43 @@ def _check_weights(path: Path, ranks: set[int]) -> None:
         if len(shape) != 2 or shape[rank_axis] not in ranks:
             raise AdapterInvalid(
                 f"{path}: {name} has shape {shape}, which does not match rank {sorted(ranks)}"
+            )
+
+
+def module_dims(base_config: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(in, out) features of the usual decoder projections, from a HF model config."""
+    hidden, heads = int(base_config["hidden_size"]), int(base_config["num_attention_heads"])
+    kv_heads = int(base_config.get("num_key_value_heads") or heads)
+    head_dim = int(base_config.get("head_dim") or hidden // heads)
+    dims = {
+        "q_proj": (hidden, heads * head_dim),
+        "k_proj": (hidden, kv_heads * head_dim),
+        "v_proj": (hidden, kv_heads * head_dim),
+        "o_proj": (heads * head_dim, hidden),
+    }
+    if inter := base_config.get("intermediate_size"):
+        mlp = {"gate_proj": (hidden, inter), "up_proj": (hidden, inter)}
+        dims |= {**mlp, "down_proj": (inter, hidden)}
+    return dims
+
+
+def check_base_shapes(path: Path, header: dict[str, Any], base_config: dict[str, Any]) -> None:
+    """Every LoRA tensor fits the base model: layer index and in/out features."""
+    dims = module_dims(base_config)
+    layers = int(base_config.get("num_hidden_layers", 0))
+    for name, info in header.items():
+        match = LAYER_MODULE.search(name)
+        if match is None:
+            continue
+        layer, module, kind = int(match.group(1)), match.group(2), match.group(3)
+        if layers and layer >= layers:
+            raise AdapterInvalid(f"{path}: {name} is for layer {layer}; the base has {layers}")
+        if module not in dims:
+            continue
+        shape, (fan_in, fan_out) = info.get("shape") or [], dims[module]
+        expected = shape[1] == fan_in if kind == "A" else shape[0] == fan_out
+        if not expected:
+            raise AdapterInvalid(
+                f"{path}: {name} has shape {shape}, which does not fit the base model's "
+                f"{module} ({fan_in} -> {fan_out}); was it trained for another model?"
             )

@@ -146,13 +146,13 @@ class AdapterRegistry:
         canary = self.canary(slot)
         return [self.active(slot), *([canary[0]] if canary else [])]
 
-    def register(self, source: Path, slot: str, base_model: str, max_rank: int) -> AdapterVersion:
-        """Validate a trained folder and copy it in as the slot's next immutable version."""
-        return register_version(self.root, source, slot, base_model, max_rank)
-
-
 def register_version(
-    root: Path, source: Path, slot: str, base_model: str, max_rank: int
+    root: Path,
+    source: Path,
+    slot: str,
+    base_model: str,
+    max_rank: int,
+    model_dir: Path | None = None,
 ) -> AdapterVersion:
     """Validate `source` and copy it to `root/<slot>/vN` atomically (copy, then rename).
 
@@ -161,13 +161,13 @@ def register_version(
     """
     if not SLOT_NAME.match(slot):
         raise BadInput(f"slot {slot!r} must be lowercase letters, digits, '-' or '_'")
-    validate_adapter_folder(source, base_model, max_rank)
+    validate_adapter_folder(source, base_model, max_rank, model_dir)
     folder = root / slot
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder / f".register-{uuid.uuid4().hex[:12]}"
     try:
         _copy_adapter_files(source, staging)
-        validate_adapter_folder(staging, base_model, max_rank)  # the copy, not the source
+        validate_adapter_folder(staging, base_model, max_rank, model_dir)  # the copy itself
         target = _publish_next(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -32,11 +32,14 @@ class MetaLease:
             return None
         return current
 
-    def acquire(self, purpose: str) -> dict[str, Any] | None:
+    def acquire(self, purpose: str, kind: str = "swap") -> dict[str, Any] | None:
         """Take the lease; returns None on success, else the holder's record."""
         if (other := self.holder()) is not None:
             return other
-        claim = {"owner": self.owner, "purpose": purpose, "expires": time.time() + self.ttl_s}
+        claim = {
+            "owner": self.owner, "purpose": purpose, "kind": kind,
+            "expires": time.time() + self.ttl_s,
+        }
         self.store.put_meta(self.key, claim)
         time.sleep(SETTLE_S)
         current = self.store.get_meta(self.key) or {}

@@ -24,11 +24,12 @@ from tandem.llm.client import VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.lease import MetaLease
 from tandem.llm.pool import VllmPool
-from tandem.llm.transitions import activation_state, rollback_state
+from tandem.llm.transitions import activation_state, rollback_state, serving_names
 from tandem.rag.prompt import ChatMessage
 from tandem.settings import GenerationSettings, Settings
 
 log = logging.getLogger("tandem.adapters")
+LEASE_RETRIES, LEASE_RETRY_S = 20, 0.25
 PROBE: list[ChatMessage] = [ChatMessage(role="user", content="Reply with the word OK.")]
 
 
@@ -45,17 +46,17 @@ class AdapterSwapper:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._retired: dict[str, float] = {}  # served name -> when it stopped serving
         self._tasks: set[asyncio.Task[None]] = set()
+        self._swapping: set[str] = set()  # slots with a swap running or waiting for upkeep
 
     def busy(self, slot: str) -> bool:
-        return self._locks[slot].locked()
+        return slot in self._swapping or self._locks[slot].locked()
 
     async def activate(self, slot: str, version: str, percent: int, by: str) -> dict[str, Any]:
         """Serve `version` to `percent`% of the slot's conversations (100 ends any canary)."""
         target = self.registry.get(slot, version)
         await self._validate(target)
         async with self.exclusive(slot, f"activate {target.label} at {percent}%"):
-            state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
-            current = self.registry.active(slot)
+            current, state = await self._current(slot)
             new_state = activation_state(state, current.version, version, percent, by)
             if new_state is None:
                 return {**self.describe(slot), "changed": False}
@@ -65,13 +66,18 @@ class AdapterSwapper:
         """End the canary if one runs, else go back to the previously active version."""
         self.registry.active(slot)  # 404 for an unknown slot
         async with self.exclusive(slot, "rollback"):
-            state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
-            current = self.registry.active(slot)
+            current, state = await self._current(slot)
             known = [v.version for v in self.registry.versions(slot)]
             new_state = rollback_state(state, current.version, known, by)
             target = self.registry.get(slot, new_state["active"])
             await self._validate(target)
             return await self._switch(slot, target, state, new_state)
+
+    async def _current(self, slot: str) -> tuple[AdapterVersion, dict[str, Any]]:
+        """The active version and the fresh pointer (naming the active one even if unpinned)."""
+        state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
+        current = self.registry.active(slot)
+        return current, {**state, "active": current.version}
 
     def describe(self, slot: str) -> dict[str, Any]:
         state = self.registry.pointer(slot)
@@ -83,31 +89,55 @@ class AdapterSwapper:
         }
 
     async def _validate(self, adapter: AdapterVersion) -> None:
+        settings = self.settings
         await anyio.to_thread.run_sync(
             validate_adapter_folder,
             adapter.path,
-            self.settings.model.name,
-            self.settings.vllm.max_lora_rank,
+            settings.model.name,
+            settings.vllm.max_lora_rank,
+            settings.model_path,
         )
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, slot: str, purpose: str) -> AsyncIterator[None]:
-        """One swap per slot: 409 at once if this process or another replica is swapping."""
-        lock = self._locks[slot]
-        if lock.locked():
+    async def exclusive(self, slot: str, purpose: str, upkeep: bool = False) -> AsyncIterator[None]:
+        """One swap per slot, here and across replicas: a second swap gets 409 at once.
+
+        Upkeep (pinning, unloading retired versions) is short: a swap waits for it, and
+        upkeep itself is skipped (Conflict) while anything else holds the slot.
+        """
+        if not upkeep and slot in self._swapping:
             raise Conflict(f"an adapter swap of {slot!r} is already running; retry when it ends")
-        async with lock:
-            lease = MetaLease(self.registry.store, f"adapter-swap:{slot}", self._lease_ttl())
-            holder = await anyio.to_thread.run_sync(lease.acquire, purpose)
-            if holder is not None:
-                raise Conflict(
-                    f"another orchestrator is swapping {slot!r} ({holder.get('purpose')}); "
-                    "retry when it ends"
-                )
-            try:
-                yield
-            finally:
-                await anyio.to_thread.run_sync(lease.release)
+        lock = self._locks[slot]
+        if upkeep and (lock.locked() or slot in self._swapping):
+            raise Conflict(f"{slot!r} is busy")
+        if not upkeep:
+            self._swapping.add(slot)
+        try:
+            async with lock:
+                lease = MetaLease(self.registry.store, f"adapter-swap:{slot}", self._lease_ttl())
+                await self._take_lease(lease, slot, purpose, upkeep)
+                try:
+                    yield
+                finally:
+                    await anyio.to_thread.run_sync(lease.release)
+        finally:
+            if not upkeep:
+                self._swapping.discard(slot)
+
+    async def _take_lease(self, lease: MetaLease, slot: str, purpose: str, upkeep: bool) -> None:
+        """The shared lease; a swap retries for a moment while another replica does upkeep."""
+        kind, holder = ("upkeep" if upkeep else "swap"), None
+        for _ in range(1 if upkeep else LEASE_RETRIES):
+            holder = await anyio.to_thread.run_sync(lease.acquire, purpose, kind)
+            if holder is None:
+                return
+            if upkeep or holder.get("kind") != "upkeep":
+                break
+            await asyncio.sleep(LEASE_RETRY_S)
+        raise Conflict(
+            f"another orchestrator is swapping {slot!r} ({(holder or {}).get('purpose')}); "
+            "retry when it ends"
+        )
 
     def _lease_ttl(self) -> float:
         return self.settings.adapter.lease_ttl_s
@@ -117,9 +147,10 @@ class AdapterSwapper:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         loaded_on = await self._load_everywhere(target)
+        loaded = time.perf_counter()
         await anyio.to_thread.run_sync(self.registry.save_pointer, slot, new)
-        retiring = sorted(_serving_names(slot, old) - _serving_names(slot, new))
-        for name in _serving_names(slot, new):
+        retiring = sorted(serving_names(slot, old) - serving_names(slot, new))
+        for name in serving_names(slot, new):
             self._retired.pop(name, None)
         if retiring:
             self._spawn(self._unload_when_idle(retiring))
@@ -130,6 +161,7 @@ class AdapterSwapper:
             "loaded_on": loaded_on,
             "retiring": retiring,
             "seconds": round(time.perf_counter() - started, 3),
+            "load_and_probe_seconds": round(loaded - started, 3),
         }
 
     async def _load_everywhere(self, adapter: AdapterVersion) -> list[str]:
@@ -202,9 +234,9 @@ class AdapterSwapper:
             if not idle or self.busy(slot):
                 continue
             with contextlib.suppress(Conflict):
-                async with self.exclusive(slot, "unload retired versions"):
+                async with self.exclusive(slot, "unload retired versions", upkeep=True):
                     state = await anyio.to_thread.run_sync(self.registry.pointer, slot, True)
-                    keep = _serving_names(slot, state) | {self.registry.active(slot).served_name}
+                    keep = serving_names(slot, state) | {self.registry.active(slot).served_name}
                     for client, name in idle:
                         if name not in keep:
                             await client.unload_adapter(name)
@@ -224,6 +256,8 @@ class AdapterSwapper:
             if not self.pool.healthy.get(client.base_url):
                 continue
             for name in await client.served_models():
+                if name in serving:
+                    self._retired.pop(name, None)  # serving again: its clock restarts later
                 if not pattern.fullmatch(name) or name in serving:
                     continue
                 since = self._retired.setdefault(name, now)
@@ -235,13 +269,6 @@ class AdapterSwapper:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _serving_names(slot: str, state: dict[str, Any]) -> set[str]:
-    names = {f"{slot}-{state['active']}"} if state.get("active") else set()
-    if state.get("canary"):
-        names.add(f"{slot}-{state['canary']['version']}")
-    return names
 
 
 async def _quiet_unload(client: VllmClient, name: str) -> None:

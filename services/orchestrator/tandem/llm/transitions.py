@@ -63,3 +63,11 @@ def rollback_state(
         new = {"active": target, "canary": None, "previous": current}
         entry = _entry("rollback", target, 100, current, by)
     return {**new, "history": [*state.get("history", []), entry]}
+
+
+def serving_names(slot: str, state: dict[str, Any]) -> set[str]:
+    """The served names a pointer state routes chats to (active and canary)."""
+    names = {f"{slot}-{state['active']}"} if state.get("active") else set()
+    if state.get("canary"):
+        names.add(f"{slot}-{state['canary']['version']}")
+    return names

@@ -40,7 +40,7 @@ async def pin_if_unset(swapper: AdapterSwapper, slot: str) -> None:
     if swapper.busy(slot):
         return
     with contextlib.suppress(Conflict):
-        async with swapper.exclusive(slot, "pin the active version"):
+        async with swapper.exclusive(slot, "pin the active version", upkeep=True):
             state = await anyio.to_thread.run_sync(registry.pointer, slot, True)
             if state.get("active"):
                 return
@@ -57,7 +57,11 @@ async def restore(swapper: AdapterSwapper, slot: str) -> None:
     settings = swapper.settings
     for adapter in wanted:
         await anyio.to_thread.run_sync(
-            validate_adapter_folder, adapter.path, settings.model.name, settings.vllm.max_lora_rank
+            validate_adapter_folder,
+            adapter.path,
+            settings.model.name,
+            settings.vllm.max_lora_rank,
+            settings.model_path,
         )
     for client in swapper.pool.clients:
         if not swapper.pool.healthy.get(client.base_url):

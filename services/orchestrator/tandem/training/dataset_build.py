@@ -161,25 +161,28 @@ def context_blocks(
             c for c in retrieved if c not in golds and answer_overlap(c, words) < LEAK_OVERLAP
         ]
         return distractors[:TOP_K], []
+    right = max(sorted(golds, key=lambda c: (c.heading, c.text)),
+                key=lambda c: answer_overlap(c, words))
+    enough = 0.5 * answer_overlap(right, words)  # a piece of a split section may not hold it
     blocks = retrieved[:TOP_K]
-    if any(c in golds for c in blocks):
+    if any(c in golds and answer_overlap(c, words) >= enough for c in blocks):
         stats.gold_retrieved += 1
     else:
         stats.gold_swapped += 1
-        best = max(sorted(golds, key=lambda c: (c.heading, c.text)),
-                   key=lambda c: answer_overlap(c, words))
         blocks = blocks[: TOP_K - 1]
-        blocks.insert(rng.randrange(len(blocks) + 1), best)
-    present = [i for i, c in enumerate(blocks, 1) if c in golds]
-    best = max(answer_overlap(blocks[i - 1], words) for i in present)
-    cited = [i for i in present if answer_overlap(blocks[i - 1], words) >= 0.5 * best]
+        blocks.insert(rng.randrange(len(blocks) + 1), right)
+    cited = [
+        i for i, c in enumerate(blocks, 1) if c in golds and answer_overlap(c, words) >= enough
+    ]
     return blocks, cited
 
 
 def _example(
     conversation: list[ChatMessage], blocks: list[Chunk], release: str, answer: str
 ) -> dict[str, Any]:
-    messages: list[dict[str, Any]] = [dict(m) for m in build_messages(conversation, blocks, release)]
+    messages: list[dict[str, Any]] = [
+        dict(m) for m in build_messages(conversation, blocks, release)
+    ]
     for message in messages[1:-1]:
         if message["role"] == "assistant":
             message["weight"] = 0  # history turns are context, not targets
@@ -216,7 +219,8 @@ def item_examples(
         answer = fallback_sentence(item.release) if fallback else house_answer(
             item.answer, item.steps, cited
         )
-        examples.append(_example([{"role": "user", "content": question}], blocks, item.release, answer))
+        conversation: list[ChatMessage] = [{"role": "user", "content": question}]
+        examples.append(_example(conversation, blocks, item.release, answer))
     if item.followup:
         examples.append(_followup_example(item, questions[0], index, fallback_units, stats))
     return examples
@@ -230,7 +234,9 @@ def _followup_example(
     assert item.followup is not None
     unit = f"{item.id}:followup"
     rng = random.Random(f"{SEED}:{unit}")
-    _, cited = context_blocks(item, item.answer, item.steps, first, index, False, rng, stats)
+    _, cited = context_blocks(  # the first turn's blocks are gone from the prompt by now
+        item, item.answer, item.steps, first, index, False, rng, BuildStats()
+    )
     follow = item.followup
     conversation: list[ChatMessage] = [
         {"role": "user", "content": first},
@@ -294,9 +300,10 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
                 index.close()
     for split, examples in splits.items():
         fallback = fallback_sentence("")[:-2]  # the sentence without the release and full stop
+        answers = [e["messages"][-1]["content"] for e in examples]
         stats.examples[split] = len(examples)
-        stats.fallback[split] = sum(e["messages"][-1]["content"].startswith(fallback) for e in examples)
-        stats.two_turn[split] = sum(sum(m["role"] == "user" for m in e["messages"]) > 1 for e in examples)
+        stats.fallback[split] = sum(a.startswith(fallback) for a in answers)
+        stats.two_turn[split] = sum(len(e["messages"]) > 3 for e in examples)
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
         (out_dir / f"{split}.jsonl").write_text(text, encoding="utf-8")
     return stats

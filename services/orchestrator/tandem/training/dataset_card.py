@@ -91,7 +91,8 @@ fallback sentence when the context does not hold the answer) on retrieval-shaped
 `tandem dataset validate` on each file (base model chat template, serving context
 {settings.vllm.max_model_len} tokens; house format checked by `tandem.answer_format.check_answer`):
 
-| split | examples | errors | warnings | house format | mean tokens | median | max | over {TRAIN_MAX_LEN} |
+| split | examples | errors | warnings | house format | mean tokens | median | max | \
+over {TRAIN_MAX_LEN} |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {_check_rows(reports)}
 

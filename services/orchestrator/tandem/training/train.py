@@ -38,7 +38,9 @@ def _check_servable(recipe: Recipe, settings: Settings) -> str:
             f"{settings.model.name} (TANDEM_MODEL__NAME)"
         )
     if not (settings.model_path / "config.json").is_file():
-        raise RecipeError(f"the base model is not prepared at {settings.model_path}; run `tandem up`")
+        raise RecipeError(
+            f"the base model is not prepared at {settings.model_path}; run `tandem up` once"
+        )
     return settings.model.name
 
 
@@ -60,8 +62,8 @@ def prepare_split(
         if len(tokenized.input_ids) > recipe.max_len:
             too_long += 1
             continue
-        ids = tokenized.input_ids
-        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": tokenized.labels})
+        ids, labels = tokenized.input_ids, tokenized.labels
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     if not rows:
         raise RecipeError(f"no example of {path} fits max_len={recipe.max_len}")
     info = {
@@ -88,7 +90,7 @@ def _training_args(recipe: Recipe, scratch: str, has_eval: bool) -> Any:
     )
 
 
-def _final_eval_loss(trainer: Any) -> float | None:
+def _final_eval_loss(trainer: Any) -> float:
     """The eval loss after the last step: logged at the last epoch end, else measured now."""
     step = trainer.state.global_step
     for entry in reversed(trainer.state.log_history):
@@ -170,7 +172,7 @@ def fit(
             "train_loss": round(float(result.training_loss), 4),
             "first_logged_loss": round(losses[0], 4) if losses else None,
             "last_logged_loss": round(losses[-1], 4) if losses else None,
-            "steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0, 2),
+            "steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0), 2),
             "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
         })
         if eval_rows:

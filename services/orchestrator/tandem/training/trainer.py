@@ -14,7 +14,7 @@ from transformers import Trainer, TrainerCallback
 from tandem.training.dataset import IGNORE_INDEX
 
 
-class AnswerOnlyTrainer(Trainer):  # type: ignore[misc]
+class AnswerOnlyTrainer(Trainer):
     """A Trainer whose loss only projects the trained positions through the LM head.
 
     Only assistant tokens carry labels, so the 49k-wide logits of the prompt positions are
@@ -42,12 +42,12 @@ class AnswerOnlyTrainer(Trainer):  # type: ignore[misc]
             outputs.logits.float().reshape(-1, outputs.logits.shape[-1]),
             picked.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum",
         )
-        count = num_items_in_batch if num_items_in_batch is not None else picked.ne(IGNORE_INDEX).sum()
+        count = picked.ne(IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
         loss = total / torch.as_tensor(count, device=total.device).clamp(min=1)
         return (loss, outputs) if return_outputs else loss
 
 
-class RichProgress(TrainerCallback):  # type: ignore[misc]
+class RichProgress(TrainerCallback):
     """A rich progress bar over optimizer steps; each log (loss, eval loss) is printed as a line
     too, so a run under `nohup` leaves a readable log."""
 
@@ -69,10 +69,13 @@ class RichProgress(TrainerCallback):  # type: ignore[misc]
         self.progress.update(self.task, completed=state.global_step)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        shown = {k: v for k, v in (logs or {}).items() if k in {"loss", "eval_loss", "learning_rate", "epoch"}}
+        keys = ("loss", "eval_loss", "learning_rate", "epoch")
+        shown = {k: v for k, v in (logs or {}).items() if k in keys}
         if "loss" not in shown and "eval_loss" not in shown:
             return
-        text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+        text = " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
+        )
         elapsed = time.monotonic() - self.started
         self.progress.console.print(
             f"step {state.global_step}/{state.max_steps} {text} ({elapsed:.0f}s)",

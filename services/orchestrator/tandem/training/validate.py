@@ -1,4 +1,4 @@
-"""`tandem dataset validate`: check a chat-JSONL training file line by line before training on it."""
+"""`tandem dataset validate`: check a chat-JSONL training file line by line before training."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class ValidationReport:
 
 
 def context_of(user_content: str) -> tuple[int, str | None]:
-    """(number of context blocks, documentation release) in a user turn built by `build_messages`."""
+    """(number of context blocks, release) of a user turn built by `build_messages`."""
     release = _RELEASE.search(user_content)
     if release is None:
         return 0, None
@@ -189,7 +189,8 @@ def validate_dataset(path: Path, tokenizer: Any, max_len: int = 4096) -> Validat
 def render_mask(example: list[Message], tokenizer: Any, markers: bool = False) -> Text:
     """The rendered example with trained tokens highlighted (or wrapped in `[[...]]`)."""
     tokenized = tokenize_example(example, tokenizer)
-    trained = [(a, b) for (a, b), label in zip(tokenized.offsets, tokenized.labels) if label >= 0]
+    trained = [(a, b) for (a, b), label in zip(tokenized.offsets, tokenized.labels, strict=True)
+               if label >= 0]
     out, cursor = Text(), 0
     for a, b in _merge(trained):
         out.append(tokenized.text[cursor:a], style="" if markers else "dim")
@@ -269,5 +270,5 @@ def validate_command(file: Path, show_mask: int | None = None) -> int:
             return 1
         legend = "trained tokens are highlighted" if console.is_terminal else "trained: [[...]]"
         console.print(f"--- line {show_mask} ({legend}) ---", markup=False)
-        console.print(render_mask(example, tokenizer, markers=not console.is_terminal))
+        console.print(render_mask(example, tokenizer, markers=not console.is_terminal), soft_wrap=True)
     return 0 if report.ok else 1

@@ -20,7 +20,9 @@ def existing_versions(root: Path) -> list[int]:
     """The N of every `vN` folder under `root`, sorted."""
     if not root.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := VERSION.match(p.name)))
+    return sorted(
+        int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := VERSION.match(p.name))
+    )
 
 
 def claim_version(root: Path, version: str | None) -> Path:
@@ -38,8 +40,25 @@ def claim_version(root: Path, version: str | None) -> Path:
     return target
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def staging_dir(target: Path) -> Path:
-    """A hidden sibling folder the run writes into; renamed to `target` only when complete."""
+    """A hidden sibling folder the run writes into; renamed to `target` only when complete.
+
+    Partial folders of runs that were killed (their process is gone) are removed first.
+    """
+    for stale in target.parent.glob(f".{target.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -80,7 +99,7 @@ def render_readme(card: dict[str, Any]) -> str:
     recipe = "\n".join(f"{k}: {json.dumps(v)}" for k, v in card["recipe"].items())
     return (
         f"# {card['slot']} {card['version']} (served as `{card['served_name']}`)\n\n"
-        f"{card['recipe'].get('description') or 'A LoRA adapter for the Tandem house answer format.'}"
+        f"{card['recipe'].get('description') or 'A LoRA adapter for the house answer format.'}"
         f"\n\n- base model: `{card['base_model']['name']}` "
         f"(GGUF sha256 `{card['base_model']['hash']}`)\n"
         f"- trained: {card['created']} with seed {card['seed']}, "

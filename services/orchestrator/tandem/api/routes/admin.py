@@ -1,23 +1,32 @@
-"""Admin API for releases: index jobs, the serving release, history. Admin key only."""
+"""Admin API for releases: index jobs, the serving release, history, rollback. Admin key only."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from tandem.api.deps import AdminKey, ServicesDep
-from tandem.api.schemas import IndexRequest, JobStatus
-from tandem.indexing.service import allowed_index_path, index_overview, run_index
+from tandem.api.deps import AdminKey, Services, ServicesDep
+from tandem.api.schemas import IndexRequest, JobStatus, RollbackRequest
+from tandem.indexing.service import (
+    allowed_index_path,
+    index_overview,
+    release_changes_of,
+    rollback_release,
+    start_index_job,
+)
 from tandem.jobs import JobManager
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-def jobs_of(request: Request) -> JobManager:
+def jobs_of(request: Request, services: Services) -> JobManager:
+    """This app's job manager, writing job states to the shared metadata collection."""
     jobs: JobManager = request.app.state.jobs
+    if jobs.meta is None:
+        jobs.meta = services.store
     return jobs
 
 
@@ -27,24 +36,52 @@ async def start_index(
 ) -> JSONResponse:
     """Build the release in a new collection; the alias moves only once it is verified."""
     folder = allowed_index_path(body.path, services.settings.index_roots)
-    alias = services.settings.qdrant.alias
-    job = jobs_of(request).submit(
-        "index",
-        lambda progress: run_index(
-            services.store, services.embedder, folder, body.release, alias, progress
-        ),
+    job = await anyio.to_thread.run_sync(
+        lambda: start_index_job(
+            jobs_of(request, services), services.store, services.embedder,
+            services.settings, folder, body.release,
+        )
     )
     return JSONResponse({"job": job.id}, status_code=202)
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
-async def job_status(job_id: str, request: Request, key: AdminKey) -> dict[str, Any]:
-    return jobs_of(request).get(job_id).as_dict()
+async def job_status(
+    job_id: str, request: Request, services: ServicesDep, key: AdminKey
+) -> dict[str, Any]:
+    job = await anyio.to_thread.run_sync(jobs_of(request, services).get, job_id)
+    return job.as_dict()
 
 
 @router.get("/index")
 async def index_status(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
-    """The serving release and the releases kept for rollback."""
+    """The serving release (with what changed) and the releases kept for rollback."""
     return await anyio.to_thread.run_sync(
         index_overview, services.store, services.settings.qdrant.alias
+    )
+
+
+@router.get("/index/changes")
+async def index_changes(
+    services: ServicesDep,
+    key: AdminKey,
+    release: str | None = Query(default=None, max_length=64),
+    collection: str | None = Query(default=None, max_length=200),
+) -> dict[str, Any]:
+    """Pages added / changed / removed (with headings) by a kept release; default: serving."""
+    alias = services.settings.qdrant.alias
+    return await anyio.to_thread.run_sync(
+        release_changes_of, services.store, alias, release, collection
+    )
+
+
+@router.post("/index/rollback")
+async def index_rollback(
+    services: ServicesDep, key: AdminKey, body: RollbackRequest | None = None
+) -> dict[str, Any]:
+    """Move the alias back to a kept release (default: the one before the serving one)."""
+    target = body or RollbackRequest()
+    alias = services.settings.qdrant.alias
+    return await anyio.to_thread.run_sync(
+        rollback_release, services.store, alias, target.collection, target.release
     )

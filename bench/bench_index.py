@@ -1,0 +1,246 @@
+"""Index benchmarks on the real paperless-ngx docs. Prints figures and ratios; asserts nothing.
+
+    .venv/bin/python bench/bench_index.py [--backends torch,onnx,onnx-int8,openvino]
+
+1. each embed backend: full index of v3.0.5 (time, chunks/s, where the time goes) and hit@4
+   on eval/paperless-ngx.jsonl (hybrid retrieval, the expected file and heading in the top 4);
+2. re-index of the unchanged release, as a share of the full index;
+3. v2.20.15 -> v3.0.5 through the admin API of a served app while a client keeps querying
+   /v1/retrieve: embedded vs reused, query p95 latency idle and during the re-index, failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from qdrant_client import QdrantClient  # noqa: E402
+
+from tandem.api.app import build_services, create_app  # noqa: E402
+from tandem.evaluation.metrics import contains_phrase  # noqa: E402
+from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
+from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
+from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.store import DocStore  # noqa: E402
+from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
+
+PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
+QA_FILE = PROJECT_ROOT / "eval" / "paperless-ngx.jsonl"
+OLD, NEW = "v2.20.15", "v3.0.5"
+
+
+@contextmanager
+def temp_store(dim: int) -> Iterator[DocStore]:
+    folder = tempfile.mkdtemp(prefix="bench-index-")
+    client = QdrantClient(path=folder)
+    try:
+        yield DocStore(client, dim)
+    finally:
+        client.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def hit_at_4(store: DocStore, embedder: Embedder, qa: list[QAItem]) -> tuple[int, int]:
+    """Questions whose expected file (and heading) is among the top 4 hybrid results."""
+    retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
+    hits = 0
+    for item in qa:
+        for scored in retriever.retrieve(item.question, 4).chunks:
+            heading = re.sub(r"\{#[^}]*\}", "", scored.chunk.heading)
+            if scored.chunk.file == item.file and (
+                item.heading is None or contains_phrase(heading, item.heading)
+            ):
+                hits += 1
+                break
+    return hits, len(qa)
+
+
+def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
+    """Load the backend, index v3.0.5 from empty, re-index it unchanged, measure hit@4."""
+    started = time.perf_counter()
+    settings = get_settings()
+    embedder = make_embedder(backend, settings.retrieval.embed_batch_size, settings.models_dir)
+    load_s = time.perf_counter() - started
+    with temp_store(embedder.dim) as store:
+        full = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
+        unchanged = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
+        hits, total = hit_at_4(store, embedder, qa)
+    return {"backend": backend, "load_s": load_s, "full": full, "unchanged": unchanged,
+            "hits": hits, "questions": total}
+
+
+def print_backends(rows: list[dict[str, Any]]) -> None:
+    print("\n## Full index of paperless-ngx v3.0.5, per embed backend")
+    print("| backend | model load | full index | chunks/s | load+chunk | embed | store | "
+          "verify | hit@4 | unchanged re-index | unchanged / full |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    base = rows[0]["full"].seconds["total"]
+    for row in rows:
+        full: IndexReport = row["full"]
+        s, again = full.seconds, row["unchanged"].seconds["total"]
+        print(
+            f"| {row['backend']} | {row['load_s']:.1f} s | {s['total']:.1f} s "
+            f"({base / s['total']:.2f}x) | {full.chunks / s['total']:.1f} | "
+            f"{s['load_chunk']:.1f} s | {s['embed']:.1f} s | {s['store']:.1f} s | "
+            f"{s['verify']:.2f} s | {row['hits']}/{row['questions']} "
+            f"({100 * row['hits'] / row['questions']:.1f} %) | {again:.1f} s | "
+            f"{100 * again / s['total']:.1f} % |"
+        )
+    print(f"({rows[0]['full'].chunks} chunks; ratios against {rows[0]['backend']})")
+
+
+@contextmanager
+def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, DocStore]]:
+    """The real app over uvicorn in a thread, on its own store."""
+    services = build_services(settings, embedder)
+    port = _free_port()
+    app = create_app(settings, services_factory=lambda _: services)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", services.store
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Traffic(threading.Thread):
+    """A client querying /v1/retrieve in a loop until stopped."""
+
+    def __init__(self, url: str, questions: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.questions = url, questions
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            while not self.stop.is_set() and len(self.latencies) < 10_000:
+                question = self.questions[len(self.latencies) % len(self.questions)]
+                started = time.perf_counter()
+                try:
+                    response = http.post("/v1/retrieve", json={"query": question, "top_k": 4})
+                    if response.status_code != 200:
+                        self.failures.append(f"{response.status_code} {response.text[:200]}")
+                except httpx.HTTPError as error:
+                    self.failures.append(repr(error))
+                self.latencies.append(time.perf_counter() - started)
+                time.sleep(0.05)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else float("nan")
+
+
+def run_job(url: str, folder: Path, release: str) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=60) as http:
+        body = {"path": str(folder), "release": release}
+        job_id = http.post("/v1/admin/index", json=body).json()["job"]
+        while (job := http.get(f"/v1/admin/jobs/{job_id}").json())["status"] not in {
+            "succeeded", "failed",
+        }:
+            time.sleep(0.5)
+    if job["status"] != "succeeded":
+        raise SystemExit(f"index job failed: {job['error']}")
+    return dict(job["result"])
+
+
+def measure_traffic(url: str, questions: list[str], seconds: float) -> Traffic:
+    traffic = Traffic(url, questions)
+    traffic.start()
+    time.sleep(seconds)
+    traffic.stop.set()
+    traffic.join()
+    return traffic
+
+
+def bench_release_upgrade(embedder: Embedder, questions: list[str]) -> None:
+    """v2.20.15 served, v3.0.5 indexed through the admin API while a client queries."""
+    data = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
+    settings = Settings(
+        data_dir=data, index_roots=[str(PAPERLESS)], vllm=VllmSettings(url="http://127.0.0.1:9"),
+        rate_limit_per_minute=1_000_000,
+    )
+    try:
+        with served(settings, embedder) as (url, store):
+            index_release(store, embedder, PAPERLESS / OLD, OLD, "docs")
+            idle = measure_traffic(url, questions, 15)
+            traffic = Traffic(url, questions)
+            traffic.start()
+            result = run_job(url, PAPERLESS / NEW, NEW)
+            traffic.stop.set()
+            traffic.join()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    print_upgrade(result, idle, traffic)
+
+
+def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic) -> None:
+    chunks, embedded, reused = result["chunks"], result["embedded"], result["reused"]
+    summary = result["changes"]["summary"]
+    print(f"\n## {OLD} -> {NEW} through the admin API, with queries running")
+    print(f"- chunks {chunks}: embedded {embedded} ({100 * embedded / chunks:.1f} %), reused "
+          f"{reused} ({100 * reused / chunks:.1f} %), removed {result['removed']}")
+    print(f"- pages added {summary['pages_added']}, changed {summary['pages_changed']}, removed "
+          f"{summary['pages_removed']}, unchanged {summary['pages_unchanged']}")
+    print(f"- re-index time {result['seconds']['total']:.1f} s "
+          f"(embed {result['seconds']['embed']:.1f} s)")
+    print(f"- /v1/retrieve idle: {len(idle.latencies)} queries, p95 "
+          f"{1000 * p95(idle.latencies):.0f} ms, failures {len(idle.failures)}")
+    print(f"- /v1/retrieve during the re-index: {len(busy.latencies)} queries, p95 "
+          f"{1000 * p95(busy.latencies):.0f} ms ({p95(busy.latencies) / p95(idle.latencies):.1f}x "
+          f"idle), failures {len(busy.failures)}")
+    for failure in busy.failures[:5]:
+        print(f"  - {failure}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default=",".join(EMBED_BACKENDS), help="'' skips them")
+    parser.add_argument("--skip-upgrade", action="store_true")
+    args = parser.parse_args()
+    qa = [item for item in load_qa(QA_FILE) if item.file]
+    settings = get_settings()
+    print(f"# bench_index ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+          f"batch {settings.retrieval.embed_batch_size})")
+    rows = [bench_backend(backend, qa) for backend in args.backends.split(",") if backend]
+    if rows:
+        print_backends(rows)
+    if not args.skip_upgrade:
+        backend = settings.retrieval.embed_backend
+        embedder = make_embedder(backend, settings.retrieval.embed_batch_size, settings.models_dir)
+        print(f"\n(upgrade run on the {backend} backend, TANDEM_RETRIEVAL__EMBED_BACKEND)")
+        bench_release_upgrade(embedder, [item.question for item in qa])
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
