@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from tests.conftest import CORPUS, PAPERLESS, free_port
 
 from tandem.api.app import build_services, create_app
 from tandem.api.deps import Services
@@ -23,7 +24,6 @@ from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
 from tandem.rag.embedder import Embedder
 from tandem.settings import Settings, VllmSettings
-from tests.conftest import CORPUS, PAPERLESS, free_port
 
 CHAT_KEY = "test-chat-key"
 ADMIN_KEY = "test-admin-key"

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, SAMPLE_RELEASE, Stack
 
 pytestmark = pytest.mark.integration
