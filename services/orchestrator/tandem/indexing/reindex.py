@@ -137,13 +137,17 @@ def _embed_missing(
 
 
 def _verify(store: DocStore, collection: str, chunks: Sequence[Chunk]) -> None:
+    """Point count, every page present, every chunk of this release, a probe query answers."""
     count = store.count(collection)
     if count != len(chunks):
         raise VerificationFailed(f"{collection} holds {count} points, expected {len(chunks)}")
-    stored_files = {c.file for c, _ in store.scroll_chunks(collection)}
-    missing = {c.file for c in chunks} - stored_files
+    stored = [chunk for chunk, _ in store.scroll_chunks(collection)]
+    missing = {c.file for c in chunks} - {c.file for c in stored}
     if missing:
         raise VerificationFailed(f"{collection} is missing pages: {sorted(missing)[:5]}")
+    foreign = {c.release for c in stored} - {chunks[0].release}
+    if foreign:
+        raise VerificationFailed(f"{collection} holds chunks of other releases: {foreign}")
     probe = chunks[0]
     hits = store.hybrid_query(collection, [0.0] * store.dim, query_vector(probe.embed_text), 5, 20)
     if not hits:

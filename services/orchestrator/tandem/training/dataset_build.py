@@ -22,6 +22,7 @@ from typing import Any
 from tandem.documents import Chunk
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.settings import PROJECT_ROOT
+from tandem.training.release_index import ReleaseIndex, gold_chunks
 
 ADAPTER_DIR = PROJECT_ROOT / "adapters" / "support"
 SEED = 4242
@@ -96,65 +97,18 @@ def answer_overlap(chunk: Chunk, answer_words: set[str]) -> float:
     return len(answer_words & _words(chunk.text)) / max(1, len(answer_words))
 
 
-def _heading_matches(heading: str, wanted: str) -> bool:
-    return heading == wanted or heading.endswith(" > " + wanted)
-
-
-def gold_chunks(item: QaItem, chunks: Sequence[Chunk]) -> set[Chunk]:
-    """The item's own section: same page, heading path equal to or ending with its heading.
-
-    A heading with no text of its own (only subsections) is answered by its subsections.
-    """
-    page = [c for c in chunks if c.file == item.file]
-    exact = {c for c in page if _heading_matches(c.heading, item.heading)}
-    return exact or {
-        c for c in page
-        if any(_heading_matches(" > ".join(c.heading.split(" > ")[:n]), item.heading)
-               for n in range(1, c.heading.count(" > ") + 1))
-    }
-
-
-class ReleaseIndex:
-    """One docs release indexed with Tandem's own indexer into a temporary embedded Qdrant."""
-
-    def __init__(self, folder: Path, release: str, embedder: Any, workdir: Path) -> None:
-        from qdrant_client import QdrantClient
-
-        from tandem.indexing.reindex import index_release
-        from tandem.rag.retriever import Retriever
-        from tandem.rag.store import DocStore
-        from tandem.settings import get_settings
-
-        self.client = QdrantClient(path=str(workdir / release))
-        store = DocStore(self.client, embedder.dim)
-        report = index_release(store, embedder, folder, release, alias="docs")
-        self.chunks = [chunk for chunk, _ in store.scroll_chunks(report.collection)]
-        self.retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
-
-    def golds(self, item: QaItem) -> set[Chunk]:
-        """The item's right blocks in this release; an error names an item that has none."""
-        golds = gold_chunks(item, self.chunks)
-        if not golds:
-            raise ValueError(
-                f"item {item.id}: no chunk of {item.file} has a heading path ending with "
-                f"{item.heading!r} in release {item.release}"
-            )
-        return golds
-
-    def retrieve(self, query: str, k: int) -> list[Chunk]:
-        return [scored.chunk for scored in self.retriever.retrieve(query, k).chunks]
-
-    def close(self) -> None:
-        self.client.close()
-
-
 def context_blocks(
     item: QaItem, answer: str, steps: Sequence[str], query: str, index: ReleaseIndex,
     fallback: bool, rng: random.Random, stats: BuildStats,
 ) -> tuple[list[Chunk], list[int]]:
     """The blocks of one user turn and the numbers of the right ones among them (1-based)."""
     retrieved = index.retrieve(query, TOP_K + EXTRA)
-    golds = index.golds(item)
+    golds = gold_chunks(item.file, item.heading, index.chunks)
+    if not golds:
+        raise ValueError(
+            f"item {item.id}: no chunk of {item.file} has a heading path ending with "
+            f"{item.heading!r} in release {item.release}"
+        )
     words = _words(answer + " " + " ".join(steps))
     if fallback:
         distractors = [

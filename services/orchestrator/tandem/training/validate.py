@@ -270,5 +270,6 @@ def validate_command(file: Path, show_mask: int | None = None) -> int:
             return 1
         legend = "trained tokens are highlighted" if console.is_terminal else "trained: [[...]]"
         console.print(f"--- line {show_mask} ({legend}) ---", markup=False)
-        console.print(render_mask(example, tokenizer, markers=not console.is_terminal), soft_wrap=True)
+        marked = render_mask(example, tokenizer, markers=not console.is_terminal)
+        console.print(marked, soft_wrap=True)
     return 0 if report.ok else 1
