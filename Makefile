@@ -42,6 +42,8 @@ eval: setup
 ## bench: the figures quoted in the README and the issue notes
 bench: setup
 	$(PY) bench/bench_foundation.py
+	$(PY) bench/bench_index.py
+	$(PY) bench/bench_swap.py
 
 clean:
 	rm -rf $(VENV) data eval-out

@@ -13,6 +13,7 @@ from rich.console import Console
 from tandem.api.app import build_services, create_app
 from tandem.api.deps import Services
 from tandem.errors import TandemError
+from tandem.indexing.history import recover_interrupted_builds
 from tandem.indexing.reindex import index_release
 from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
@@ -32,7 +33,13 @@ def index_corpus_if_empty(services: Services, settings: Settings) -> None:
     console.print(f"index: empty, indexing {folder} as release {release}")
     with progress_bar() as progress:
         report = index_release(
-            services.store, services.embedder, folder, release, settings.qdrant.alias, progress
+            services.store,
+            services.embedder,
+            folder,
+            release,
+            settings.qdrant.alias,
+            progress,
+            keep=settings.qdrant.keep_releases,
         )
     console.print(
         f"index: {report.chunks} chunks from {report.pages} pages in "
@@ -61,6 +68,7 @@ def run_up(settings: Settings) -> None:
         console.print(f"vllm: starting on {vllm.url}, log: {vllm.log_path}")
     try:
         services = build_services(settings)
+        recover_interrupted_builds(services.store, settings.qdrant.alias)
         index_corpus_if_empty(services, settings)
         if vllm is not None:
             seconds = vllm.wait_healthy(settings.vllm.startup_timeout_s)

@@ -65,10 +65,18 @@ def test_a_good_file_passes(tmp_path: Path, tokenizer: Any) -> None:
 
 
 def test_bad_json_is_an_error_with_its_line(tmp_path: Path, tokenizer: Any) -> None:
-    report = validate_dataset(write(tmp_path, ['{"messages": [', "not json"]), tokenizer)
+    report = validate_dataset(write(tmp_path, ['{"messages": [', "not json", "[1, 2]"]), tokenizer)
     assert "not valid JSON" in errors_at(report, 1)[0]
     assert "not valid JSON" in errors_at(report, 2)[0]
+    assert 'an object with a "messages" list' in errors_at(report, 3)[0]
     assert report.n_examples == 12
+
+
+def test_text_that_is_not_utf8_is_an_error(tmp_path: Path, tokenizer: Any) -> None:
+    path = write(tmp_path, [])
+    path.write_bytes(b'{"messages": "\xff"}\n' + path.read_bytes())
+    report = validate_dataset(path, tokenizer)
+    assert "not UTF-8" in errors_at(report, 1)[0]
 
 
 @pytest.mark.parametrize(
@@ -178,3 +186,19 @@ def test_mask_trains_only_assistant_tokens_and_end_of_turn(tokenizer: Any) -> No
     assert trained == row["messages"][-1]["content"] + tokenizer.eos_token
     marked = render_mask(row["messages"], tokenizer, markers=True).plain
     assert marked.count("[[") == 1 and f"[[{row['messages'][-1]['content']}" in marked
+
+
+def test_validate_command_exit_codes_and_mask(
+    tmp_path: Path, tokenizer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tandem.training.validate import validate_command
+
+    good = write(tmp_path, [])
+    assert validate_command(good, show_mask=1) == 0
+    out = capsys.readouterr().out
+    assert "ok, 1 warnings" in out and "[[Open Billing > Plan" in out  # not a tty: markers
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    assert validate_command(bad, show_mask=None) == 1
+    assert f"{bad}:1: error: not valid JSON" in capsys.readouterr().out
+    assert validate_command(tmp_path / "missing.jsonl", show_mask=None) == 2

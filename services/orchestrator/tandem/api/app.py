@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
@@ -16,13 +17,14 @@ from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import error_response, install_error_handlers
 from tandem.api.routes import adapters, admin, chat, health, openai
 from tandem.chat import ChatService
+from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.llm.swap import AdapterSwapper
 from tandem.llm.upkeep import keep_adapters_loaded
 from tandem.metrics import REQUESTS
-from tandem.rag.embedder import Embedder, SentenceTransformerEmbedder
+from tandem.rag.embedder import Embedder, embedder_from_settings
 from tandem.rag.retriever import Retriever
 from tandem.rag.store import DocStore, open_client
 from tandem.settings import Settings, get_settings
@@ -33,9 +35,7 @@ ServicesFactory = Callable[[Settings], Services]
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP."""
-    embedder = embedder or SentenceTransformerEmbedder(
-        batch_size=settings.retrieval.embed_batch_size
-    )
+    embedder = embedder or embedder_from_settings(settings)
     store = DocStore(open_client(settings), embedder.dim)
     retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, store)
@@ -76,6 +76,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = services_factory(settings)
         app.state.services = services
+        app.state.jobs = JobManager(services.store)
+        await anyio.to_thread.run_sync(
+            recover_interrupted_builds, services.store, settings.qdrant.alias
+        )
         swapper = AdapterSwapper(
             settings, services.registry, services.pool, services.chat.in_flight
         )
@@ -94,13 +98,9 @@ def create_app(
             services.store.client.close()
 
     app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
-    app.state.jobs = JobManager()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     for module in (health, chat, openai, admin, adapters):
         app.include_router(module.router)
     return app
-
-
-Startup = Callable[[], Awaitable[None]]

@@ -213,7 +213,7 @@ def _compare(report: IndexReport, chunks: list[Chunk], serving: Serving) -> None
     reuse = serving.vectors
     report.reused = sum(1 for c in chunks if reuse_key(c) in reuse)
     report.embedded = len(chunks) - report.reused
-    report.removed = len(set(reuse) - {reuse_key(c) for c in chunks})
+    report.removed = len({reuse_key(c) for c in serving.chunks} - {reuse_key(c) for c in chunks})
     report.previous = {"release": serving.release, "collection": serving.collection}
     before, after = outline(serving.chunks, reuse_key), outline(chunks, reuse_key)
     report.changes = release_changes(before, after, report.previous)
@@ -225,7 +225,8 @@ def index_release(
 ) -> IndexReport:
     """Build, verify and serve `release` from `folder`; the old release serves until the end.
 
-    `keep`: collections kept (the serving one included); `batch_size`: texts per embed call.
+    `keep`: collections kept, the serving one included (at least 2: the one that served until
+    now may still be answering queries); `batch_size`: texts per embed call.
     """
     started = time.perf_counter()
     recover_interrupted_builds(store, alias)

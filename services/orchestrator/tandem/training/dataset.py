@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tandem.errors import BadInput
+
 IGNORE_INDEX = -100  # the label value the loss skips
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = {"role", "content", "weight", "name"}
@@ -21,7 +23,7 @@ MESSAGE_KEYS = {"role", "content", "weight", "name"}
 Message = dict[str, Any]
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInput, ValueError):
     """An example that cannot be used; the message says what to fix."""
 
 
@@ -144,12 +146,25 @@ def tokenize_example(messages: list[Message], tokenizer: Any) -> Tokenized:
     return Tokenized(text=text, input_ids=ids, labels=labels, offsets=offsets)
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) for every non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+def iter_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for every non-blank line; text is None where it is not UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+                continue
             if line.strip():
                 yield number, line
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) for every non-blank line of a JSONL file."""
+    for number, line in iter_lines(path):
+        if line is None:
+            raise DatasetError(f"{path}:{number}: not UTF-8 text")
+        yield number, line
 
 
 def load_examples(path: Path) -> list[list[Message]]:

@@ -87,6 +87,7 @@ def _training_args(recipe: Recipe, scratch: str, has_eval: bool) -> Any:
         logging_first_step=True, eval_strategy="epoch" if has_eval else "no",
         save_strategy="no", report_to="none", seed=recipe.seed, data_seed=recipe.seed,
         disable_tqdm=True, prediction_loss_only=True, dataloader_num_workers=0,
+        dataloader_pin_memory=False,
     )
 
 

@@ -18,6 +18,7 @@ from tandem.training.dataset import (
     Message,
     is_trained,
     iter_jsonl,
+    iter_lines,
     load_tokenizer,
     parse_example,
     tokenize_example,
@@ -118,7 +119,11 @@ def _check_line(number: int, line: str, tokenizer: Any, report: ValidationReport
     except DatasetError as error:
         report.add("error", str(error), number)
         return None
-    tokenized = tokenize_example(messages, tokenizer)
+    try:
+        tokenized = tokenize_example(messages, tokenizer)
+    except DatasetError as error:
+        report.add("error", str(error), number)
+        return None
     length = len(tokenized.input_ids)
     report.token_lengths.append(length)
     report.trained_tokens += tokenized.n_trained
@@ -175,7 +180,10 @@ def validate_dataset(path: Path, tokenizer: Any, max_len: int = 4096) -> Validat
     """Check every line of a chat-JSONL file; `max_len` is the serving context length."""
     report = ValidationReport(path=path, max_len=max_len)
     examples: dict[int, list[Message]] = {}
-    for number, line in iter_jsonl(path):
+    for number, line in iter_lines(path):
+        if line is None:
+            report.add("error", "not UTF-8 text; re-save the file as UTF-8", number)
+            continue
         messages = _check_line(number, line, tokenizer, report)
         if messages is not None:
             examples[number] = messages
@@ -218,9 +226,9 @@ def print_report(report: ValidationReport, console: Console) -> None:
         where = f"{report.path}:{finding.line}" if finding.line else str(report.path)
         line = Text(f"{where}: ")
         line.append(finding.level, style=styles[finding.level])
-        console.print(line + Text(f": {finding.message}"))
+        console.print(line + Text(f": {finding.message}"), soft_wrap=True)
     if len(report.findings) > MAX_SHOWN:
-        console.print(f"... and {len(report.findings) - MAX_SHOWN} more findings", markup=False)
+        console.print(f"... and {len(report.findings) - MAX_SHOWN} more findings")
     lengths = report.token_lengths or [0]
     turns = max(1, report.n_trained_turns)
     console.print(
@@ -229,7 +237,7 @@ def print_report(report: ValidationReport, console: Console) -> None:
         f"{report.n_fallback_turns / turns:.0%} fallback answers); tokens a line: "
         f"mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} (limit {report.max_len}); "
         f"{report.trained_tokens} trained tokens",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
     verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.errors)} errors[/]"
     console.print(f"{verdict}, {len(report.warnings)} warnings")

@@ -24,9 +24,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 def jobs_of(request: Request, services: Services) -> JobManager:
     """This app's job manager, writing job states to the shared metadata collection."""
-    jobs: JobManager = request.app.state.jobs
-    if jobs.meta is None:
-        jobs.meta = services.store
+    jobs: JobManager = request.app.state.jobs  # built with the shared store in the lifespan
     return jobs
 
 
