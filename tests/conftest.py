@@ -24,10 +24,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
-    """The real all-MiniLM-L6-v2 embedder, loaded once per session."""
-    from tandem.rag.embedder import SentenceTransformerEmbedder
+    """The real all-MiniLM-L6-v2 embedder on the configured backend, loaded once per session."""
+    from tandem.rag.embedder import embedder_from_settings
+    from tandem.settings import Settings
 
-    return SentenceTransformerEmbedder()
+    return embedder_from_settings(Settings())
 
 
 def paperless_release(release: str) -> Path:
