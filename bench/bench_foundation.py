@@ -174,20 +174,25 @@ def main() -> None:
     print(f"data dir {data_dir}; logs in {data_dir}/up.log and {data_dir}/logs/vllm.log")
 
     process = start_up(data_dir, port, vllm_port)
-    rss = PeakRss(process.pid)
-    rss.start()
-    first_ready = wait_ready(url, process)
-    report = httpx.get(f"{url}/v1/admin/index", timeout=30).json()
-    serving = next(k for k in report["kept"] if k["serving"])["report"]
-    qs = questions(args.queries)
-    retrieve_ms = bench_retrieve(url, qs)
-    overhead = bench_overhead(url, vllm_url, qs[: args.chats])
-    rss.stop = True
-    stop(process)
+    try:
+        rss = PeakRss(process.pid)
+        rss.start()
+        first_ready = wait_ready(url, process)
+        report = httpx.get(f"{url}/v1/admin/index", timeout=30).json()
+        entry = next(k for k in report["kept"] if k["serving"])
+        serving = {**entry["counts"], "seconds": entry["seconds"]}
+        qs = questions(args.queries)
+        retrieve_ms = bench_retrieve(url, qs)
+        overhead = bench_overhead(url, vllm_url, qs[: args.chats])
+        rss.stop = True
+    finally:
+        stop(process)
 
     process = start_up(data_dir, port, vllm_port)
-    second_ready = wait_ready(url, process)
-    stop(process)
+    try:
+        second_ready = wait_ready(url, process)
+    finally:
+        stop(process)
 
     embed_s = serving["seconds"].get("embed", 0.0)
     per_s = serving["chunks"] / serving["seconds"]["total"]
