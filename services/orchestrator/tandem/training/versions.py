@@ -79,6 +79,8 @@ def finalize_adapter(staging: Path, base_model_name: str) -> dict[str, Any]:
     missing = ADAPTER_FILES - {p.name for p in staging.iterdir()}
     if missing:
         raise BadInput(f"the adapter was not saved as safetensors (missing {sorted(missing)})")
+    for name in ADAPTER_FILES:  # safetensors writes 0600; a vLLM under another user must read it
+        (staging / name).chmod(0o644)
     return config
 
 
