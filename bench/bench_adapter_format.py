@@ -107,12 +107,11 @@ def print_table(title: str, results: dict[str, dict[str, Any]], n: int) -> None:
         results["base + long prompt"]["prompt_tokens"]
         - results["adapter + short prompt"]["prompt_tokens"]
     )
-    ratio = results["adapter + short prompt"]["compliance"] / max(
-        results["base + long prompt"]["compliance"], 1e-9
-    )
+    adapter = results["adapter + short prompt"]["compliance"]
+    long_prompt = results["base + long prompt"]["compliance"]
     print(
-        f"adapter saves {saved:.0f} prompt tokens a request vs base + long prompt; "
-        f"compliance ratio adapter/long-prompt base: {ratio:.2f}x"
+        f"adapter saves {saved:.0f} prompt tokens a request vs base + long prompt; compliance "
+        f"{adapter:.0%} vs {long_prompt:.0%} ({adapter - long_prompt:+.0%} points)"
     )
 
 
