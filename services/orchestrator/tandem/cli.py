@@ -51,7 +51,7 @@ def dataset_validate(
     ] = None,
 ) -> None:
     """Check an OpenAI chat JSONL training file line by line."""
-    from tandem.training.cli import validate_command
+    from tandem.training.validate import validate_command
 
     raise typer.Exit(validate_command(file, show_mask))
 
@@ -63,7 +63,7 @@ def train(
     version: Annotated[str | None, typer.Option(help="version folder name, e.g. v3")] = None,
 ) -> None:
     """Train a LoRA adapter version from a YAML recipe."""
-    from tandem.training.cli import train_command
+    from tandem.training.train import train_command
 
     out = train_command(recipe, set_ or [], version)
     typer.echo(f"adapter written to {out}")
