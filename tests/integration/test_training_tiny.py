@@ -49,6 +49,7 @@ def _recipe(tmp_path: Path) -> Recipe:
     return Recipe(
         train_file=data, eval_file=data, output_dir=tmp_path / "support", max_steps=3,
         grad_accum=1, logging_steps=1, max_len=256, lora_r=4, lora_alpha=8, seed=7,
+        threads=1,  # two OpenMP threads crawl when other processes share the cores
     )
 
 

@@ -148,7 +148,22 @@ def fit(
     recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, list[int]]],
     eval_rows: list[dict[str, list[int]]], console: Console,
 ) -> dict[str, Any]:
-    """Run the transformers Trainer on the rows; return the metrics for the card."""
+    """Run the transformers Trainer on the rows (with the recipe's torch threads); return the
+    metrics for the card."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads or threads)
+    try:
+        return _fit(recipe, model, tokenizer, train_rows, eval_rows, console)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(
+    recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, list[int]]],
+    eval_rows: list[dict[str, list[int]]], console: Console,
+) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq
     from transformers.trainer_callback import PrinterCallback
@@ -190,10 +205,6 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
 
     console = Console()
     set_seed(recipe.seed)
-    if recipe.threads:
-        import torch
-
-        torch.set_num_threads(recipe.threads)
     tokenizer = load_tokenizer(settings.model_path)
     train_rows, train_info = prepare_split(
         recipe.train_file, tokenizer, recipe, recipe.max_train_examples
