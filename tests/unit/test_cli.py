@@ -31,4 +31,4 @@ def test_train_refuses_a_recipe_with_unknown_keys(tmp_path: Path) -> None:
     recipe.write_text("no_such_key: 1\n")
     result = runner.invoke(app, ["train", str(recipe)])
     assert not isinstance(result.exception, ImportError), result.exception
-    assert result.exit_code != 0
+    assert result.exit_code == 2 and "error:" in result.output

@@ -63,9 +63,14 @@ def train(
     version: Annotated[str | None, typer.Option(help="version folder name, e.g. v3")] = None,
 ) -> None:
     """Train a LoRA adapter version from a YAML recipe."""
+    from tandem.errors import TandemError
     from tandem.training.train import train_command
 
-    out = train_command(recipe, set_ or [], version)
+    try:
+        out = train_command(recipe, set_ or [], version)
+    except TandemError as error:  # bad recipe or data (400), version exists (409)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(f"adapter written to {out}")
 
 
