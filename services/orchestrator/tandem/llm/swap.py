@@ -54,7 +54,7 @@ class AdapterSwapper:
     async def activate(self, slot: str, version: str, percent: int, by: str) -> dict[str, Any]:
         """Serve `version` to `percent`% of the slot's conversations (100 ends any canary)."""
         target = self.registry.get(slot, version)
-        await self._validate(target)
+        await self.validate(target)
         async with self.exclusive(slot, f"activate {target.label} at {percent}%"):
             current, state = await self._current(slot)
             new_state = activation_state(state, current.version, version, percent, by)
@@ -70,7 +70,7 @@ class AdapterSwapper:
             known = [v.version for v in self.registry.versions(slot)]
             new_state = rollback_state(state, current.version, known, by)
             target = self.registry.get(slot, new_state["active"])
-            await self._validate(target)
+            await self.validate(target)
             return await self._switch(slot, target, state, new_state)
 
     async def _current(self, slot: str) -> tuple[AdapterVersion, dict[str, Any]]:
@@ -88,7 +88,8 @@ class AdapterSwapper:
             "previous": state.get("previous"),
         }
 
-    async def _validate(self, adapter: AdapterVersion) -> None:
+    async def validate(self, adapter: AdapterVersion) -> None:
+        """Check the version folder off the event loop (raises AdapterInvalid)."""
         settings = self.settings
         await anyio.to_thread.run_sync(
             validate_adapter_folder,

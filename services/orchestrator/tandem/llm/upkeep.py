@@ -13,7 +13,6 @@ import logging
 import anyio
 
 from tandem.errors import Conflict, TandemError
-from tandem.llm.adapter_check import validate_adapter_folder
 from tandem.llm.swap import AdapterSwapper
 from tandem.llm.transitions import now_iso
 
@@ -54,15 +53,8 @@ async def pin_if_unset(swapper: AdapterSwapper, slot: str) -> None:
 async def restore(swapper: AdapterSwapper, slot: str) -> None:
     """Load every version the slot serves into each healthy replica that lacks it."""
     wanted = swapper.registry.serving(slot)
-    settings = swapper.settings
     for adapter in wanted:
-        await anyio.to_thread.run_sync(
-            validate_adapter_folder,
-            adapter.path,
-            settings.model.name,
-            settings.vllm.max_lora_rank,
-            settings.model_path,
-        )
+        await swapper.validate(adapter)
     for client in swapper.pool.clients:
         if not swapper.pool.healthy.get(client.base_url):
             continue
