@@ -1,7 +1,8 @@
 """Hybrid retrieval over real third-party docs (paperless-ngx v3.0.5) that nobody here wrote.
 
-Twelve questions in our own words; the expected page must be in the top 4. The threshold
-leaves room for one miss: this is a quality floor, not a per-question oracle.
+Twelve questions in our own words; a section that answers it must be in the top 4. Where the
+docs answer a question in two places (the usage page and the setting it names), both count.
+The threshold leaves room for one miss: this is a quality floor, not a per-question oracle.
 """
 
 from __future__ import annotations
@@ -20,23 +21,42 @@ from tandem.rag.store import DocStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-QUESTIONS = [  # (question, expected file, a part of the expected heading path)
-    ("which env var sets the tesseract OCR language", "configuration.md", "PAPERLESS_OCR_LANGUAGE"),
-    ("how do I pass extra postgres connection options", "configuration.md", "PAPERLESS_DB_OPTIONS"),
-    ("back up all my documents and metadata to a folder", "administration.md", "exporter"),
-    ("turn on two factor auth for my login", "usage.md", "Two-factor"),
-    ("fetch documents from an email inbox automatically", "usage.md", "mail"),
-    ("how do workflows trigger when a document is added", "usage.md", "Workflows"),
-    ("authenticate against the REST API with a token", "api.md", "Authorization"),
-    ("where do I drop files so they get consumed", "configuration.md", "PAPERLESS_CONSUMPTION_DIR"),
-    ("set up single sign on with OpenID Connect", "advanced_usage.md", "OpenID Connect"),
+QUESTIONS: list[tuple[str, list[tuple[str, str]]]] = [
+    # (question, [(a file that answers it, a part of that section's heading path), ...])
+    (
+        "which env var sets the tesseract OCR language",
+        [("configuration.md", "PAPERLESS_OCR_LANGUAGE")],
+    ),
+    (
+        "how do I pass extra postgres connection options",
+        [("configuration.md", "PAPERLESS_DB_OPTIONS")],
+    ),
+    ("back up all my documents and metadata to a folder", [("administration.md", "exporter")]),
+    ("turn on two factor auth for my login", [("usage.md", "Two-factor")]),
+    ("fetch documents from an email inbox automatically", [("usage.md", "mail")]),
+    ("how do workflows trigger when a document is added", [("usage.md", "Workflows")]),
+    ("authenticate against the REST API with a token", [("api.md", "Authorization")]),
+    (
+        "where do I drop files so they get consumed",
+        [
+            ("configuration.md", "PAPERLESS_CONSUMPTION_DIR"),
+            ("usage.md", "The consumption directory"),
+        ],
+    ),
+    ("set up single sign on with OpenID Connect", [("advanced_usage.md", "OpenID Connect")]),
     (
         "what changed in the database settings when moving to version 3",
-        "migration-v3.md",
-        "Database",
+        [("migration-v3.md", "Database")],
     ),
-    ("documents are not consumed from the watched folder, inotify", "troubleshooting.md", "consum"),
-    ("share documents with other users and set permissions", "usage.md", "Permissions"),
+    (
+        "documents are not consumed from the watched folder, inotify",
+        [
+            ("troubleshooting.md", "consum"),
+            # the troubleshooting page's own fix: "enable filesystem polling with ..."
+            ("configuration.md", "PAPERLESS_CONSUMER_POLLING_INTERVAL"),
+        ],
+    ),
+    ("share documents with other users and set permissions", [("usage.md", "Permissions")]),
 ]
 
 
@@ -52,13 +72,14 @@ def retriever(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> I
 
 def test_the_expected_page_is_in_the_top_4(retriever: Retriever) -> None:
     misses = []
-    for question, file, heading in QUESTIONS:
+    for question, answers in QUESTIONS:
         result = retriever.retrieve(question, top_k=4)
         assert result.index.release == "v3.0.5"
         assert all(s.chunk.release == "v3.0.5" for s in result.chunks)
         hit = any(
             s.chunk.file == file and heading.lower() in s.chunk.heading.lower()
             for s in result.chunks
+            for file, heading in answers
         )
         if not hit:
             misses.append((question, [(s.chunk.file, s.chunk.heading) for s in result.chunks]))
