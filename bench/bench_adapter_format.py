@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import httpx
 from tandem.answer_format import RULES, check_answer
 from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
 from tandem.settings import Settings
+from tandem.training.dataset import chat_messages
+from tandem.training.validate import held_out_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"
@@ -32,16 +33,8 @@ Case = tuple[list[ChatMessage], int, str]  # messages (short system prompt), blo
 
 
 def eval_split_cases(n: int) -> list[Case]:
-    rows = (ROOT / "adapters" / "support" / "data" / "eval.jsonl").read_text().splitlines()
-    cases = []
-    for row in rows[:: max(1, len(rows) // n)][:n]:
-        messages = json.loads(row)["messages"]
-        first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        user = messages[first - 1]["content"]
-        blocks = len(re.findall(r"^\[\d+\] ", user, flags=re.MULTILINE))
-        release = re.search(r"Documentation release: (\S+)", user)
-        cases.append((messages[:first], blocks, release.group(1) if release else ""))
-    return cases
+    path = ROOT / "adapters" / "support" / "data" / "eval.jsonl"
+    return [(chat_messages(m), blocks, release) for m, blocks, release in held_out_prompts(path, n)]
 
 
 def paperless_cases(n: int, settings: Settings) -> list[Case]:

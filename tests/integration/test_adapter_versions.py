@@ -5,8 +5,6 @@ The prompts are held-out eval examples, built by the same `build_messages` as se
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,8 @@ import pytest
 from tandem.answer_format import check_answer
 from tandem.llm.adapters import AdapterRegistry, validate_adapter_folder
 from tandem.settings import Settings
+from tandem.training.dataset import chat_messages
+from tandem.training.validate import held_out_prompts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,16 +27,11 @@ def committed_versions() -> list[Path]:
 
 
 def eval_prompts() -> list[tuple[list[dict[str, str]], int, str]]:
-    rows = (ROOT / "adapters" / "support" / "data" / "eval.jsonl").read_text().splitlines()
-    prompts = []
-    for row in rows[::10][:EXAMPLES]:
-        messages = json.loads(row)["messages"]
-        first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
-        user = messages[first - 1]["content"]
-        blocks = len(re.findall(r"^\[\d+\] ", user, flags=re.MULTILINE))
-        release = re.search(r"Documentation release: (\S+)", user)
-        prompts.append((messages[:first], blocks, release.group(1) if release else ""))
-    return prompts
+    path = ROOT / "adapters" / "support" / "data" / "eval.jsonl"
+    return [
+        (chat_messages(m), blocks, release)
+        for m, blocks, release in held_out_prompts(path, EXAMPLES)
+    ]
 
 
 def test_two_versions_are_committed() -> None:

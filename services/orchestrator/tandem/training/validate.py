@@ -19,6 +19,7 @@ from tandem.training.dataset import (
     is_trained,
     iter_jsonl,
     iter_lines,
+    load_examples,
     load_tokenizer,
     parse_example,
     tokenize_example,
@@ -80,6 +81,21 @@ def context_of(user_content: str) -> tuple[int, str | None]:
     while re.search(rf"^\[{n + 1}\] ", context, re.MULTILINE):
         n += 1
     return n, release.group(1)
+
+
+def held_out_prompts(path: Path, n: int) -> list[tuple[list[Message], int, str]]:
+    """n examples spread over a dataset file, cut before their first answer.
+
+    Each is (the messages a model is given, number of context blocks, release): what a
+    format check needs to judge the model's own answer to the same prompt.
+    """
+    examples = load_examples(path)
+    prompts = []
+    for messages in examples[:: max(1, len(examples) // n)][:n]:
+        first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        blocks, release = context_of(messages[first - 1]["content"])
+        prompts.append((messages[:first], blocks, release or ""))
+    return prompts
 
 
 def question_of(user_content: str) -> str:
@@ -155,8 +171,10 @@ def _check_duplicates(examples: dict[int, list[Message]], report: ValidationRepo
             overlap = len(words & other_words) / max(1, len(words | other_words))
             if overlap >= NEAR_DUPLICATE_OVERLAP:
                 report.add(
-                    "warning", f"near-duplicate of line {other} (same answer, "
-                    f"{overlap:.0%} of the question words shared)", number,
+                    "warning",
+                    f"near-duplicate of line {other} (same answer, "
+                    f"{overlap:.0%} of the question words shared)",
+                    number,
                 )
                 break
         group.append((number, words))
@@ -197,8 +215,11 @@ def validate_dataset(path: Path, tokenizer: Any, max_len: int = 4096) -> Validat
 def render_mask(example: list[Message], tokenizer: Any, markers: bool = False) -> Text:
     """The rendered example with trained tokens highlighted (or wrapped in `[[...]]`)."""
     tokenized = tokenize_example(example, tokenizer)
-    trained = [(a, b) for (a, b), label in zip(tokenized.offsets, tokenized.labels, strict=True)
-               if label >= 0]
+    trained = [
+        (a, b)
+        for (a, b), label in zip(tokenized.offsets, tokenized.labels, strict=True)
+        if label >= 0
+    ]
     out, cursor = Text(), 0
     for a, b in _merge(trained):
         out.append(tokenized.text[cursor:a], style="" if markers else "dim")
@@ -237,7 +258,9 @@ def print_report(report: ValidationReport, console: Console) -> None:
         f"{report.n_fallback_turns / turns:.0%} fallback answers); tokens a line: "
         f"mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} (limit {report.max_len}); "
         f"{report.trained_tokens} trained tokens",
-        markup=False, highlight=False, soft_wrap=True,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.errors)} errors[/]"
     console.print(f"{verdict}, {len(report.warnings)} warnings")
@@ -265,7 +288,8 @@ def validate_command(file: Path, show_mask: int | None = None) -> int:
     if not (settings.model_path / "tokenizer.json").is_file():
         console.print(
             f"error: the base model is not prepared at {settings.model_path} "
-            "(run `tandem up` once, or set TANDEM_MODELS_DIR)", markup=False,
+            "(run `tandem up` once, or set TANDEM_MODELS_DIR)",
+            markup=False,
         )
         return 2
     tokenizer = load_tokenizer(settings.model_path)
