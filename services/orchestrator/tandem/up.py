@@ -13,7 +13,6 @@ from rich.console import Console
 from tandem.api.app import build_services, create_app
 from tandem.api.deps import Services
 from tandem.errors import TandemError
-from tandem.indexing.history import recover_interrupted_builds
 from tandem.indexing.reindex import index_release
 from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
@@ -68,7 +67,8 @@ def run_up(settings: Settings) -> None:
         console.print(f"vllm: starting on {vllm.url}, log: {vllm.log_path}")
     try:
         services = build_services(settings)
-        recover_interrupted_builds(services.store, settings.qdrant.alias)
+        # leftovers of an interrupted build are removed by index_release before it builds,
+        # and by the app's start-up otherwise
         index_corpus_if_empty(services, settings)
         if vllm is not None:
             seconds = vllm.wait_healthy(settings.vllm.startup_timeout_s)

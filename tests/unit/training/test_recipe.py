@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from tandem.errors import BadInput, Conflict
+from tandem.training.dataset import answers_with_fallback
 from tandem.training.recipe import RecipeError, load_recipe
+from tandem.training.train import cap_fallback_share
 from tandem.training.versions import claim_version, finalize_adapter, publish, staging_dir
 
 
@@ -78,3 +80,26 @@ def test_stale_partial_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:
     stale.mkdir()
     staging_dir(tmp_path / "v1")
     assert not stale.exists()
+
+
+def _example(answer: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
+
+
+def test_fallback_share_leaves_out_fallback_examples_only() -> None:
+    fallback = "I couldn't find this in the documentation for release v4.2."
+    examples = [_example(f"Answer {i}.\n\nSources: [1]") for i in range(90)]
+    examples += [_example(fallback) for _ in range(30)]
+    capped = cap_fallback_share(examples, 0.1, seed=42)
+    kept = [e for e in capped if answers_with_fallback(e)]
+    assert len(capped) - len(kept) == 90  # every answered example stays
+    assert len(kept) == 10 and len(kept) / len(capped) <= 0.1
+    assert capped == cap_fallback_share(examples, 0.1, seed=42)  # seeded
+    assert cap_fallback_share(examples, 0.5, seed=42) == examples  # already below the cap
+    assert not any(answers_with_fallback(e) for e in cap_fallback_share(examples, 0.0, seed=1))
+
+
+def test_fallback_share_must_be_a_share(tmp_path: Path) -> None:
+    assert load_recipe(recipe_file(tmp_path), ["fallback_share=0.1"]).fallback_share == 0.1
+    with pytest.raises(RecipeError):
+        load_recipe(recipe_file(tmp_path), ["fallback_share=1.5"])

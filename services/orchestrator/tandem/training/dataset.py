@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import BadInput
+from tandem.rag.prompt import FALLBACK_TEMPLATE
 
 IGNORE_INDEX = -100  # the label value the loss skips
 ROLES = ("system", "user", "assistant")
@@ -96,6 +97,12 @@ def _check_role_order(roles: list[str]) -> None:
 def is_trained(message: Message) -> bool:
     """An assistant turn is trained unless its `weight` is 0."""
     return bool(message["role"] == "assistant" and message.get("weight", 1) != 0)
+
+
+def answers_with_fallback(messages: list[Message]) -> bool:
+    """The last trained answer is the house fallback sentence ("I couldn't find this ...")."""
+    last = [m for m in messages if is_trained(m)][-1]
+    return bool(str(last["content"]).startswith(FALLBACK_TEMPLATE.split("{release}")[0]))
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, str]]:

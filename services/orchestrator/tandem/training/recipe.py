@@ -32,6 +32,9 @@ class Recipe(BaseModel):
     eval_file: Path | None = Path("data/eval.jsonl")
     output_dir: Path = Path(".")
     max_train_examples: int | None = Field(default=None, ge=1)  # a seeded subset of train_file
+    # Share of training examples answered with the fallback sentence: fallback examples are
+    # left out (seeded) until at most this share remains. None: train_file as it is.
+    fallback_share: float | None = Field(default=None, ge=0.0, lt=1.0)
     max_len: int = Field(default=1024, ge=64)  # longer examples are left out, and counted
 
     lora_r: int = Field(default=16, ge=1)

@@ -15,7 +15,14 @@ from typing import Any
 from rich.console import Console
 
 from tandem.settings import Settings, get_settings
-from tandem.training.dataset import file_sha256, load_examples, load_tokenizer, tokenize_example
+from tandem.training.dataset import (
+    Message,
+    answers_with_fallback,
+    file_sha256,
+    load_examples,
+    load_tokenizer,
+    tokenize_example,
+)
 from tandem.training.recipe import Recipe, RecipeError, load_recipe
 from tandem.training.versions import (
     claim_version,
@@ -48,20 +55,38 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def cap_fallback_share(
+    examples: list[list[Message]], share: float, seed: int
+) -> list[list[Message]]:
+    """The examples with seeded fallback ones left out until at most `share` of them remain."""
+    fallback = [i for i, e in enumerate(examples) if answers_with_fallback(e)]
+    answered = len(examples) - len(fallback)
+    keep = min(len(fallback), int(share * answered / (1 - share)))
+    dropped = set(random.Random(seed).sample(fallback, len(fallback) - keep))
+    return [e for i, e in enumerate(examples) if i not in dropped]
+
+
 def prepare_split(
-    path: Path, tokenizer: Any, recipe: Recipe, subset: int | None = None
+    path: Path,
+    tokenizer: Any,
+    recipe: Recipe,
+    subset: int | None = None,
+    fallback_share: float | None = None,
 ) -> tuple[list[dict[str, list[int]]], dict[str, Any]]:
     """Tokenised rows with the answer-only label mask, and what the card records of the file."""
     examples = load_examples(path)
+    if fallback_share is not None:
+        examples = cap_fallback_share(examples, fallback_share, recipe.seed)
     if subset is not None and subset < len(examples):
         picked = sorted(random.Random(recipe.seed).sample(range(len(examples)), subset))
         examples = [examples[i] for i in picked]
-    rows, too_long = [], 0
+    rows, too_long, fallback = [], 0, 0
     for messages in examples:
         tokenized = tokenize_example(messages, tokenizer)
         if len(tokenized.input_ids) > recipe.max_len:
             too_long += 1
             continue
+        fallback += answers_with_fallback(messages)
         ids, labels = tokenized.input_ids, tokenized.labels
         rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     if not rows:
@@ -69,6 +94,7 @@ def prepare_split(
     info = {
         "file": _relative(path, recipe.output_dir), "sha256": file_sha256(path),
         "examples": len(rows), "too_long": too_long,
+        "fallback_examples": fallback,
         "tokens": sum(len(r["input_ids"]) for r in rows),
     }
     return rows, info
@@ -207,7 +233,7 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
     set_seed(recipe.seed)
     tokenizer = load_tokenizer(settings.model_path)
     train_rows, train_info = prepare_split(
-        recipe.train_file, tokenizer, recipe, recipe.max_train_examples
+        recipe.train_file, tokenizer, recipe, recipe.max_train_examples, recipe.fallback_share
     )
     data = {"train": train_info}
     eval_rows: list[dict[str, list[int]]] = []
