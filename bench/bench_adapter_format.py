@@ -26,11 +26,10 @@ from typing import Any
 
 import httpx
 
-from tandem.answer_format import RULES, check_answer
+from tandem.answer_format import RULES, check_answer, is_fallback
 from tandem.evaluation.metrics import contains_phrase
 from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
 from tandem.settings import Settings
-from tandem.training.dataset import load_examples
 from tandem.training.validate import held_out_prompts
 from tandem.training.versions import existing_versions
 
@@ -49,18 +48,14 @@ class Case:
 
 def eval_split_cases(n: int) -> list[Case]:
     path = ROOT / "adapters" / "support" / "data" / "eval.jsonl"
-    examples = load_examples(path)
-    step = max(1, len(examples) // n)
     return [
         Case(
-            [ChatMessage(role=m["role"], content=m["content"]) for m in prompt],
-            blocks,
-            release,
-            reference_fallback=check_answer(example[len(prompt)]["content"], blocks).is_fallback,
+            [ChatMessage(role=m["role"], content=m["content"]) for m in p.messages],
+            p.blocks,
+            p.release,
+            reference_fallback=is_fallback(p.reference),
         )
-        for (prompt, blocks, release), example in zip(
-            held_out_prompts(path, n), examples[::step][:n], strict=True
-        )
+        for p in held_out_prompts(path, n)
     ]
 
 

@@ -29,8 +29,7 @@ def committed_versions() -> list[Path]:
 def eval_prompts() -> list[tuple[list[dict[str, str]], int, str]]:
     path = ROOT / "adapters" / "support" / "data" / "eval.jsonl"
     return [
-        (chat_messages(m), blocks, release)
-        for m, blocks, release in held_out_prompts(path, EXAMPLES)
+        (chat_messages(p.messages), p.blocks, p.release) for p in held_out_prompts(path, EXAMPLES)
     ]
 
 

@@ -36,6 +36,11 @@ class FormatReport:
         self.problems.append(f"{rule}: {problem}")
 
 
+def is_fallback(answer: str) -> bool:
+    """The answer is (or contains) the house fallback sentence."""
+    return _FALLBACK_START in answer
+
+
 def _count_sentences(paragraph: str) -> int:
     text = re.sub(r"\b(e\.g|i\.e|etc|vs|approx)\.", "", paragraph, flags=re.IGNORECASE)
     text = re.sub(r"\d+\.\d+", "0", text)  # version numbers and decimals are not full stops
@@ -95,7 +100,7 @@ def check_answer(answer: str, n_blocks: int, release: str | None = None) -> Form
         report.fail("tone_length", "talks about being an AI")
     if len(text.split()) > MAX_WORDS:
         report.fail("tone_length", f"{len(text.split())} words, more than {MAX_WORDS}")
-    if text.startswith(_FALLBACK_START) or _FALLBACK_START in text:
+    if is_fallback(text):
         _check_fallback(text, release, report)
         return report
     lines = [line for line in text.splitlines() if line.strip()]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tandem.answer_format import is_fallback
 from tandem.errors import BadInput
-from tandem.rag.prompt import FALLBACK_TEMPLATE
 
 IGNORE_INDEX = -100  # the label value the loss skips
 ROLES = ("system", "user", "assistant")
@@ -102,7 +102,7 @@ def is_trained(message: Message) -> bool:
 def answers_with_fallback(messages: list[Message]) -> bool:
     """The last trained answer is the house fallback sentence ("I couldn't find this ...")."""
     last = [m for m in messages if is_trained(m)][-1]
-    return bool(str(last["content"]).startswith(FALLBACK_TEMPLATE.split("{release}")[0]))
+    return is_fallback(str(last["content"]))
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, str]]:

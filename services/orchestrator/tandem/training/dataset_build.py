@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tandem.answer_format import is_fallback
 from tandem.documents import Chunk
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.settings import PROJECT_ROOT
@@ -253,10 +254,9 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
             finally:
                 index.close()
     for split, examples in splits.items():
-        fallback = fallback_sentence("")[:-2]  # the sentence without the release and full stop
         answers = [e["messages"][-1]["content"] for e in examples]
         stats.examples[split] = len(examples)
-        stats.fallback[split] = sum(a.startswith(fallback) for a in answers)
+        stats.fallback[split] = sum(is_fallback(a) for a in answers)
         stats.two_turn[split] = sum(len(e["messages"]) > 3 for e in examples)
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
         (out_dir / f"{split}.jsonl").write_text(text, encoding="utf-8")

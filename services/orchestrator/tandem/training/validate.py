@@ -83,18 +83,26 @@ def context_of(user_content: str) -> tuple[int, str | None]:
     return n, release.group(1)
 
 
-def held_out_prompts(path: Path, n: int) -> list[tuple[list[Message], int, str]]:
-    """n examples spread over a dataset file, cut before their first answer.
+@dataclass(frozen=True)
+class HeldOutPrompt:
+    """A dataset example cut before its first answer: what a model is given, and what a
+    format check needs to judge the model's own answer to it."""
 
-    Each is (the messages a model is given, number of context blocks, release): what a
-    format check needs to judge the model's own answer to the same prompt.
-    """
+    messages: list[Message]
+    blocks: int  # context blocks in the last user turn
+    release: str
+    reference: str  # the dataset's answer
+
+
+def held_out_prompts(path: Path, n: int) -> list[HeldOutPrompt]:
+    """n examples spread evenly over a dataset file, cut before their first answer."""
     examples = load_examples(path)
     prompts = []
     for messages in examples[:: max(1, len(examples) // n)][:n]:
         first = next(i for i, m in enumerate(messages) if m["role"] == "assistant")
         blocks, release = context_of(messages[first - 1]["content"])
-        prompts.append((messages[:first], blocks, release or ""))
+        reference = str(messages[first]["content"])
+        prompts.append(HeldOutPrompt(messages[:first], blocks, release or "", reference))
     return prompts
 
 
