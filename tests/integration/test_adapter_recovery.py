@@ -20,7 +20,7 @@ from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, serve, stack_setting
 from tandem.api.app import build_services
 from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
-from tandem.rag.embedder import HashEmbedder
+from tandem.rag.embedder import Embedder
 from tandem.settings import AdapterSettings, GenerationSettings, Settings, VllmSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,14 +75,14 @@ def activate(url: str, version: str) -> httpx.Response:
 
 
 def test_the_active_adapter_comes_back_after_a_vllm_restart(
-    own_vllm: VllmProcess, tmp_path: Path
+    own_vllm: VllmProcess, tmp_path: Path, embedder: Embedder
 ) -> None:
     settings = stack_settings(
         tmp_path, own_vllm.url, adapters_dir=copy_adapters(tmp_path / "adapters", SLOT),
         default_slot=SLOT, generation=GenerationSettings(max_tokens=16),
         adapter=AdapterSettings(check_interval_s=CHECK_INTERVAL_S, unload_grace_s=1.0),
     )
-    services = build_services(settings, HashEmbedder())
+    services = build_services(settings, embedder)
     for url in serve(settings, services):
         wait_adapter_ready(url)
         assert activate(url, "v1").status_code == 200

@@ -23,14 +23,16 @@ from tests.integration.adapter_orchestrators import (
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, serve, stack_settings
 
 from tandem.api.app import build_services
-from tandem.rag.embedder import HashEmbedder
+from tandem.rag.embedder import Embedder
 from tandem.settings import AdapterSettings, GenerationSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def swap_stack(tmp_path_factory: pytest.TempPathFactory, vllm_url: str) -> Iterator[Stack]:
+def swap_stack(
+    tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
+) -> Iterator[Stack]:
     """The API with adapters v1 and v2 of its own slot, a 1 s check and a 1 s unload grace."""
     root = tmp_path_factory.mktemp("swap")
     settings = stack_settings(
@@ -38,7 +40,7 @@ def swap_stack(tmp_path_factory: pytest.TempPathFactory, vllm_url: str) -> Itera
         adapter=AdapterSettings(check_interval_s=1.0, unload_grace_s=1.0),
         generation=GenerationSettings(max_tokens=24),
     )
-    services = build_services(settings, HashEmbedder())
+    services = build_services(settings, embedder)
     try:
         for url in serve(settings, services):
             wait_adapter_ready(url)
