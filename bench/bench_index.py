@@ -81,14 +81,22 @@ def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
         full = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
         unchanged = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
         hits, total = hit_at_4(store, embedder, qa)
-    return {"backend": backend, "load_s": load_s, "full": full, "unchanged": unchanged,
-            "hits": hits, "questions": total}
+    return {
+        "backend": backend,
+        "load_s": load_s,
+        "full": full,
+        "unchanged": unchanged,
+        "hits": hits,
+        "questions": total,
+    }
 
 
 def print_backends(rows: list[dict[str, Any]]) -> None:
     print("\n## Full index of paperless-ngx v3.0.5, per embed backend")
-    print("| backend | model load | full index | chunks/s | load+chunk | embed | store | "
-          "verify | hit@4 | unchanged re-index | unchanged / full |")
+    print(
+        "| backend | model load | full index | chunks/s | load+chunk | embed | store | "
+        "verify | hit@4 | unchanged re-index | unchanged / full |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     base = rows[0]["full"].seconds["total"]
     for row in rows:
@@ -165,7 +173,8 @@ def run_job(url: str, folder: Path, release: str) -> dict[str, Any]:
         body = {"path": str(folder), "release": release}
         job_id = http.post("/v1/admin/index", json=body).json()["job"]
         while (job := http.get(f"/v1/admin/jobs/{job_id}").json())["status"] not in {
-            "succeeded", "failed",
+            "succeeded",
+            "failed",
         }:
             time.sleep(0.5)
     if job["status"] != "succeeded":
@@ -186,7 +195,9 @@ def bench_release_upgrade(embedder: Embedder, questions: list[str]) -> None:
     """v2.20.15 served, v3.0.5 indexed through the admin API while a client queries."""
     data = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
     settings = Settings(
-        data_dir=data, index_roots=[str(PAPERLESS)], vllm=VllmSettings(url="http://127.0.0.1:9"),
+        data_dir=data,
+        index_roots=[str(PAPERLESS)],
+        vllm=VllmSettings(url="http://127.0.0.1:9"),
         rate_limit_per_minute=1_000_000,
     )
     try:
@@ -207,17 +218,27 @@ def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic) -> None:
     chunks, embedded, reused = result["chunks"], result["embedded"], result["reused"]
     summary = result["changes"]["summary"]
     print(f"\n## {OLD} -> {NEW} through the admin API, with queries running")
-    print(f"- chunks {chunks}: embedded {embedded} ({100 * embedded / chunks:.1f} %), reused "
-          f"{reused} ({100 * reused / chunks:.1f} %), removed {result['removed']}")
-    print(f"- pages added {summary['pages_added']}, changed {summary['pages_changed']}, removed "
-          f"{summary['pages_removed']}, unchanged {summary['pages_unchanged']}")
-    print(f"- re-index time {result['seconds']['total']:.1f} s "
-          f"(embed {result['seconds']['embed']:.1f} s)")
-    print(f"- /v1/retrieve idle: {len(idle.latencies)} queries, p95 "
-          f"{1000 * p95(idle.latencies):.0f} ms, failures {len(idle.failures)}")
-    print(f"- /v1/retrieve during the re-index: {len(busy.latencies)} queries, p95 "
-          f"{1000 * p95(busy.latencies):.0f} ms ({p95(busy.latencies) / p95(idle.latencies):.1f}x "
-          f"idle), failures {len(busy.failures)}")
+    print(
+        f"- chunks {chunks}: embedded {embedded} ({100 * embedded / chunks:.1f} %), reused "
+        f"{reused} ({100 * reused / chunks:.1f} %), removed {result['removed']}"
+    )
+    print(
+        f"- pages added {summary['pages_added']}, changed {summary['pages_changed']}, removed "
+        f"{summary['pages_removed']}, unchanged {summary['pages_unchanged']}"
+    )
+    print(
+        f"- re-index time {result['seconds']['total']:.1f} s "
+        f"(embed {result['seconds']['embed']:.1f} s)"
+    )
+    print(
+        f"- /v1/retrieve idle: {len(idle.latencies)} queries, p95 "
+        f"{1000 * p95(idle.latencies):.0f} ms, failures {len(idle.failures)}"
+    )
+    print(
+        f"- /v1/retrieve during the re-index: {len(busy.latencies)} queries, p95 "
+        f"{1000 * p95(busy.latencies):.0f} ms ({p95(busy.latencies) / p95(idle.latencies):.1f}x "
+        f"idle), failures {len(busy.failures)}"
+    )
     for failure in busy.failures[:5]:
         print(f"  - {failure}")
 
@@ -229,8 +250,10 @@ def main() -> None:
     args = parser.parse_args()
     qa = [item for item in load_qa(QA_FILE) if item.file]
     settings = get_settings()
-    print(f"# bench_index ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
-          f"batch {settings.retrieval.embed_batch_size})")
+    print(
+        f"# bench_index ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+        f"batch {settings.retrieval.embed_batch_size})"
+    )
     rows = [bench_backend(backend, qa) for backend in args.backends.split(",") if backend]
     if rows:
         print_backends(rows)

@@ -110,8 +110,10 @@ def swap_once(url: str, version: str) -> tuple[float, float, float]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     sent = time.monotonic()
     response = httpx.post(
-        f"{url}/v1/admin/adapters/{SLOT}/activate", json={"version": version},
-        headers=headers, timeout=300,
+        f"{url}/v1/admin/adapters/{SLOT}/activate",
+        json={"version": version},
+        headers=headers,
+        timeout=300,
     )
     if response.status_code != 200:
         raise SystemExit(f"activate {version}: {response.status_code} {response.text}")
@@ -158,8 +160,10 @@ def run_swaps(url: str, args: argparse.Namespace) -> tuple[list[list[float]], li
 
 
 def report(rows: list[list[float]], outcomes: list[ChatOutcome], args: argparse.Namespace) -> None:
-    print(f"\n{args.streams} concurrent streams, max_tokens={args.max_tokens}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{args.streams} concurrent streams, max_tokens={args.max_tokens}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     names = ("activate call", "of it load+probe", "first new token", "first new answer")
     print("swap  " + "  ".join(f"{n + ' s':>18}" for n in names))
     for i, row in enumerate(rows, start=1):
@@ -184,8 +188,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-swap-"))
     with vllm(args.vllm_url, work) as vllm_url:
         settings = Settings(
-            data_dir=work / "data", adapters_dir=copy_adapters(work / "adapters", SLOT),
-            vllm=VllmSettings(url=vllm_url), api_keys=[CHAT_KEY], admin_keys=[ADMIN_KEY],
+            data_dir=work / "data",
+            adapters_dir=copy_adapters(work / "adapters", SLOT),
+            vllm=VllmSettings(url=vllm_url),
+            api_keys=[CHAT_KEY],
+            admin_keys=[ADMIN_KEY],
             rate_limit_per_minute=100_000,
             generation=GenerationSettings(max_tokens=args.max_tokens),
             adapter=AdapterSettings(unload_grace_s=5.0),

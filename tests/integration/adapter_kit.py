@@ -39,7 +39,10 @@ def train_tiny_adapter(out: Path, seed: int, steps: int = 3) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(settings.model_path)
     base = AutoModelForCausalLM.from_pretrained(settings.model_path, dtype=torch.float32)
     lora = LoraConfig(
-        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "v_proj"],
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, lora)
@@ -135,8 +138,12 @@ def _read_stream(response: httpx.Response, outcome: ChatOutcome) -> None:
 def stream_chat(client: httpx.Client, worker: int, n: int) -> ChatOutcome:
     """One streamed chat (its own conversation), as the client saw it."""
     question = f"How do I export my data? (conversation {worker}-{n})"
-    body = {"messages": [{"role": "user", "content": question}], "stream": True,
-            "retrieval": False, "conversation_id": f"load-{worker}-{n}"}
+    body = {
+        "messages": [{"role": "user", "content": question}],
+        "stream": True,
+        "retrieval": False,
+        "conversation_id": f"load-{worker}-{n}",
+    }
     outcome = ChatOutcome(worker, time.monotonic())
     try:
         with client.stream("POST", "/v1/chat", json=body) as response:

@@ -78,8 +78,11 @@ def test_the_active_adapter_comes_back_after_a_vllm_restart(
     own_vllm: VllmProcess, tmp_path: Path, embedder: Embedder
 ) -> None:
     settings = stack_settings(
-        tmp_path, own_vllm.url, adapters_dir=copy_adapters(tmp_path / "adapters", SLOT),
-        default_slot=SLOT, generation=GenerationSettings(max_tokens=16),
+        tmp_path,
+        own_vllm.url,
+        adapters_dir=copy_adapters(tmp_path / "adapters", SLOT),
+        default_slot=SLOT,
+        generation=GenerationSettings(max_tokens=16),
         adapter=AdapterSettings(check_interval_s=CHECK_INTERVAL_S, unload_grace_s=1.0),
     )
     services = build_services(settings, embedder)

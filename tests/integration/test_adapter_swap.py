@@ -36,7 +36,10 @@ def swap_stack(
     """The API with adapters v1 and v2 of its own slot, a 1 s check and a 1 s unload grace."""
     root = tmp_path_factory.mktemp("swap")
     settings = stack_settings(
-        root, vllm_url, adapters_dir=copy_adapters(root / "adapters", SLOT), default_slot=SLOT,
+        root,
+        vllm_url,
+        adapters_dir=copy_adapters(root / "adapters", SLOT),
+        default_slot=SLOT,
         adapter=AdapterSettings(check_interval_s=1.0, unload_grace_s=1.0),
         generation=GenerationSettings(max_tokens=24),
     )
@@ -116,16 +119,26 @@ def make_broken_version(stack: Stack, breakage: str) -> str:
         weights.unlink()
     elif breakage == "shapes_of_another_model":  # passes our checks; vLLM itself refuses it
         tensors = load_file(str(weights))
-        save_file({k: np.ascontiguousarray(v[:, :100] if "lora_A" in k else v[:100, :])
-                   for k, v in tensors.items()}, str(weights))
+        save_file(
+            {
+                k: np.ascontiguousarray(v[:, :100] if "lora_A" in k else v[:100, :])
+                for k, v in tensors.items()
+            },
+            str(weights),
+        )
     config_path.write_text(json.dumps(config))
     return target.name
 
 
 @pytest.mark.parametrize(
     "breakage",
-    ["rank_too_high", "wrong_base_model", "bin_weights", "missing_weights",
-     "shapes_of_another_model"],
+    [
+        "rank_too_high",
+        "wrong_base_model",
+        "bin_weights",
+        "missing_weights",
+        "shapes_of_another_model",
+    ],
 )
 def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
     swap_stack: Stack, breakage: str
@@ -169,8 +182,10 @@ def _activate_at_once(urls: list[str], version: str) -> list[int]:
     def call(url: str) -> int:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         response = httpx.post(
-            f"{url}/v1/admin/adapters/{SLOT}/activate", json={"version": version},
-            headers=headers, timeout=300,
+            f"{url}/v1/admin/adapters/{SLOT}/activate",
+            json={"version": version},
+            headers=headers,
+            timeout=300,
         )
         return response.status_code
 
@@ -193,8 +208,10 @@ def test_a_replica_down_refuses_the_swap_but_chats_go_to_the_healthy_one(
             response = httpx.post(f"{url}/v1/chat", json=body, headers=headers, timeout=300)
             assert response.status_code == 200 and response.json()["adapter"] == before
         response = httpx.post(
-            f"{url}/v1/admin/adapters/{SLOT}/activate", json={"version": target},
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=300,
+            f"{url}/v1/admin/adapters/{SLOT}/activate",
+            json={"version": target},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=300,
         )
         assert response.status_code == 503 and "127.0.0.1:9" in response.text
     assert active_label(swap_stack) == before

@@ -45,8 +45,10 @@ def test_top_k_limits_the_context(stack: Stack) -> None:
 
 
 def test_stream_sends_sources_then_deltas_then_done(stack: Stack) -> None:
-    body = {"messages": [{"role": "user", "content": "How do I reset my password?"}],
-            "stream": True}
+    body = {
+        "messages": [{"role": "user", "content": "How do I reset my password?"}],
+        "stream": True,
+    }
     events: list[tuple[str, dict[str, object]]] = []
     with stack.client() as client, client.stream("POST", "/v1/chat", json=body) as response:
         assert response.status_code == 200
@@ -80,7 +82,9 @@ def test_openai_sdk_works_including_streaming(stack: Stack) -> None:
     extra = completion.model_extra or {}
     assert extra["sources"] and extra["tandem"]["adapter"].startswith("support@")
     stream = client.chat.completions.create(
-        model="tandem", stream=True, stream_options={"include_usage": True},
+        model="tandem",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Can I pay by invoice?"}],
     )
     chunks = list(stream)

@@ -22,8 +22,9 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
-@pytest.mark.parametrize(("backend", "min_cosine"), [("onnx", 0.9999), ("openvino", 0.999),
-                                                     ("onnx-int8", 0.85)])
+@pytest.mark.parametrize(
+    ("backend", "min_cosine"), [("onnx", 0.9999), ("openvino", 0.999), ("onnx-int8", 0.85)]
+)
 def test_backend_matches_torch(
     backend: str, min_cosine: float, cache: Path, embedder: Embedder
 ) -> None:

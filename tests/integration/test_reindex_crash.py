@@ -73,7 +73,10 @@ def run_child_until(stage: str, data: Path, timeout_s: float = 300) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "services/orchestrator")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(data), str(CORPUS / "v4.2"), stage],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     assert child.stdout is not None
     deadline = time.monotonic() + timeout_s

@@ -70,7 +70,8 @@ def index(api: Api, folder: Path, release: str) -> dict[str, Any]:
         assert busy.json()["error"]["type"] == "conflict"
         deadline = time.monotonic() + JOB_TIMEOUT_S
         while (job := http.get(f"/v1/admin/jobs/{job_id}").json())["status"] not in {
-            "succeeded", "failed",
+            "succeeded",
+            "failed",
         }:
             assert time.monotonic() < deadline, f"index job still {job['status']}: {job}"
             time.sleep(1)

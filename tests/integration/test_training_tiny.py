@@ -47,8 +47,16 @@ def _recipe(tmp_path: Path) -> Recipe:
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in _examples()))
     return Recipe(
-        train_file=data, eval_file=data, output_dir=tmp_path / "support", max_steps=3,
-        grad_accum=1, logging_steps=1, max_len=256, lora_r=4, lora_alpha=8, seed=7,
+        train_file=data,
+        eval_file=data,
+        output_dir=tmp_path / "support",
+        max_steps=3,
+        grad_accum=1,
+        logging_steps=1,
+        max_len=256,
+        lora_r=4,
+        lora_alpha=8,
+        seed=7,
         threads=1,  # two OpenMP threads crawl when other processes share the cores
     )
 
@@ -84,7 +92,10 @@ def test_main_writes_an_immutable_safetensors_version(tmp_path: Path, model_read
     folder = main(recipe)
     assert folder == tmp_path / "support" / "v1"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors", "card.json",
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "card.json",
     ]
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == get_settings().model.name

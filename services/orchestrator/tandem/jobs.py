@@ -89,8 +89,11 @@ class JobManager:
         if not stored:
             raise NotFound(f"job {job_id!r} does not exist")
         return Job(
-            id=job_id, kind=str(stored.get("kind", "")), status=str(stored["status"]),
-            progress=dict(stored.get("progress") or {}), result=stored.get("result"),
+            id=job_id,
+            kind=str(stored.get("kind", "")),
+            status=str(stored["status"]),
+            progress=dict(stored.get("progress") or {}),
+            result=stored.get("result"),
             error=stored.get("error"),
         )
 

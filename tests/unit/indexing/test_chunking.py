@@ -153,13 +153,16 @@ def test_front_matter_comments_wrappers_images_and_macros_are_stripped() -> None
 
 def test_markup_inside_code_is_kept_verbatim() -> None:
     markdown = (
-        "# T\nUse `OPTIONS[\"a\"][\"b\"]` and `<div>`.\n\n"
+        '# T\nUse `OPTIONS["a"]["b"]` and `<div>`.\n\n'
         "```jinja\n<!-- keep -->\n{% if x %}[a](b){% endif %}\n```\n"
     )
 
     assert pairs(markdown) == [
-        ("T", 'Use `OPTIONS["a"]["b"]` and `<div>`.\n\n'
-         "```jinja\n<!-- keep -->\n{% if x %}[a](b){% endif %}\n```")
+        (
+            "T",
+            'Use `OPTIONS["a"]["b"]` and `<div>`.\n\n'
+            "```jinja\n<!-- keep -->\n{% if x %}[a](b){% endif %}\n```",
+        )
     ]
 
 

@@ -31,8 +31,13 @@ def test_loads_markdown_recursively_sorted_with_posix_paths(tmp_path: Path) -> N
 def test_skips_hidden_overrides_assets_and_other_files(tmp_path: Path) -> None:
     _write(tmp_path, "setup.md")
     for skipped in (
-        ".hidden.md", ".git/notes.md", "overrides/main.md", "assets/readme.md",
-        "guide/assets/inner.md", "notes.txt", "page.markdown",
+        ".hidden.md",
+        ".git/notes.md",
+        "overrides/main.md",
+        "assets/readme.md",
+        "guide/assets/inner.md",
+        "notes.txt",
+        "page.markdown",
     ):
         _write(tmp_path, skipped)
 

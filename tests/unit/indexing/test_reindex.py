@@ -70,7 +70,10 @@ def test_unchanged_release_reuses_every_vector_in_a_new_collection(
     assert embedder.calls == []
     assert store.count(second.collection) == store.count(first.collection) == 4
     assert second.changes["summary"] == {
-        "pages_added": 0, "pages_changed": 0, "pages_removed": 0, "pages_unchanged": 3
+        "pages_added": 0,
+        "pages_changed": 0,
+        "pages_removed": 0,
+        "pages_unchanged": 3,
     }
 
 

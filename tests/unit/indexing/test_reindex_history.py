@@ -43,8 +43,9 @@ def release(root: Path, name: str, limit: int) -> Path:
 def three(store: DocStore, tmp_path: Path) -> list[str]:
     """Releases v1, v2, v3 indexed in order; v3 serves."""
     return [
-        index_release(store, HashEmbedder(), release(tmp_path, f"v{i}", 60 * i), f"v{i}", ALIAS)
-        .collection
+        index_release(
+            store, HashEmbedder(), release(tmp_path, f"v{i}", 60 * i), f"v{i}", ALIAS
+        ).collection
         for i in (1, 2, 3)
     ]
 
@@ -99,9 +100,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_recovery_deletes_leftovers_of_a_dead_build_only(
-    store: DocStore, three: list[str]
-) -> None:
+def test_recovery_deletes_leftovers_of_a_dead_build_only(store: DocStore, three: list[str]) -> None:
     store.create_collection("docs-v4-crashed")
     store.create_collection("unrelated")
     now = time.time()

@@ -20,8 +20,12 @@ def write_adapter(folder: Path, rank: int = 4, **config: Any) -> Path:
     """A small, well-formed LoRA folder (q_proj/v_proj of two layers)."""
     folder.mkdir(parents=True)
     base = {
-        "peft_type": "LORA", "base_model_name_or_path": BASE_MODEL_ID, "r": rank,
-        "lora_alpha": 2 * rank, "target_modules": ["q_proj", "v_proj"], "bias": "none",
+        "peft_type": "LORA",
+        "base_model_name_or_path": BASE_MODEL_ID,
+        "r": rank,
+        "lora_alpha": 2 * rank,
+        "target_modules": ["q_proj", "v_proj"],
+        "bias": "none",
     }
     (folder / "adapter_config.json").write_text(json.dumps({**base, **config}))
     tensors = {}
@@ -100,5 +104,3 @@ class FakeVllm:
             base_url=self.url, transport=httpx.MockTransport(self.handle)
         )
         return client
-
-

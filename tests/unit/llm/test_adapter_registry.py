@@ -73,9 +73,7 @@ def test_broken_folders_are_refused(tmp_path: Path, breakage: str, message: str)
         validate_adapter_folder(folder, BASE_MODEL_ID, 8)
 
 
-def test_register_copies_in_the_next_version_read_only(
-    tmp_path: Path, adapters_root: Path
-) -> None:
+def test_register_copies_in_the_next_version_read_only(tmp_path: Path, adapters_root: Path) -> None:
     source = write_adapter(tmp_path / "trained")
     (source / "card.json").write_text('{"metrics": {}}')
     (source / "optimizer.pt.txt").write_text("scratch")  # not copied: not an adapter file

@@ -17,11 +17,16 @@ CHUNKS = [
 
 def item(n: int, heading: str = "Scheduled exports", followup: bool = False) -> QaItem:
     return QaItem(
-        id=f"item-{n:03d}", release="v4.2", file="exports/exports.md", heading=heading,
+        id=f"item-{n:03d}",
+        release="v4.2",
+        file="exports/exports.md",
+        heading=heading,
         questions=[f"how to export {n}", f"How to export {n}?", f"export help {n}"],
-        answer="Use Export > Schedule export.", steps=["Open Reports.", "Click Export."],
+        answer="Use Export > Schedule export.",
+        steps=["Open Reports.", "Click Export."],
         followup={"question": "and pause it?", "answer": "Click Pause.", "steps": []}
-        if followup else None,
+        if followup
+        else None,
     )
 
 

@@ -84,8 +84,11 @@ def test_text_that_is_not_utf8_is_an_error(tmp_path: Path, tokenizer: Any) -> No
     [
         ([{"role": "assistant", "content": "Hi.\nSources: [1]"}], "start with a user message"),
         (
-            [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-             {"role": "assistant", "content": "Hi."}],
+            [
+                {"role": "user", "content": "a"},
+                {"role": "user", "content": "b"},
+                {"role": "assistant", "content": "Hi."},
+            ],
             "must alternate",
         ),
         (
@@ -95,8 +98,10 @@ def test_text_that_is_not_utf8_is_an_error(tmp_path: Path, tokenizer: Any) -> No
         ([{"role": "tool", "content": "a"}], "role 'tool'"),
         ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "  "}], "is empty"),
         (
-            [{"role": "user", "content": "a"},
-             {"role": "assistant", "content": "Hi.", "weight": 2}],
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "Hi.", "weight": 2},
+            ],
             "must be 0 or 1",
         ),
     ],
@@ -110,10 +115,12 @@ def test_wrong_roles_and_fields(
 
 def test_no_trained_assistant_turn(tmp_path: Path, tokenizer: Any) -> None:
     only_user = {"messages": [{"role": "user", "content": "hello?"}]}
-    weight_zero = {"messages": [
-        {"role": "user", "content": "hello?"},
-        {"role": "assistant", "content": "Hi there.", "weight": 0},
-    ]}
+    weight_zero = {
+        "messages": [
+            {"role": "user", "content": "hello?"},
+            {"role": "assistant", "content": "Hi there.", "weight": 0},
+        ]
+    }
     report = validate_dataset(write(tmp_path, [only_user, weight_zero]), tokenizer)
     assert "no trained assistant turn" in errors_at(report, 1)[0]
     assert "no trained assistant turn" in errors_at(report, 2)[0]

@@ -67,7 +67,8 @@ def test_publish_is_all_or_nothing(tmp_path: Path) -> None:
     config = finalize_adapter(staging, "org/served-name")
     assert config["base_model_name_or_path"] == "org/served-name"
     assert sorted(p.name for p in staging.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors",
+        "adapter_config.json",
+        "adapter_model.safetensors",
     ]
     assert publish(staging, target) == target and not staging.exists()
     again = staging_dir(target)

@@ -132,7 +132,5 @@ def chunk_release(
 ) -> list[Chunk]:
     """Chunks of every page, in page order."""
     return [
-        chunk
-        for page in pages
-        for chunk in chunk_page(page, release, count_tokens, max_tokens)
+        chunk for page in pages for chunk in chunk_page(page, release, count_tokens, max_tokens)
     ]

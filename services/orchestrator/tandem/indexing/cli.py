@@ -73,7 +73,12 @@ def _build_locally(settings: Settings, path: Path, release: str) -> Local[dict[s
         store.dim = embedder.dim
         with progress_bar() as progress:
             report = index_release(
-                store, embedder, path, release, settings.qdrant.alias, progress,
+                store,
+                embedder,
+                path,
+                release,
+                settings.qdrant.alias,
+                progress,
                 keep=settings.qdrant.keep_releases,
             )
         return report.summary()

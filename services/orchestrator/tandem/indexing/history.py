@@ -143,8 +143,9 @@ def recover_interrupted_builds(store: DocStore, alias: str = "docs") -> list[str
     leftovers = [n for n in store.collections() if n.startswith(DOC_PREFIX) and n not in keep]
     for name in leftovers:
         store.delete_collection(name)
-    if history.serving is not None and (store.get_meta(HISTORY_KEY) or {}).get(
-        "serving"
-    ) != history.serving:
+    if (
+        history.serving is not None
+        and (store.get_meta(HISTORY_KEY) or {}).get("serving") != history.serving
+    ):
         save_history(store, history)  # adopt a serving collection history did not record yet
     return leftovers

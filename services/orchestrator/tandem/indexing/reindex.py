@@ -119,7 +119,10 @@ def _read_serving(store: DocStore, alias: str, space: str) -> Serving:
 
 
 def _embed_missing(
-    chunks: Sequence[Chunk], reuse: dict[str, StoredVectors], embedder: Embedder, say: Progress,
+    chunks: Sequence[Chunk],
+    reuse: dict[str, StoredVectors],
+    embedder: Embedder,
+    say: Progress,
     batch_size: int = BATCH,
 ) -> list[StoredVectors]:
     """Vectors for every chunk: reused by content hash, else embedded (longest texts first)."""
@@ -161,8 +164,13 @@ def _timed(report: IndexReport, stage: str, started: float) -> float:
 
 
 def _build(
-    store: DocStore, embedder: Embedder, chunks: list[Chunk], serving: Serving,
-    report: IndexReport, say: Progress, batch_size: int,
+    store: DocStore,
+    embedder: Embedder,
+    chunks: list[Chunk],
+    serving: Serving,
+    report: IndexReport,
+    say: Progress,
+    batch_size: int,
 ) -> None:
     """Create, fill and verify the new collection; delete it again on any error."""
     store.create_collection(report.collection)
@@ -185,16 +193,17 @@ def _build(
         raise
 
 
-def _publish(
-    store: DocStore, alias: str, report: IndexReport, keep: int, started: float
-) -> None:
+def _publish(store: DocStore, alias: str, report: IndexReport, keep: int, started: float) -> None:
     """Record the release, move the alias atomically, then drop collections beyond `keep`."""
     _timed(report, "total", started)
     store.put_meta(f"changes:{report.collection}", report.changes)
     store.put_meta(
         collection_meta_key(report.collection),
-        {"release": report.release, "vector_space": report.vector_space,
-         "report": report.summary()},
+        {
+            "release": report.release,
+            "vector_space": report.vector_space,
+            "report": report.summary(),
+        },
     )
     store.move_alias(alias, report.collection)
     entry = Entry(report.collection, report.release, report.created, report.summary())
@@ -220,8 +229,15 @@ def _compare(report: IndexReport, chunks: list[Chunk], serving: Serving) -> None
 
 
 def index_release(
-    store: DocStore, embedder: Embedder, folder: Path, release: str, alias: str,
-    progress: Progress | None = None, *, keep: int = DEFAULT_KEEP, batch_size: int = BATCH,
+    store: DocStore,
+    embedder: Embedder,
+    folder: Path,
+    release: str,
+    alias: str,
+    progress: Progress | None = None,
+    *,
+    keep: int = DEFAULT_KEEP,
+    batch_size: int = BATCH,
 ) -> IndexReport:
     """Build, verify and serve `release` from `folder`; the old release serves until the end.
 

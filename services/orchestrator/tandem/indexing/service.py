@@ -43,8 +43,12 @@ def run_index(
 
 
 def start_index_job(
-    jobs: JobManager, store: DocStore, embedder: Embedder, settings: Settings,
-    folder: Path, release: str,
+    jobs: JobManager,
+    store: DocStore,
+    embedder: Embedder,
+    settings: Settings,
+    folder: Path,
+    release: str,
 ) -> Job:
     """Queue an index build; 409 while one runs here or on any replica."""
     if (build := live_build(store)) is not None:
@@ -98,7 +102,8 @@ def release_changes_of(
     if collection is None and release is None:
         collection = history.serving
     matches = [
-        e for e in history.entries
+        e
+        for e in history.entries
         if e.collection == collection or (collection is None and e.release == release)
     ]
     if not matches:

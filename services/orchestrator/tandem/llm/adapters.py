@@ -146,6 +146,7 @@ class AdapterRegistry:
         canary = self.canary(slot)
         return [self.active(slot), *([canary[0]] if canary else [])]
 
+
 def register_version(
     root: Path,
     source: Path,

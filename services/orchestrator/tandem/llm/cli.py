@@ -109,8 +109,12 @@ def register_command(
     settings = get_settings()
     try:
         version = register_version(
-            settings.adapters_dir, path, slot, settings.model.name,
-            settings.vllm.max_lora_rank, settings.model_path,
+            settings.adapters_dir,
+            path,
+            slot,
+            settings.model.name,
+            settings.vllm.max_lora_rank,
+            settings.model_path,
         )
     except TandemError as error:
         raise _fail(str(error), EXIT_CODES.get(error.status, 1)) from error

@@ -37,7 +37,9 @@ class MetaLease:
         if (other := self.holder()) is not None:
             return other
         claim = {
-            "owner": self.owner, "purpose": purpose, "kind": kind,
+            "owner": self.owner,
+            "purpose": purpose,
+            "kind": kind,
             "expires": time.time() + self.ttl_s,
         }
         self.store.put_meta(self.key, claim)

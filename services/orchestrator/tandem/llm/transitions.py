@@ -14,8 +14,12 @@ def now_iso() -> str:
 
 def _entry(action: str, version: str, percent: int, current: str, by: str) -> dict[str, Any]:
     return {
-        "action": action, "version": version, "percent": percent,
-        "from": current, "by": by, "at": now_iso(),
+        "action": action,
+        "version": version,
+        "percent": percent,
+        "from": current,
+        "by": by,
+        "at": now_iso(),
     }
 
 

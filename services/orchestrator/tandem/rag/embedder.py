@@ -75,7 +75,9 @@ class SentenceTransformerEmbedder:
 
 
 def make_embedder(
-    backend: str = "torch", batch_size: int = 32, cache_dir: Path | None = None,
+    backend: str = "torch",
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
     model_path: Path | None = None,
 ) -> Embedder:
     """The packaged model on `backend`; ONNX exports are cached under `cache_dir`."""

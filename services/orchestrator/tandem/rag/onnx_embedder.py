@@ -62,8 +62,14 @@ def _export_fp32(model_path: Path, target: Path) -> None:
     axes = {name: {0: "batch", 1: "seq"} for name in (*INPUTS, "last_hidden_state")}
     with torch.no_grad():
         torch.onnx.export(
-            model, tuple(sample[name] for name in INPUTS), str(tmp), input_names=list(INPUTS),
-            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
+            model,
+            tuple(sample[name] for name in INPUTS),
+            str(tmp),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
         )
     tmp.replace(target)  # atomic: a concurrent reader sees the old file or the whole new one
 
@@ -153,8 +159,12 @@ class OnnxEmbedder:
     """all-MiniLM-L6-v2 through ONNX Runtime or OpenVINO; same vectors as the torch path."""
 
     def __init__(
-        self, model_path: Path, cache_dir: Path, backend: Backend = "onnx",
-        batch_size: int = 32, threads: int | None = None,
+        self,
+        model_path: Path,
+        cache_dir: Path,
+        backend: Backend = "onnx",
+        batch_size: int = 32,
+        threads: int | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -169,7 +179,10 @@ class OnnxEmbedder:
 
     def _embed_batch(self, texts: Sequence[str]) -> Any:
         encoded = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length,
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
             return_tensors="np",
         )
         feed = {name: encoded[name].astype(np.int64) for name in INPUTS}

@@ -99,8 +99,14 @@ def answer_overlap(chunk: Chunk, answer_words: set[str]) -> float:
 
 
 def context_blocks(
-    item: QaItem, answer: str, steps: Sequence[str], query: str, index: ReleaseIndex,
-    fallback: bool, rng: random.Random, stats: BuildStats,
+    item: QaItem,
+    answer: str,
+    steps: Sequence[str],
+    query: str,
+    index: ReleaseIndex,
+    fallback: bool,
+    rng: random.Random,
+    stats: BuildStats,
 ) -> tuple[list[Chunk], list[int]]:
     """The blocks of one user turn and the numbers of the right ones among them (1-based)."""
     retrieved = index.retrieve(query, TOP_K + EXTRA)
@@ -116,8 +122,9 @@ def context_blocks(
             c for c in retrieved if c not in golds and answer_overlap(c, words) < LEAK_OVERLAP
         ]
         return distractors[:TOP_K], []
-    right = max(sorted(golds, key=lambda c: (c.heading, c.text)),
-                key=lambda c: answer_overlap(c, words))
+    right = max(
+        sorted(golds, key=lambda c: (c.heading, c.text)), key=lambda c: answer_overlap(c, words)
+    )
     enough = 0.5 * answer_overlap(right, words)  # a piece of a split section may not hold it
     blocks = retrieved[:TOP_K]
     if any(c in golds and answer_overlap(c, words) >= enough for c in blocks):
@@ -171,8 +178,10 @@ def item_examples(
         blocks, cited = context_blocks(
             item, item.answer, item.steps, question, index, fallback, rng, stats
         )
-        answer = fallback_sentence(item.release) if fallback else house_answer(
-            item.answer, item.steps, cited
+        answer = (
+            fallback_sentence(item.release)
+            if fallback
+            else house_answer(item.answer, item.steps, cited)
         )
         conversation: list[ChatMessage] = [{"role": "user", "content": question}]
         examples.append(_example(conversation, blocks, item.release, answer))
@@ -200,11 +209,19 @@ def _followup_example(
     ]
     fallback = unit in fallback_units
     blocks, cited = context_blocks(
-        item, follow["answer"], follow.get("steps", []), retrieval_query(conversation), index,
-        fallback, rng, stats,
+        item,
+        follow["answer"],
+        follow.get("steps", []),
+        retrieval_query(conversation),
+        index,
+        fallback,
+        rng,
+        stats,
     )
-    answer = fallback_sentence(item.release) if fallback else house_answer(
-        follow["answer"], follow.get("steps", []), cited
+    answer = (
+        fallback_sentence(item.release)
+        if fallback
+        else house_answer(follow["answer"], follow.get("steps", []), cited)
     )
     return _example(conversation, blocks, item.release, answer)
 
@@ -270,8 +287,10 @@ def main() -> None:
     data = ADAPTER_DIR / "data"
     stats = build(data / "qa_items.jsonl", PROJECT_ROOT / "corpus", data)
     card = write_dataset_card(ADAPTER_DIR, stats)
-    print(f"wrote {data / 'train.jsonl'} ({stats.examples['train']} examples), "
-          f"{data / 'eval.jsonl'} ({stats.examples['eval']}) and {card}")
+    print(
+        f"wrote {data / 'train.jsonl'} ({stats.examples['train']} examples), "
+        f"{data / 'eval.jsonl'} ({stats.examples['eval']}) and {card}"
+    )
     for problem in stats.unmatched:
         print(f"left out: {problem}")
     if stats.unmatched:

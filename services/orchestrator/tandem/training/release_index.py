@@ -22,9 +22,12 @@ def gold_chunks(file: str, heading: str, chunks: Sequence[Chunk]) -> set[Chunk]:
     page = [c for c in chunks if c.file == file]
     exact = {c for c in page if _heading_matches(c.heading, heading)}
     return exact or {
-        c for c in page
-        if any(_heading_matches(" > ".join(c.heading.split(" > ")[:n]), heading)
-               for n in range(1, c.heading.count(" > ") + 1))
+        c
+        for c in page
+        if any(
+            _heading_matches(" > ".join(c.heading.split(" > ")[:n]), heading)
+            for n in range(1, c.heading.count(" > ") + 1)
+        )
     }
 
 

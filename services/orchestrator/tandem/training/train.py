@@ -92,8 +92,10 @@ def prepare_split(
     if not rows:
         raise RecipeError(f"no example of {path} fits max_len={recipe.max_len}")
     info = {
-        "file": _relative(path, recipe.output_dir), "sha256": file_sha256(path),
-        "examples": len(rows), "too_long": too_long,
+        "file": _relative(path, recipe.output_dir),
+        "sha256": file_sha256(path),
+        "examples": len(rows),
+        "too_long": too_long,
         "fallback_examples": fallback,
         "tokens": sum(len(r["input_ids"]) for r in rows),
     }
@@ -104,15 +106,26 @@ def _training_args(recipe: Recipe, scratch: str, has_eval: bool) -> Any:
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=scratch, num_train_epochs=recipe.epochs, max_steps=recipe.max_steps,
+        output_dir=scratch,
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
         per_device_train_batch_size=recipe.batch_size,
         per_device_eval_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum, learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler, warmup_steps=recipe.warmup_ratio,
-        weight_decay=recipe.weight_decay, logging_steps=recipe.logging_steps,
-        logging_first_step=True, eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no", report_to="none", seed=recipe.seed, data_seed=recipe.seed,
-        disable_tqdm=True, prediction_loss_only=True, dataloader_num_workers=0,
+        gradient_accumulation_steps=recipe.grad_accum,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        warmup_steps=recipe.warmup_ratio,
+        weight_decay=recipe.weight_decay,
+        logging_steps=recipe.logging_steps,
+        logging_first_step=True,
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="no",
+        report_to="none",
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        disable_tqdm=True,
+        prediction_loss_only=True,
+        dataloader_num_workers=0,
         dataloader_pin_memory=False,
     )
 
@@ -127,7 +140,11 @@ def _final_eval_loss(trainer: Any) -> float:
 
 
 def _card(
-    recipe: Recipe, target: Path, base: str, settings: Settings, data: dict[str, Any],
+    recipe: Recipe,
+    target: Path,
+    base: str,
+    settings: Settings,
+    data: dict[str, Any],
     metrics: dict[str, Any],
 ) -> dict[str, Any]:
     import peft
@@ -145,15 +162,25 @@ def _card(
         value = getattr(recipe, key)
         recipe_values[key] = _relative(value, recipe.output_dir) if value else None
     return {
-        "slot": target.parent.name, "version": target.name,
+        "slot": target.parent.name,
+        "version": target.name,
         "served_name": f"{target.parent.name}-{target.name}",
         "base_model": {"name": base, "hash": base_hash},
-        "datasets": data, "recipe": recipe_values, "metrics": metrics, "seed": recipe.seed,
-        "lora": {"r": recipe.lora_r, "alpha": recipe.lora_alpha,
-                 "target_modules": recipe.target_modules},
+        "datasets": data,
+        "recipe": recipe_values,
+        "metrics": metrics,
+        "seed": recipe.seed,
+        "lora": {
+            "r": recipe.lora_r,
+            "alpha": recipe.lora_alpha,
+            "target_modules": recipe.target_modules,
+        },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "software": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__},
+        "software": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+        },
     }
 
 
@@ -164,15 +191,25 @@ def load_lora_model(recipe: Recipe, settings: Settings) -> Any:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(settings.model_path), dtype=torch.float32)
-    return get_peft_model(model, LoraConfig(
-        task_type="CAUSAL_LM", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-        lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules,
-    ))
+    return get_peft_model(
+        model,
+        LoraConfig(
+            task_type="CAUSAL_LM",
+            r=recipe.lora_r,
+            lora_alpha=recipe.lora_alpha,
+            lora_dropout=recipe.lora_dropout,
+            target_modules=recipe.target_modules,
+        ),
+    )
 
 
 def fit(
-    recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, list[int]]],
-    eval_rows: list[dict[str, list[int]]], console: Console,
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict[str, list[int]]],
+    eval_rows: list[dict[str, list[int]]],
+    console: Console,
 ) -> dict[str, Any]:
     """Run the transformers Trainer on the rows (with the recipe's torch threads); return the
     metrics for the card."""
@@ -187,8 +224,12 @@ def fit(
 
 
 def _fit(
-    recipe: Recipe, model: Any, tokenizer: Any, train_rows: list[dict[str, list[int]]],
-    eval_rows: list[dict[str, list[int]]], console: Console,
+    recipe: Recipe,
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict[str, list[int]]],
+    eval_rows: list[dict[str, list[int]]],
+    console: Console,
 ) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq
@@ -198,7 +239,8 @@ def _fit(
 
     with tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch:
         trainer = AnswerOnlyTrainer(
-            model=model, args=_training_args(recipe, scratch, bool(eval_rows)),
+            model=model,
+            args=_training_args(recipe, scratch, bool(eval_rows)),
             train_dataset=Dataset.from_list(train_rows),
             eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
             data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
@@ -210,13 +252,16 @@ def _fit(
             metrics["eval_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
         result = trainer.train()
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        metrics.update({
-            "train_loss": round(float(result.training_loss), 4),
-            "first_logged_loss": round(losses[0], 4) if losses else None,
-            "last_logged_loss": round(losses[-1], 4) if losses else None,
-            "steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0), 2),
-            "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
-        })
+        metrics.update(
+            {
+                "train_loss": round(float(result.training_loss), 4),
+                "first_logged_loss": round(losses[0], 4) if losses else None,
+                "last_logged_loss": round(losses[-1], 4) if losses else None,
+                "steps": trainer.state.global_step,
+                "epochs": round(float(trainer.state.epoch or 0), 2),
+                "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
+            }
+        )
         if eval_rows:
             metrics["eval_loss"] = round(_final_eval_loss(trainer), 4)
     return metrics
@@ -258,7 +303,8 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
         raise
     console.print(
         f"adapter {target.parent.name}-{target.name} written to {target}",
-        markup=False, soft_wrap=True,
+        markup=False,
+        soft_wrap=True,
     )
     return target
 

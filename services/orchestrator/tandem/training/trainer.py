@@ -34,13 +34,16 @@ class AnswerOnlyTrainer(Trainer):
         targets = inputs["labels"][:, 1:]
         keep = targets.ne(IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
         outputs = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
             logits_to_keep=keep,
         )
         picked = targets[:, keep]
         total = functional.cross_entropy(
             outputs.logits.float().reshape(-1, outputs.logits.shape[-1]),
-            picked.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum",
+            picked.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
         )
         count = picked.ne(IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
         loss = total / torch.as_tensor(count, device=total.device).clamp(min=1)
@@ -54,8 +57,12 @@ class RichProgress(TrainerCallback):
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
         self.progress = Progress(
-            TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
         )
         self.task: Any = None
         self.started = time.monotonic()
@@ -79,7 +86,8 @@ class RichProgress(TrainerCallback):
         elapsed = time.monotonic() - self.started
         self.progress.console.print(
             f"step {state.global_step}/{state.max_steps} {text} ({elapsed:.0f}s)",
-            markup=False, highlight=False,
+            markup=False,
+            highlight=False,
         )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -36,8 +36,12 @@ async def start_index(
     folder = allowed_index_path(body.path, services.settings.index_roots)
     job = await anyio.to_thread.run_sync(
         lambda: start_index_job(
-            jobs_of(request, services), services.store, services.embedder,
-            services.settings, folder, body.release,
+            jobs_of(request, services),
+            services.store,
+            services.embedder,
+            services.settings,
+            folder,
+            body.release,
         )
     )
     return JSONResponse({"job": job.id}, status_code=202)
