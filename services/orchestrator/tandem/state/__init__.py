@@ -1,0 +1,1 @@
+"""Shared state: typed records that every orchestrator replica reads and writes."""
