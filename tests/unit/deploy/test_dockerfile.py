@@ -101,3 +101,20 @@ def test_settings_do_not_point_beside_the_installed_package() -> None:
     assert env["TANDEM_INDEX_ROOTS"] == "/docs"
     assert env["TANDEM_DATA_DIR"] == "/data" and env["TANDEM_MODELS_DIR"].startswith("/data/")
     assert env["TANDEM_HOST"] == "0.0.0.0", "so the server refuses to run without keys"
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
+    """.dockerignore lets in only what COPY names; a source it leaves out fails the build."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert "*" in lines, ".dockerignore starts from nothing and lets paths in"
+    copied = [
+        source
+        for ins, rest in (pair for stage in dockerfile_stages() for pair in stage)
+        if ins == "COPY" and not rest.startswith("--from")
+        for source in rest.split()[:-1]
+    ]
+    assert copied
+    for source in copied:
+        assert any(source == a or source.startswith(f"{a}/") for a in allowed), source
+        assert (ROOT / source).exists(), source
