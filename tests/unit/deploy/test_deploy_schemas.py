@@ -97,3 +97,22 @@ def test_the_kubernetes_check_rejects_unknown_fields() -> None:
     deployment["spec"]["template"]["spec"]["containers"] = [broken]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_probes_budgets_and_policies_are_in_place() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in manifests()}
+    deployment = docs["Deployment", "tandem-orchestrator"]["spec"]["template"]["spec"]
+    (container,) = deployment["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    vllm = docs["StatefulSet", "tandem-vllm"]["spec"]["template"]["spec"]["containers"][0]
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
+    for name in ("tandem-orchestrator", "tandem-vllm"):
+        assert ("PodDisruptionBudget", name) in docs
+    guarded = {
+        tuple(sorted(doc["spec"]["podSelector"]["matchLabels"].items()))
+        for (kind, _), doc in docs.items()
+        if kind == "NetworkPolicy"
+    }
+    assert (("app", "tandem-vllm"),) in guarded
+    assert any(("app.kubernetes.io/name", "qdrant") in labels for labels in guarded)
