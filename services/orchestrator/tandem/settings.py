@@ -136,6 +136,12 @@ class Settings(BaseSettings):
             )
         if set(self.api_keys) & set(self.admin_keys):
             raise ValueError("a key may not be both a chat key and an admin key")
+        if not self.adapters_dir.is_dir():
+            raise ValueError(
+                f"the adapters folder {self.adapters_dir} does not exist. Set "
+                "TANDEM_ADAPTERS_DIR to the folder holding <slot>/vN/ versions (an installed, "
+                "non-editable package has no adapters/ beside it; the image mounts /adapters)."
+            )
         return self
 
     @property
@@ -156,9 +162,10 @@ class Settings(BaseSettings):
         """The docs folder `up` indexes when the index is empty: the latest sample release."""
         if self.corpus is not None:
             return self.corpus
-        releases = sorted(p for p in (PROJECT_ROOT / "corpus").iterdir() if p.is_dir())
+        root = PROJECT_ROOT / "corpus"
+        releases = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not releases:
-            raise ValueError("no release folders in corpus/; set TANDEM_CORPUS")
+            raise ValueError(f"no release folders in {root}; set TANDEM_CORPUS")
         return releases[-1]
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -11,7 +12,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tandem.api.deps import Services, ServicesDep
-from tandem.errors import TandemError
+from tandem.errors import IndexEmpty, TandemError
+from tandem.rag.retriever import IndexInfo
 
 router = APIRouter(tags=["health"])
 
@@ -42,17 +44,25 @@ async def adapter_readiness(services: Services) -> dict[str, Any]:
     }
 
 
+async def index_readiness(index_info: Callable[[], IndexInfo]) -> dict[str, Any]:
+    """`index_state` tells a fresh deployment ("empty": run the index job) from a broken one."""
+    try:
+        info = await anyio.to_thread.run_sync(index_info)
+    except IndexEmpty as error:
+        return {"index": False, "index_state": "empty", "index_error": str(error)}
+    except Exception as error:  # a probe answers 503 with the reason, never a bare 500
+        reason = str(error) if isinstance(error, TandemError) else repr(error)
+        return {"index": False, "index_state": "unavailable", "index_error": reason}
+    return {"index": True, "index_state": "serving", "release": info.release}
+
+
 async def readiness(services: ServicesDep) -> dict[str, Any]:
     """vLLM reachable, the active adapter servable somewhere, the index alias present."""
     checks: dict[str, Any] = {}
     await services.pool.refresh_health()
     checks["vllm"] = any(services.pool.healthy.values())
     checks.update(await adapter_readiness(services))
-    try:
-        info = await anyio.to_thread.run_sync(services.retriever.index_info)
-        checks["index"], checks["release"] = True, info.release
-    except TandemError as error:
-        checks["index"], checks["index_error"] = False, str(error)
+    checks.update(await index_readiness(services.retriever.index_info))
     return checks
 
 
