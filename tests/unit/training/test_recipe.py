@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tandem.errors import BadInput, Conflict
+from tandem.llm.adapter_versions import claim_version, publish
+from tandem.training.adapter_output import finalize_adapter, staging_dir
 from tandem.training.dataset import answers_with_fallback
 from tandem.training.recipe import RecipeError, load_recipe
 from tandem.training.train import cap_fallback_share
-from tandem.training.versions import claim_version, finalize_adapter, publish, staging_dir
 
 
 def recipe_file(tmp_path: Path, text: str = "epochs: 2\nlora_r: 8\n") -> Path:

@@ -14,7 +14,10 @@ from typing import Any
 
 from rich.console import Console
 
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapter_versions import claim_version, publish, served_name
 from tandem.settings import Settings, get_settings
+from tandem.training.adapter_output import finalize_adapter, staging_dir, write_card
 from tandem.training.dataset import (
     Message,
     answers_with_fallback,
@@ -24,13 +27,6 @@ from tandem.training.dataset import (
     tokenize_example,
 )
 from tandem.training.recipe import Recipe, RecipeError, load_recipe
-from tandem.training.versions import (
-    claim_version,
-    finalize_adapter,
-    publish,
-    staging_dir,
-    write_card,
-)
 
 
 def _check_servable(recipe: Recipe, settings: Settings) -> str:
@@ -164,7 +160,7 @@ def _card(
     return {
         "slot": target.parent.name,
         "version": target.name,
-        "served_name": f"{target.parent.name}-{target.name}",
+        "served_name": served_name(target.parent.name, target.name),
         "base_model": {"name": base, "hash": base_hash},
         "datasets": data,
         "recipe": recipe_values,
@@ -284,8 +280,9 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
     eval_rows: list[dict[str, list[int]]] = []
     if recipe.eval_file is not None:
         eval_rows, data["eval"] = prepare_split(recipe.eval_file, tokenizer, recipe)
+    name = served_name(target.parent.name, target.name)
     console.print(
-        f"training {target.parent.name}-{target.name} on {train_info['examples']} examples "
+        f"training {name} on {train_info['examples']} examples "
         f"({train_info['too_long']} over max_len left out), evaluating on {len(eval_rows)}",
         markup=False,
     )
@@ -296,13 +293,15 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
         metrics["train_tokens_per_epoch"] = train_info["tokens"]
         model.save_pretrained(str(staging), safe_serialization=True)
         finalize_adapter(staging, base)
+        # the same check the registry runs before vLLM sees a version: never publish less
+        validate_adapter_folder(staging, base, settings.vllm.max_lora_rank, settings.model_path)
         write_card(staging, _card(recipe, target, base, settings, data, metrics))
         publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     console.print(
-        f"adapter {target.parent.name}-{target.name} written to {target}",
+        f"adapter {name} written to {target}",
         markup=False,
         soft_wrap=True,
     )
