@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from rich.console import Console
 
-from tandem.errors import Conflict, DependencyDown, NotFound, TandemError
+from tandem.api_client import TandemClient
+from tandem.errors import DependencyDown, TandemError
 from tandem.progress import progress_bar
 from tandem.rag.store import DocStore
 from tandem.settings import Settings, get_settings
@@ -21,30 +20,16 @@ console = Console(stderr=True)
 POLL_S = 1.0
 T = TypeVar("T")
 Local = Callable[[DocStore], T]
-Remote = Callable[[httpx.Client], T]
+Remote = Callable[[TandemClient], T]
 
 
 @contextmanager
-def _admin_api(settings: Settings) -> Iterator[httpx.Client]:
+def _admin_api(settings: Settings) -> Iterator[TandemClient]:
     url = f"http://127.0.0.1:{settings.port}"
-    key = settings.admin_keys[0] if settings.admin_keys else ""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    key = settings.admin_keys[0] if settings.admin_keys else None
     console.print(f"the store is held by a running Tandem; asking its admin API at {url}")
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        yield http
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    """The body of a 2xx answer; an error answer becomes the matching domain error."""
-    if response.is_success:
-        body: dict[str, Any] = response.json()
-        return body
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text
-    error = {409: Conflict, 404: NotFound}.get(response.status_code, DependencyDown)
-    raise error(f"{response.request.url.path}: {message}")
+    with TandemClient(url, key) as api:
+        yield api
 
 
 def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
@@ -56,8 +41,8 @@ def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
     except DependencyDown as error:
         if "in use by another process" not in str(error):
             raise
-        with _admin_api(settings) as http:
-            return remote(http)
+        with _admin_api(settings) as api:
+            return remote(api)
     try:
         return local(DocStore(client, dim=0))
     finally:
@@ -87,17 +72,12 @@ def _build_locally(settings: Settings, path: Path, release: str) -> Local[dict[s
 
 
 def _build_remotely(path: Path, release: str) -> Remote[dict[str, Any]]:
-    def build(http: httpx.Client) -> dict[str, Any]:
-        body = {"path": str(path.resolve()), "release": release}
-        job_id = _json(http.post("/v1/admin/index", json=body))["job"]
+    def build(api: TandemClient) -> dict[str, Any]:
+        job_id = api.start_index(str(path.resolve()), release)
         with progress_bar() as progress:
-            while True:
-                job = _json(http.get(f"/v1/admin/jobs/{job_id}"))
-                if p := job.get("progress"):
-                    progress(p["stage"], p["done"], p["total"])
-                if job["status"] in {"succeeded", "failed"}:
-                    break
-                time.sleep(POLL_S)
+            job = api.wait_for_job(
+                job_id, lambda p: progress(p["stage"], p["done"], p["total"]), POLL_S
+            )
         if job["status"] == "failed":
             raise DependencyDown(f"index job {job_id} failed: {job['error']}")
         result = dict(job["result"])
@@ -137,7 +117,7 @@ def status_command() -> int:
     def local(settings: Settings) -> Local[dict[str, Any]]:
         return lambda store: index_overview(store, settings.qdrant.alias)
 
-    return _run(lambda s: _with_store(s, local(s), lambda h: _json(h.get("/v1/admin/index"))))
+    return _run(lambda s: _with_store(s, local(s), TandemClient.index_overview))
 
 
 def rollback_command(collection: str | None, release: str | None) -> int:
@@ -149,8 +129,9 @@ def rollback_command(collection: str | None, release: str | None) -> int:
 
     body = {k: v for k, v in {"collection": collection, "release": release}.items() if v}
 
-    def remote(http: httpx.Client) -> dict[str, Any]:
-        return _json(http.post("/v1/admin/index/rollback", json=body))
+    def remote(api: TandemClient) -> dict[str, Any]:
+        result: dict[str, Any] = api.call("POST", "/v1/admin/index/rollback", json=body)
+        return result
 
     return _run(lambda s: _with_store(s, local(s), remote))
 
@@ -164,7 +145,8 @@ def changes_command(release: str | None) -> int:
 
     params = {"release": release} if release else {}
 
-    def remote(http: httpx.Client) -> dict[str, Any]:
-        return _json(http.get("/v1/admin/index/changes", params=params))
+    def remote(api: TandemClient) -> dict[str, Any]:
+        result: dict[str, Any] = api.call("GET", "/v1/admin/index/changes", params=params)
+        return result
 
     return _run(lambda s: _with_store(s, local(s), remote))
