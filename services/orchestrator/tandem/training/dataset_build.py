@@ -21,10 +21,10 @@ from typing import Any
 
 from tandem.answer_format import is_fallback
 from tandem.documents import Chunk
+from tandem.indexing.release_index import ReleaseIndex, gold_chunks
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.settings import PROJECT_ROOT
 from tandem.training.dataset_card import BuildStats, write_dataset_card
-from tandem.training.release_index import ReleaseIndex, gold_chunks
 
 ADAPTER_DIR = PROJECT_ROOT / "adapters" / "support"
 SEED = 4242
