@@ -110,7 +110,7 @@ def _training_args(recipe: Recipe, scratch: str, has_eval: bool) -> Any:
         gradient_accumulation_steps=recipe.grad_accum,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_ratio,
+        warmup_steps=recipe.warmup_ratio,  # transformers 5: below 1 it is a share of the steps
         weight_decay=recipe.weight_decay,
         logging_steps=recipe.logging_steps,
         logging_first_step=True,
