@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +29,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from qdrant_client import QdrantClient  # noqa: E402
 
-from tandem.api.app import build_services, create_app  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app server
+from qdrant_client import QdrantClient  # noqa: E402
+from tests.integration.app_server import serve  # noqa: E402
+
+from tandem.api.app import build_services  # noqa: E402
 from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
@@ -117,26 +120,8 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, DocStore]]:
     """The real app over uvicorn in a thread, on its own store."""
     services = build_services(settings, embedder)
-    port = _free_port()
-    app = create_app(settings, services_factory=lambda _: services)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", services.store
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for url in serve(settings, services, log_level="error"):
+        yield url, services.store
 
 
 class Traffic(threading.Thread):

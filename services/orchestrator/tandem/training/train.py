@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,19 @@ def load_lora_model(recipe: Recipe, settings: Settings) -> Any:
     )
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch threads (None: as they are), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit(
     recipe: Recipe,
     model: Any,
@@ -209,31 +224,16 @@ def fit(
 ) -> dict[str, Any]:
     """Run the transformers Trainer on the rows (with the recipe's torch threads); return the
     metrics for the card."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(recipe.threads or threads)
-    try:
-        return _fit(recipe, model, tokenizer, train_rows, eval_rows, console)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(
-    recipe: Recipe,
-    model: Any,
-    tokenizer: Any,
-    train_rows: list[dict[str, list[int]]],
-    eval_rows: list[dict[str, list[int]]],
-    console: Console,
-) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq
     from transformers.trainer_callback import PrinterCallback
 
     from tandem.training.trainer import AnswerOnlyTrainer, RichProgress
 
-    with tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch:
+    with (
+        torch_threads(recipe.threads),
+        tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch,
+    ):
         trainer = AnswerOnlyTrainer(
             model=model,
             args=_training_args(recipe, scratch, bool(eval_rows)),
@@ -247,20 +247,22 @@ def _fit(
         if eval_rows and recipe.eval_before:
             metrics["eval_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
         result = trainer.train()
-        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        metrics.update(
-            {
-                "train_loss": round(float(result.training_loss), 4),
-                "first_logged_loss": round(losses[0], 4) if losses else None,
-                "last_logged_loss": round(losses[-1], 4) if losses else None,
-                "steps": trainer.state.global_step,
-                "epochs": round(float(trainer.state.epoch or 0), 2),
-                "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
-            }
-        )
+        metrics.update(_train_metrics(trainer, result))
         if eval_rows:
             metrics["eval_loss"] = round(_final_eval_loss(trainer), 4)
     return metrics
+
+
+def _train_metrics(trainer: Any, result: Any) -> dict[str, Any]:
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {
+        "train_loss": round(float(result.training_loss), 4),
+        "first_logged_loss": round(losses[0], 4) if losses else None,
+        "last_logged_loss": round(losses[-1], 4) if losses else None,
+        "steps": trainer.state.global_step,
+        "epochs": round(float(trainer.state.epoch or 0), 2),
+        "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
+    }
 
 
 def main(recipe: Recipe, version: str | None = None) -> Path:
