@@ -35,6 +35,7 @@ from qdrant_client import QdrantClient  # noqa: E402
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
+from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
@@ -154,14 +155,8 @@ def p95(values: list[float]) -> float:
 
 
 def run_job(url: str, folder: Path, release: str) -> dict[str, Any]:
-    with httpx.Client(base_url=url, timeout=60) as http:
-        body = {"path": str(folder), "release": release}
-        job_id = http.post("/v1/admin/index", json=body).json()["job"]
-        while (job := http.get(f"/v1/admin/jobs/{job_id}").json())["status"] not in {
-            "succeeded",
-            "failed",
-        }:
-            time.sleep(0.5)
+    with TandemClient(url) as api:
+        job = api.wait_for_job(api.start_index(str(folder), release), poll_s=0.5)
     if job["status"] != "succeeded":
         raise SystemExit(f"index job failed: {job['error']}")
     return dict(job["result"])
