@@ -28,10 +28,10 @@ import httpx
 
 from tandem.answer_format import RULES, check_answer, is_fallback
 from tandem.evaluation.metrics import contains_phrase
+from tandem.llm.adapter_versions import existing_versions
 from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
 from tandem.settings import Settings
 from tandem.training.validate import held_out_prompts
-from tandem.training.versions import existing_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +29,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-from qdrant_client import QdrantClient  # noqa: E402
 
-from tandem.api.app import build_services, create_app  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app server
+from qdrant_client import QdrantClient  # noqa: E402
+from tests.integration.app_server import serve  # noqa: E402
+
+from tandem.api.app import build_services  # noqa: E402
+from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
@@ -117,26 +121,8 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, DocStore]]:
     """The real app over uvicorn in a thread, on its own store."""
     services = build_services(settings, embedder)
-    port = _free_port()
-    app = create_app(settings, services_factory=lambda _: services)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", services.store
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for url in serve(settings, services, log_level="error"):
+        yield url, services.store
 
 
 class Traffic(threading.Thread):
@@ -169,14 +155,8 @@ def p95(values: list[float]) -> float:
 
 
 def run_job(url: str, folder: Path, release: str) -> dict[str, Any]:
-    with httpx.Client(base_url=url, timeout=60) as http:
-        body = {"path": str(folder), "release": release}
-        job_id = http.post("/v1/admin/index", json=body).json()["job"]
-        while (job := http.get(f"/v1/admin/jobs/{job_id}").json())["status"] not in {
-            "succeeded",
-            "failed",
-        }:
-            time.sleep(0.5)
+    with TandemClient(url) as api:
+        job = api.wait_for_job(api.start_index(str(folder), release), poll_s=0.5)
     if job["status"] != "succeeded":
         raise SystemExit(f"index job failed: {job['error']}")
     return dict(job["result"])

@@ -17,14 +17,12 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,8 +34,9 @@ from tests.integration.adapter_kit import (  # noqa: E402
     copy_adapters,
     stream_chat,
 )
+from tests.integration.app_server import serve  # noqa: E402
 
-from tandem.api.app import build_services, create_app  # noqa: E402
+from tandem.api.app import build_services  # noqa: E402
 from tandem.llm.launcher import VllmProcess  # noqa: E402
 from tandem.llm.model_prep import prepare_base_model  # noqa: E402
 from tandem.rag.embedder import HashEmbedder  # noqa: E402
@@ -80,19 +79,7 @@ def vllm(url: str | None, data: Path) -> Iterator[str]:
 @contextmanager
 def api(settings: Settings) -> Iterator[str]:
     """The real app, served by uvicorn in a thread."""
-    services = build_services(settings, HashEmbedder())
-    app = create_app(settings, services_factory=lambda _: services)
-    port = free_port(8250)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    yield from serve(settings, build_services(settings, HashEmbedder()))
 
 
 def wait_ready(url: str) -> str:

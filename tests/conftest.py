@@ -34,7 +34,8 @@ def embedder():  # type: ignore[no-untyped-def]
 
 
 def paperless_release(release: str) -> Path:
+    """A paperless-ngx docs release; a test that needs it fails (never skips) without it."""
     folder = PAPERLESS / release
     if not folder.is_dir():
-        pytest.skip(f"the paperless-ngx docs are not at {folder}")
+        pytest.fail(f"the paperless-ngx docs are not at {folder}; put the corpora there")
     return folder

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from tests.integration.conftest import Stack, serve
+from tests.integration.app_server import serve
+from tests.integration.conftest import Stack
 
 from tandem.api.deps import Services
 from tandem.chat import ChatService

@@ -6,7 +6,6 @@ Set TANDEM_TEST_VLLM_URL to reuse a running vLLM while developing; CI starts its
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tests.conftest import CORPUS, PAPERLESS, free_port
+from tests.integration.app_server import serve
 
-from tandem.api.app import build_services, create_app
+from tandem.api.app import build_services
 from tandem.api.deps import Services
 from tandem.indexing.reindex import index_release
 from tandem.llm.launcher import VllmProcess
@@ -69,25 +68,6 @@ def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settin
         rate_limit_per_minute=10_000,
         **overrides,  # type: ignore[arg-type]
     )
-
-
-def serve(settings: Settings, services: Services) -> Iterator[str]:
-    """Run the real app with uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    app = create_app(settings, services_factory=lambda _: services)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from tests.integration.adapter_kit import copy_adapters
 from tests.integration.adapter_orchestrators import SLOT, vllm_models, wait_adapter_ready
-from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, serve, stack_settings
+from tests.integration.app_server import serve
+from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, stack_settings
 
 from tandem.api.app import build_services
 from tandem.llm.launcher import VllmProcess

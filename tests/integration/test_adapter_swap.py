@@ -20,7 +20,8 @@ from tests.integration.adapter_orchestrators import (
     unload_slot,
     wait_adapter_ready,
 )
-from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, serve, stack_settings
+from tests.integration.app_server import serve
+from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, stack_settings
 
 from tandem.api.app import build_services
 from tandem.rag.embedder import Embedder

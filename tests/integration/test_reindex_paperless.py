@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import CORPUS, free_port, paperless_release
-from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, serve, stack_settings
+from tests.integration.app_server import serve
+from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, stack_settings
 
 from tandem.api.app import build_services
 from tandem.rag.embedder import Embedder

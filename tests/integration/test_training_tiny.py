@@ -40,7 +40,7 @@ def _examples() -> list[dict[str, object]]:
 @pytest.fixture(scope="module")
 def model_ready() -> None:
     if not (get_settings().model_path / "config.json").is_file():
-        pytest.skip("the base model is not prepared (run `tandem up` once)")
+        pytest.fail("the base model is not prepared (run `tandem up` or `make setup` once)")
 
 
 def _recipe(tmp_path: Path) -> Recipe:

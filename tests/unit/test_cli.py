@@ -23,7 +23,8 @@ def test_dataset_validate_reports_a_broken_file(tmp_path: Path) -> None:
     broken.write_text("{not json\n")
     result = runner.invoke(app, ["dataset", "validate", str(broken)])
     assert not isinstance(result.exception, ImportError), result.exception
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "error: not valid JSON" in " ".join(result.output.split())
 
 
 def test_train_refuses_a_recipe_with_unknown_keys(tmp_path: Path) -> None:

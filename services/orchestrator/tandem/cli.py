@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tandem.indexing.commands import index_app
+from tandem.indexing.cli import index_app
 from tandem.llm.cli import adapters_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

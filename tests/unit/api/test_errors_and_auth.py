@@ -10,16 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
-from tandem.api.app import create_app
+from tandem.api.app import build_services, create_app
 from tandem.api.deps import RateLimiter, Services
-from tandem.chat import ChatService
 from tandem.errors import DependencyDown, RateLimited
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
 
 
@@ -42,23 +38,9 @@ def fake_vllm(request: httpx.Request) -> httpx.Response:
 
 
 def make_services(settings: Settings) -> Services:
-    embedder = HashEmbedder()
-    store = DocStore(QdrantClient(location=":memory:"), embedder.dim)
-    retriever = Retriever(store, embedder, "docs", 10)
-    registry = AdapterRegistry(settings.adapters_dir, store)
-    client = VllmClient("http://vllm.test", 5)
-    client.http = httpx.AsyncClient(
-        base_url="http://vllm.test", transport=httpx.MockTransport(fake_vllm)
-    )
-    pool = VllmPool([client])
-    return Services(
-        settings,
-        store,
-        embedder,
-        retriever,
-        registry,
-        pool,
-        ChatService(settings, retriever, registry, pool),
+    client = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
+    return build_services(
+        settings, HashEmbedder(), qdrant=QdrantClient(location=":memory:"), pool=VllmPool([client])
     )
 
 

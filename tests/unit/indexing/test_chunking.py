@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from tests.conftest import paperless_release
 
 from tandem.documents import Chunk, Page
 from tandem.errors import BadInput
 from tandem.indexing.chunking import chunk_page, chunk_release
 from tandem.indexing.loader import load_release
 
-CORPUS = Path("/work/shared/corpora/paperless-ngx/v3.0.5")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 
 
@@ -260,9 +259,8 @@ def test_max_tokens_below_one_is_bad_input() -> None:
         chunks("# T\ntext", max_tokens=0)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"paperless-ngx docs not found at {CORPUS}")
 def test_real_paperless_docs_chunk_within_limits() -> None:
-    found = chunk_release(load_release(CORPUS), "v3.0.5", words, 220)
+    found = chunk_release(load_release(paperless_release("v3.0.5")), "v3.0.5", words, 220)
 
     assert len(found) > 100
     for chunk in found:

@@ -16,7 +16,7 @@ from tandem.errors import Conflict, NotFound
 from tandem.indexing.builds import BUILD_KEY, build_marker, live_build
 from tandem.indexing.history import load_history, recover_interrupted_builds, rollback
 from tandem.indexing.reindex import index_release
-from tandem.indexing.service import index_overview, release_changes_of
+from tandem.indexing.releases import index_overview, release_changes_of
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import collection_meta_key
 from tandem.rag.store import DocStore

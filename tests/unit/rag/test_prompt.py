@@ -8,7 +8,9 @@ from tandem.rag.prompt import (
     SYSTEM_PROMPT,
     ChatMessage,
     build_messages,
+    context_of,
     fallback_sentence,
+    question_of,
 )
 
 CHUNKS = [
@@ -58,3 +60,12 @@ def test_fallback_names_the_release() -> None:
     assert fallback_sentence("v3.0.5") == (
         "I couldn't find this in the documentation for release v3.0.5."
     )
+
+
+def test_the_parser_reads_back_what_the_builder_laid_out() -> None:
+    user = build_messages([ChatMessage(role="user", content="limit?")], CHUNKS, "v4.2")[-1]
+    assert context_of(user["content"]) == (2, "v4.2")
+    assert question_of(user["content"]) == "limit?"
+    empty = build_messages([ChatMessage(role="user", content="q")], [], "v1")[-1]
+    assert context_of(empty["content"]) == (0, "v1")
+    assert context_of("no context here") == (0, None)

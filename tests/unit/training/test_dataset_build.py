@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tandem.answer_format import check_answer
 from tandem.documents import Chunk
+from tandem.indexing.release_index import gold_chunks
 from tandem.training.dataset_build import QaItem, house_answer, phrasings, plan
-from tandem.training.release_index import gold_chunks
 
 CHUNKS = [
     Chunk("exports/exports.md", "Exporting data > Scheduled exports", "Intro."),

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tandem.errors import BadInput, Conflict
+from tandem.llm.adapter_versions import claim_version, publish
+from tandem.training.adapter_output import finalize_adapter, staging_dir
 from tandem.training.dataset import answers_with_fallback
 from tandem.training.recipe import RecipeError, load_recipe
 from tandem.training.train import cap_fallback_share
-from tandem.training.versions import claim_version, finalize_adapter, publish, staging_dir
 
 
 def recipe_file(tmp_path: Path, text: str = "epochs: 2\nlora_r: 8\n") -> Path:
@@ -104,3 +105,12 @@ def test_fallback_share_must_be_a_share(tmp_path: Path) -> None:
     assert load_recipe(recipe_file(tmp_path), ["fallback_share=0.1"]).fallback_share == 0.1
     with pytest.raises(RecipeError):
         load_recipe(recipe_file(tmp_path), ["fallback_share=1.5"])
+
+
+def test_warmup_ratio_reaches_the_trainer_as_a_ratio(tmp_path: Path) -> None:
+    from tandem.training.train import _training_args
+
+    recipe = load_recipe(recipe_file(tmp_path, "warmup_ratio: 0.1\n"))
+    args = _training_args(recipe, str(tmp_path / "scratch"), has_eval=False)
+    # transformers 5 reads a warmup_steps below 1 as a share of the total steps
+    assert args.get_warmup_steps(200) == 20 and args.get_warmup_steps(50) == 5

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request, Response
+from qdrant_client import QdrantClient
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from tandem import __version__
@@ -33,13 +34,22 @@ log = logging.getLogger("tandem")
 ServicesFactory = Callable[[Settings], Services]
 
 
-def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
-    """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP."""
+def build_services(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    *,
+    qdrant: QdrantClient | None = None,
+    pool: VllmPool | None = None,
+) -> Services:
+    """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP.
+
+    Each client the settings would open can be passed in instead (tests pass fakes here).
+    """
     embedder = embedder or embedder_from_settings(settings)
-    store = DocStore(open_client(settings), embedder.dim)
+    store = DocStore(qdrant or open_client(settings), embedder.dim)
     retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, store)
-    pool = VllmPool.from_settings(settings.vllm)
+    pool = pool or VllmPool.from_settings(settings.vllm)
     chat_service = ChatService(settings, retriever, registry, pool)
     return Services(settings, store, embedder, retriever, registry, pool, chat_service)
 

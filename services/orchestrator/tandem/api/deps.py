@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,7 +30,6 @@ class Services:
     registry: AdapterRegistry
     pool: VllmPool
     chat: ChatService
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 class RateLimiter:

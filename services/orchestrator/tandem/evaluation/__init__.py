@@ -4,7 +4,8 @@ from tandem.evaluation.gate import Gate, check_gate, load_gate
 from tandem.evaluation.harness import CONFIGURATIONS, Configuration, Harness, Outcome
 from tandem.evaluation.metrics import AnswerScore, ConfigSummary, score_outcome, summarise
 from tandem.evaluation.qa import QAItem, load_qa
-from tandem.evaluation.run import EvalResult, run_eval
+from tandem.evaluation.result import EvalResult
+from tandem.evaluation.run import run_eval
 
 __all__ = [
     "CONFIGURATIONS",

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from tandem.errors import BadInput, DependencyDown
 from tandem.evaluation.gate import Gate, load_gate
-from tandem.evaluation.run import DEFAULT_CONFIGS, EvalResult, run_eval
+from tandem.evaluation.result import EvalResult
+from tandem.evaluation.run import DEFAULT_CONFIGS, run_eval
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from tandem.errors import BadInput, DependencyDown
+from tandem.api_client import TandemClient, Unreachable, error_from_response
+from tandem.errors import BadInput
 from tandem.evaluation.qa import QAItem
 
 
@@ -37,10 +38,6 @@ CONFIGURATIONS: dict[str, Configuration] = {
 TRANSIENT_STATUS = {429, 502, 503, 504}
 MAX_TRIES = 3
 MAX_RETRY_AFTER_S = 30.0
-
-
-class Unreachable(DependencyDown):
-    """The Tandem under evaluation cannot be reached at all."""
 
 
 @dataclass
@@ -75,14 +72,6 @@ def _retry_delay(response: httpx.Response | None, attempt: int, backoff_s: float
     return float(backoff_s * 2 ** (attempt - 1))
 
 
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"HTTP {response.status_code} {error['type']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-
-
 class Harness:
     """A client of `POST /v1/chat` with retries; share one per evaluation run."""
 
@@ -96,16 +85,13 @@ class Harness:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout_s, transport=transport
-        )
+        self._api = TandemClient(url, api_key, timeout_s=timeout_s, transport=transport)
+        self.url = self._api.url
         self._backoff_s = backoff_s
         self._sleep = sleep
 
     def close(self) -> None:
-        self._client.close()
+        self._api.close()
 
     def __enter__(self) -> Harness:
         return self
@@ -120,7 +106,7 @@ class Harness:
         for attempt in range(1, tries + 1):
             started = time.perf_counter()
             try:
-                response = self._client.request(method, path, json=body)
+                response = self._api.send(method, path, json=body)
             except httpx.TransportError:
                 if attempt == tries:
                     raise
@@ -164,10 +150,11 @@ class Harness:
             return Outcome(item, config, None, f"{type(exc).__name__}: {exc}", None, MAX_TRIES)
         latency_ms = float(response.extensions["tandem_latency_ms"])
         attempts = int(response.extensions.get("tandem_attempts", 1))
-        if response.status_code in (401, 403):
-            raise BadInput(f"{self.url}/v1/chat refused the API key: {_error_message(response)}")
         if not response.is_success:
-            return Outcome(item, config, None, _error_message(response), latency_ms, attempts)
+            error = error_from_response(response)
+            if response.status_code in (401, 403):
+                raise BadInput(f"{self.url}/v1/chat refused the API key: {error}")
+            return Outcome(item, config, None, str(error), latency_ms, attempts)
         try:
             payload = response.json()
             if not isinstance(payload.get("answer"), str):

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+from tandem.api_client import TandemClient
+from tandem.errors import TandemError
 from tandem.evaluation.run import run_eval
 from tandem.settings import PROJECT_ROOT
 
@@ -58,34 +58,27 @@ def _start(data_dir: Path, port: int, admin_key: str, chat_key: str) -> subproce
     )
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(api: TandemClient, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"tandem up exited ({process.returncode}); see its up.log")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if api.ready():
+            return
         time.sleep(1)
     raise SystemExit("tandem up was not ready after 900 s")
 
 
-def _index(url: str, admin_key: str, folder: Path, release: str) -> None:
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        current = http.get("/v1/admin/index").json()["serving"]["release"]
-        if current == release:
+def _index(api: TandemClient, folder: Path, release: str) -> None:
+    """Serve `release` (indexed from `folder` through the admin API unless it already serves)."""
+    try:
+        if api.index_overview()["serving"]["release"] == release:
             return
-        job = http.post("/v1/admin/index", json={"path": str(folder), "release": release}).json()
-        while (status := http.get(f"/v1/admin/jobs/{job['job']}").json())["status"] not in {
-            "succeeded",
-            "failed",
-        }:
-            time.sleep(2)
-    if status["status"] == "failed":
-        raise SystemExit(f"indexing {release} failed: {status['error']}")
+        job = api.wait_for_job(api.start_index(str(folder), release), poll_s=2)
+    except TandemError as error:
+        raise SystemExit(f"indexing {release}: {error}") from error
+    if job["status"] == "failed":
+        raise SystemExit(f"indexing {release} failed: {job['error']}")
 
 
 def _qa_subset(name: str, release: str, limit: int | None, tmp: Path) -> Path:
@@ -109,16 +102,17 @@ def main() -> None:
     process = _start(tmp, port, admin_key, chat_key)
     print(f"tandem up on {url}; its log: {tmp / 'up.log'}")
     try:
-        _wait_ready(url, process)
-        for name, release, folder in RUNS:
-            _index(url, admin_key, folder, release)
-            result = run_eval(
-                url,
-                chat_key,
-                _qa_subset(name, release, args.limit, tmp),
-                args.out / f"{name}-{release}",
-            )
-            print(f"{name} {release}: report in {result.files[0].parent}")
+        with TandemClient(url, admin_key) as admin:
+            _wait_ready(admin, process)
+            for name, release, folder in RUNS:
+                _index(admin, folder, release)
+                result = run_eval(
+                    url,
+                    chat_key,
+                    _qa_subset(name, release, args.limit, tmp),
+                    args.out / f"{name}-{release}",
+                )
+                print(f"{name} {release}: report in {result.files[0].parent}")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)

@@ -6,13 +6,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tandem.answer_format import RULES
 from tandem.evaluation.metrics import ConfigSummary
-
-if TYPE_CHECKING:
-    from tandem.evaluation.run import EvalResult
+from tandem.evaluation.result import EvalResult
 
 
 @dataclass(frozen=True)

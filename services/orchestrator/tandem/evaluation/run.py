@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,35 +12,12 @@ import httpx
 from tandem.errors import BadInput
 from tandem.evaluation.gate import Gate, check_gate
 from tandem.evaluation.harness import Configuration, Harness, Outcome, parse_configs
-from tandem.evaluation.metrics import AnswerScore, ConfigSummary, score_outcome, summarise
+from tandem.evaluation.metrics import score_outcome, summarise
 from tandem.evaluation.qa import QAItem, load_qa
 from tandem.evaluation.report import write_report
+from tandem.evaluation.result import EvalResult
 
 DEFAULT_CONFIGS = "base,rag,adapter,hybrid"
-
-
-@dataclass
-class EvalResult:
-    """Everything one run measured, and where the report went."""
-
-    url: str
-    qa_path: Path
-    concurrency: int
-    serving_release: str | None
-    started_at: str
-    duration_s: float
-    items_total: int
-    skipped: list[str]
-    scores: list[AnswerScore]
-    summaries: dict[str, ConfigSummary]
-    gate: Gate | None = None
-    violations: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """True unless a gate was given and hybrid violated it."""
-        return not self.violations
 
 
 def select_items(items: Sequence[QAItem], release: str | None) -> tuple[list[QAItem], list[str]]:

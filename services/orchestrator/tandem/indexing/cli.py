@@ -1,170 +1,68 @@
-"""`tandem index …`: in-process when the store is free, through the admin API when `up` holds it."""
+"""The `tandem index` command group (parsing only); `tandem index PATH --release R` builds."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
-import httpx
-from rich.console import Console
-
-from tandem.errors import Conflict, DependencyDown, NotFound, TandemError
-from tandem.progress import progress_bar
-from tandem.rag.store import DocStore
-from tandem.settings import Settings, get_settings
-
-console = Console(stderr=True)
-POLL_S = 1.0
-T = TypeVar("T")
-Local = Callable[[DocStore], T]
-Remote = Callable[[httpx.Client], T]
+import typer
+from typer.core import TyperGroup
 
 
-@contextmanager
-def _admin_api(settings: Settings) -> Iterator[httpx.Client]:
-    url = f"http://127.0.0.1:{settings.port}"
-    key = settings.admin_keys[0] if settings.admin_keys else ""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    console.print(f"the store is held by a running Tandem; asking its admin API at {url}")
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        yield http
+class _BuildByDefault(TyperGroup):
+    """Arguments that name no sub-command go to `build` (`tandem index docs/ --release v2`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in {"--help", "-h"}:
+            args = ["build", *args]
+        result: Any = super().parse_args(ctx, args)
+        return list(result)
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    """The body of a 2xx answer; an error answer becomes the matching domain error."""
-    if response.is_success:
-        body: dict[str, Any] = response.json()
-        return body
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text
-    error = {409: Conflict, 404: NotFound}.get(response.status_code, DependencyDown)
-    raise error(f"{response.request.url.path}: {message}")
+index_app = typer.Typer(
+    cls=_BuildByDefault,
+    no_args_is_help=True,
+    help="Index docs releases blue/green; inspect, compare and roll back releases.",
+)
 
 
-def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
-    """Run `local` on the store when this process can open it, else `remote` on the API."""
-    from tandem.rag.store import open_client
+@index_app.command("build")
+def build(
+    path: Annotated[Path, typer.Argument(help="docs folder of the release")],
+    release: Annotated[str, typer.Option(help="release name, e.g. v3.0.5")],
+) -> None:
+    """Index a docs release into a new collection and serve it once verified (the default)."""
+    from tandem.indexing.store_or_api import index_command
 
-    try:
-        client = open_client(settings)
-    except DependencyDown as error:
-        if "in use by another process" not in str(error):
-            raise
-        with _admin_api(settings) as http:
-            return remote(http)
-    try:
-        return local(DocStore(client, dim=0))
-    finally:
-        client.close()
+    raise typer.Exit(index_command(path, release))
 
 
-def _build_locally(settings: Settings, path: Path, release: str) -> Local[dict[str, Any]]:
-    def build(store: DocStore) -> dict[str, Any]:
-        from tandem.indexing.reindex import index_release
-        from tandem.rag.embedder import embedder_from_settings
+@index_app.command("status")
+def status() -> None:
+    """The serving release and the releases kept for rollback."""
+    from tandem.indexing.store_or_api import status_command
 
-        embedder = embedder_from_settings(settings)
-        store.dim = embedder.dim
-        with progress_bar() as progress:
-            report = index_release(
-                store,
-                embedder,
-                path,
-                release,
-                settings.qdrant.alias,
-                progress,
-                keep=settings.qdrant.keep_releases,
-            )
-        return report.summary()
-
-    return build
+    raise typer.Exit(status_command())
 
 
-def _build_remotely(path: Path, release: str) -> Remote[dict[str, Any]]:
-    def build(http: httpx.Client) -> dict[str, Any]:
-        body = {"path": str(path.resolve()), "release": release}
-        job_id = _json(http.post("/v1/admin/index", json=body))["job"]
-        with progress_bar() as progress:
-            while True:
-                job = _json(http.get(f"/v1/admin/jobs/{job_id}"))
-                if p := job.get("progress"):
-                    progress(p["stage"], p["done"], p["total"])
-                if job["status"] in {"succeeded", "failed"}:
-                    break
-                time.sleep(POLL_S)
-        if job["status"] == "failed":
-            raise DependencyDown(f"index job {job_id} failed: {job['error']}")
-        result = dict(job["result"])
-        result["changes"] = {k: result.get("changes", {}).get(k) for k in ("previous", "summary")}
-        return result
+@index_app.command("rollback")
+def rollback(
+    release: Annotated[str | None, typer.Option(help="serve this kept release")] = None,
+    collection: Annotated[str | None, typer.Option(help="serve this kept collection")] = None,
+) -> None:
+    """Move the alias back to a kept release (default: the one before the serving one)."""
+    from tandem.indexing.store_or_api import rollback_command
 
-    return build
+    if release and collection:
+        raise typer.BadParameter("give --release or --collection, not both")
+    raise typer.Exit(rollback_command(collection, release))
 
 
-def _run(action: Callable[[Settings], dict[str, Any]]) -> int:
-    """Print the action's result as JSON; a domain error becomes a message and exit code 2."""
-    try:
-        result = action(get_settings())
-    except TandemError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
-    print(json.dumps(result, indent=2, default=str))
-    return 0
+@index_app.command("changes")
+def changes(
+    release: Annotated[str | None, typer.Option(help="a kept release; default: serving")] = None,
+) -> None:
+    """Pages added / changed / removed by a release, with their headings."""
+    from tandem.indexing.store_or_api import changes_command
 
-
-def index_command(path: Path, release: str) -> int:
-    """Index `path` as `release`; returns the exit code."""
-    from tandem.indexing.loader import load_release
-
-    def build(settings: Settings) -> dict[str, Any]:
-        load_release(path)  # a wrong folder fails now, not after the model has loaded
-        local, remote = _build_locally(settings, path, release), _build_remotely(path, release)
-        return _with_store(settings, local, remote)
-
-    return _run(build)
-
-
-def status_command() -> int:
-    """Print the serving release and the kept ones."""
-    from tandem.indexing.service import index_overview
-
-    def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: index_overview(store, settings.qdrant.alias)
-
-    return _run(lambda s: _with_store(s, local(s), lambda h: _json(h.get("/v1/admin/index"))))
-
-
-def rollback_command(collection: str | None, release: str | None) -> int:
-    """Serve a kept release again (default: the one before the serving one)."""
-    from tandem.indexing.service import rollback_release
-
-    def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: rollback_release(store, settings.qdrant.alias, collection, release)
-
-    body = {k: v for k, v in {"collection": collection, "release": release}.items() if v}
-
-    def remote(http: httpx.Client) -> dict[str, Any]:
-        return _json(http.post("/v1/admin/index/rollback", json=body))
-
-    return _run(lambda s: _with_store(s, local(s), remote))
-
-
-def changes_command(release: str | None) -> int:
-    """Print what a kept release changed (default: the serving one)."""
-    from tandem.indexing.service import release_changes_of
-
-    def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: release_changes_of(store, settings.qdrant.alias, release)
-
-    params = {"release": release} if release else {}
-
-    def remote(http: httpx.Client) -> dict[str, Any]:
-        return _json(http.get("/v1/admin/index/changes", params=params))
-
-    return _run(lambda s: _with_store(s, local(s), remote))
+    raise typer.Exit(changes_command(release))

@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import AdapterInvalid
+from tandem.llm.adapter_versions import CONFIG_FILE, REQUIRED_FILES, WEIGHTS_FILE
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
-OPTIONAL_FILES = ("card.json", "README.md")
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 WEIGHT_DTYPES = {"F32", "F16", "BF16"}
 MAX_HEADER_BYTES = 16 * 1024 * 1024

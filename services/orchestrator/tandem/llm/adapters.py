@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import time
 import uuid
@@ -19,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import BadInput, NotFound
-from tandem.llm.adapter_check import (
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapter_versions import (
     CONFIG_FILE,
     OPTIONAL_FILES,
     REQUIRED_FILES,
-    validate_adapter_folder,
+    SLOT_NAME,
+    VERSION,
+    publish_next,
+    served_name,
+    version_number,
 )
 from tandem.rag.store import DocStore
 
@@ -35,8 +39,6 @@ __all__ = [
     "validate_adapter_folder",
 ]
 
-VERSION_DIR = re.compile(r"^v([1-9]\d*)$")
-SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 POINTER_TTL_S = 1.0
 HISTORY_KEPT = 50
 
@@ -50,7 +52,7 @@ class AdapterVersion:
     @property
     def served_name(self) -> str:
         """The name vLLM serves this version under (distinct per version)."""
-        return f"{self.slot}-{self.version}"
+        return served_name(self.slot, self.version)
 
     @property
     def label(self) -> str:
@@ -59,13 +61,6 @@ class AdapterVersion:
     def card(self) -> dict[str, Any]:
         card = self.path / "card.json"
         return json.loads(card.read_text()) if card.is_file() else {}
-
-
-def version_number(version: str) -> int:
-    match = VERSION_DIR.match(version)
-    if not match:
-        raise NotFound(f"{version!r} is not a version name like v1, v2")
-    return int(match.group(1))
 
 
 def in_canary(sticky_key: str, slot: str, canary_version: str, percent: int) -> bool:
@@ -94,7 +89,7 @@ class AdapterRegistry:
         found = [
             AdapterVersion(slot, p.name, p.resolve())
             for p in folder.iterdir()
-            if p.is_dir() and VERSION_DIR.match(p.name) and (p / CONFIG_FILE).is_file()
+            if p.is_dir() and VERSION.match(p.name) and (p / CONFIG_FILE).is_file()
         ]
         return sorted(found, key=lambda v: version_number(v.version))
 
@@ -169,7 +164,7 @@ def register_version(
     try:
         _copy_adapter_files(source, staging)
         validate_adapter_folder(staging, base_model, max_rank, model_dir)  # the copy itself
-        target = _publish_next(staging, folder)
+        target = publish_next(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return AdapterVersion(slot, target.name, target.resolve())
@@ -181,18 +176,3 @@ def _copy_adapter_files(source: Path, staging: Path) -> None:
         if (source / name).is_file():
             shutil.copyfile(source / name, staging / name)
             (staging / name).chmod(0o444)  # versions are immutable
-
-
-def _publish_next(staging: Path, folder: Path) -> Path:
-    """Rename the complete copy to the next free `vN` (retrying if another register won)."""
-    for _ in range(100):
-        numbers = [int(m.group(1)) for p in folder.iterdir() if (m := VERSION_DIR.match(p.name))]
-        target = folder / f"v{max(numbers, default=0) + 1}"
-        if target.exists():
-            continue
-        try:
-            staging.rename(target)
-        except OSError:
-            continue  # a concurrent register took this number first
-        return target
-    raise BadInput(f"could not claim a new version folder in {folder}")

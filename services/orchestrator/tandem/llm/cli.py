@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
+
+from tandem.errors import TandemError
 
 adapters_app = typer.Typer(
     help="Adapter versions: register, activate (or canary), roll back.", no_args_is_help=True
@@ -36,28 +37,20 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def call_admin(method: str, path: str, url: str | None, key: str | None, **kw: Any) -> Any:
-    """One admin API call; an error response becomes a message and an exit code."""
+    """One admin API call; an error answer becomes a message and an exit code."""
+    from tandem.api_client import TandemClient
     from tandem.settings import get_settings
 
     settings = get_settings()
-    base = (url or f"http://127.0.0.1:{settings.port}").rstrip("/")
+    base = url or f"http://127.0.0.1:{settings.port}"
     key = key or (settings.admin_keys[0] if settings.admin_keys else None)
-    headers = {"X-Tandem-Actor": getpass.getuser()}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
     timeout = settings.vllm.request_timeout_s + 60  # a swap probes every replica
+    actor = {"X-Tandem-Actor": getpass.getuser()}
     try:
-        response = httpx.request(method, f"{base}{path}", headers=headers, timeout=timeout, **kw)
-    except httpx.TransportError as error:
-        raise _fail(f"cannot reach Tandem at {base}: {error}", 6) from error
-    if response.is_success:
-        return response.json()
-    try:
-        error_body = response.json()["error"]
-        message = f"{error_body['message']} ({response.status_code} {error_body['type']})"
-    except (ValueError, KeyError, TypeError):
-        message = f"HTTP {response.status_code}: {response.text[:300]}"
-    raise _fail(message, EXIT_CODES.get(response.status_code, 1))
+        with TandemClient(base, key, timeout_s=timeout, headers=actor) as api:
+            return api.call(method, path, **kw)
+    except TandemError as error:
+        raise _fail(str(error), EXIT_CODES.get(error.status, 1)) from error
 
 
 def _print_swap(result: dict[str, Any]) -> None:
@@ -102,7 +95,6 @@ def register_command(
     slot: SlotOption = "support",
 ) -> None:
     """Validate a trained folder and copy it in as the slot's next immutable version."""
-    from tandem.errors import TandemError
     from tandem.llm.adapters import register_version
     from tandem.settings import get_settings
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ import anyio
 
 from tandem.errors import AdapterInvalid, Conflict, DependencyDown, TandemError
 from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapter_versions import is_served_name_of
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
 from tandem.llm.client import VllmClient
 from tandem.llm.inflight import InFlight
@@ -250,7 +250,6 @@ class AdapterSwapper:
 
     async def _idle_retired(self, slot: str) -> list[tuple[VllmClient, str]]:
         serving = {v.served_name for v in self.registry.serving(slot)}
-        pattern = re.compile(rf"{re.escape(slot)}-v[1-9]\d*")
         grace, now = self.settings.adapter.unload_grace_s, time.monotonic()
         idle = []
         for client in self.pool.clients:
@@ -259,7 +258,7 @@ class AdapterSwapper:
             for name in await client.served_models():
                 if name in serving:
                     self._retired.pop(name, None)  # serving again: its clock restarts later
-                if not pattern.fullmatch(name) or name in serving:
+                if not is_served_name_of(slot, name) or name in serving:
                     continue
                 since = self._retired.setdefault(name, now)
                 if now - since >= grace and self.in_flight.count(name) == 0:

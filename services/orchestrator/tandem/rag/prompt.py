@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -38,6 +39,9 @@ LONG_SYSTEM_PROMPT = (
 
 FALLBACK_TEMPLATE = "I couldn't find this in the documentation for release {release}."
 HISTORY_TURNS = 4  # earlier messages kept before the last user turn
+RELEASE_LINE = "Documentation release: "
+QUESTION_MARK = "\n\nQuestion: "
+_RELEASE = re.compile(rf"^{re.escape(RELEASE_LINE.strip())}\s*(\S+)\s*$", re.MULTILINE)
 
 
 def fallback_sentence(release: str) -> str:
@@ -60,10 +64,26 @@ def user_turn(question: str, chunks: Sequence[Chunk] | None, release: str | None
         return question.strip()
     context = format_context(chunks) if chunks else "(no matching documentation found)"
     return (
-        f"Documentation release: {release or 'unknown'}\n\n"
-        f"Context:\n{context}\n\n"
-        f"Question: {question.strip()}"
+        f"{RELEASE_LINE}{release or 'unknown'}\n\n"
+        f"Context:\n{context}{QUESTION_MARK}{question.strip()}"
     )
+
+
+def context_of(user_content: str) -> tuple[int, str | None]:
+    """(number of context blocks, release) of a user turn `user_turn` built."""
+    release = _RELEASE.search(user_content)
+    if release is None:
+        return 0, None
+    context = user_content.rsplit(QUESTION_MARK, 1)[0]
+    n = 0
+    while re.search(rf"^\[{n + 1}\] ", context, re.MULTILINE):
+        n += 1
+    return n, release.group(1)
+
+
+def question_of(user_content: str) -> str:
+    """The question a user turn asks, without its context blocks."""
+    return user_content.rsplit(QUESTION_MARK, 1)[-1]
 
 
 def build_messages(

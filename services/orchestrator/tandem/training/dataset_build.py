@@ -15,15 +15,16 @@ import random
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tandem.answer_format import is_fallback
 from tandem.documents import Chunk
+from tandem.indexing.release_index import ReleaseIndex, gold_chunks
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.settings import PROJECT_ROOT
-from tandem.training.release_index import ReleaseIndex, gold_chunks
+from tandem.training.dataset_card import BuildStats, write_dataset_card
 
 ADAPTER_DIR = PROJECT_ROOT / "adapters" / "support"
 SEED = 4242
@@ -55,17 +56,8 @@ class QaItem:
         return f"{self.file}#{self.heading.rsplit(' > ', 1)[-1].lower()}"
 
 
-@dataclass
-class BuildStats:
-    examples: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
-    fallback: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
-    two_turn: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
-    items: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
-    gold_retrieved: int = 0  # the retriever had a right block in its top-k by itself
-    gold_swapped: int = 0
-    skipped_phrasings: int = 0  # duplicates after normalising case and punctuation
-    releases: dict[str, int] = field(default_factory=dict)  # chunks indexed per release
-    unmatched: list[str] = field(default_factory=list)  # items left out: no right block found
+def _new_stats() -> BuildStats:
+    return BuildStats(seed=SEED, top_k=TOP_K, fallback_share=FALLBACK_SHARE, eval_share=EVAL_SHARE)
 
 
 def load_items(path: Path) -> list[QaItem]:
@@ -199,7 +191,7 @@ def _followup_example(
     unit = f"{item.id}:followup"
     rng = random.Random(f"{SEED}:{unit}")
     _, cited = context_blocks(  # the first turn's blocks are gone from the prompt by now
-        item, item.answer, item.steps, first, index, False, rng, BuildStats()
+        item, item.answer, item.steps, first, index, False, rng, _new_stats()
     )
     follow = item.followup
     conversation: list[ChatMessage] = [
@@ -251,7 +243,7 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
 
     items = load_items(items_path)
     eval_ids, fallback_units = plan(items)
-    stats = BuildStats()
+    stats = _new_stats()
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     embedder = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory(prefix="tandem-raft-") as workdir:
@@ -282,8 +274,6 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
 
 def main() -> None:
     """Build the support adapter's data and its dataset card from the committed sources."""
-    from tandem.training.dataset_card import write_dataset_card
-
     data = ADAPTER_DIR / "data"
     stats = build(data / "qa_items.jsonl", PROJECT_ROOT / "corpus", data)
     card = write_dataset_card(ADAPTER_DIR, stats)

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tandem.training.dataset import file_sha256, load_tokenizer
-from tandem.training.dataset_build import EVAL_SHARE, FALLBACK_SHARE, SEED, TOP_K, BuildStats
 from tandem.training.validate import ValidationReport, validate_dataset
 
 TRAIN_MAX_LEN = 1024  # the recipes' max_len: longer examples are left out of training
+
+
+@dataclass
+class BuildStats:
+    """What a build of the training data used and made (the card describes it)."""
+
+    seed: int
+    top_k: int
+    fallback_share: float
+    eval_share: float
+    examples: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    fallback: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    two_turn: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    items: dict[str, int] = field(default_factory=lambda: {"train": 0, "eval": 0})
+    gold_retrieved: int = 0  # the retriever had a right block in its top-k by itself
+    gold_swapped: int = 0
+    skipped_phrasings: int = 0  # duplicates after normalising case and punctuation
+    releases: dict[str, int] = field(default_factory=dict)  # chunks indexed per release
+    unmatched: list[str] = field(default_factory=list)  # items left out: no right block found
 
 
 def _check_rows(reports: dict[str, ValidationReport]) -> str:
@@ -55,7 +74,7 @@ fallback sentence when the context does not hold the answer) on retrieval-shaped
 
 ## How it was made
 
-`python -m tandem.training.dataset_build` (seed {SEED}; re-running writes the same files).
+`python -m tandem.training.dataset_build` (seed {stats.seed}; re-running writes the same files).
 
 1. **Sources**: `data/qa_items.jsonl` — one item per documented fact of the sample product
    (Kestrel) in `corpus/`: its release, page, heading, several phrasings written like real
@@ -63,21 +82,21 @@ fallback sentence when the context does not hold the answer) on retrieval-shaped
    the steps of a procedure, and sometimes a follow-up question with its own answer.
 2. **Retrieval**: each release ({releases}) is indexed with Tandem's own indexer
    (`tandem.indexing.reindex.index_release`) into a temporary embedded Qdrant, and every
-   phrasing is sent to Tandem's own `Retriever` (dense + BM25, RRF fusion), top {TOP_K}.
+   phrasing is sent to Tandem's own `Retriever` (dense + BM25, RRF fusion), top {stats.top_k}.
 3. **Right block**: a chunk of the item's page whose heading path equals or ends with the
-   item's heading. When the retriever's top {TOP_K} missed it, the lowest-ranked block is
+   item's heading. When the retriever's top {stats.top_k} missed it, the lowest-ranked block is
    dropped and the right one goes in at a random position ({stats.gold_swapped} of
    {retrieved} answered turns; the retriever found it by itself in {stats.gold_retrieved}).
 4. **Prompt**: `tandem.rag.prompt.build_messages` — the function the orchestrator uses at
    serving time — so system prompt, context blocks and question are laid out exactly as served.
 5. **Answer**: the item's answer in the house format; `Sources:` names the number(s) of the
-   right block(s). In {FALLBACK_SHARE:.0%} of the examples (seeded pick) every right block is
+   right block(s). In {stats.fallback_share:.0%} of the examples (seeded pick) every right block is
    removed, the next retrieved distractors fill in (skipping any that hold half of the
    answer's words), and the answer is `fallback_sentence(release)`.
 6. **Follow-ups** become two-turn conversations: the first exchange is history (weight 0,
    not trained), the follow-up is retrieved with the orchestrator's own `retrieval_query`.
 7. **Split by item** (items about the same section in both releases stay together):
-   about {EVAL_SHARE:.0%} of the examples go to `eval.jsonl`, no item is in both files.
+   about {stats.eval_share:.0%} of the examples go to `eval.jsonl`, no item is in both files.
    {stats.skipped_phrasings} phrasings that repeated another after normalising were dropped.
 
 ## Counts

@@ -8,13 +8,18 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapter_versions import claim_version, publish, served_name
 from tandem.settings import Settings, get_settings
+from tandem.training.adapter_output import finalize_adapter, staging_dir, write_card
 from tandem.training.dataset import (
     Message,
     answers_with_fallback,
@@ -24,13 +29,6 @@ from tandem.training.dataset import (
     tokenize_example,
 )
 from tandem.training.recipe import Recipe, RecipeError, load_recipe
-from tandem.training.versions import (
-    claim_version,
-    finalize_adapter,
-    publish,
-    staging_dir,
-    write_card,
-)
 
 
 def _check_servable(recipe: Recipe, settings: Settings) -> str:
@@ -114,7 +112,7 @@ def _training_args(recipe: Recipe, scratch: str, has_eval: bool) -> Any:
         gradient_accumulation_steps=recipe.grad_accum,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_ratio,
+        warmup_steps=recipe.warmup_ratio,  # transformers 5: below 1 it is a share of the steps
         weight_decay=recipe.weight_decay,
         logging_steps=recipe.logging_steps,
         logging_first_step=True,
@@ -164,7 +162,7 @@ def _card(
     return {
         "slot": target.parent.name,
         "version": target.name,
-        "served_name": f"{target.parent.name}-{target.name}",
+        "served_name": served_name(target.parent.name, target.name),
         "base_model": {"name": base, "hash": base_hash},
         "datasets": data,
         "recipe": recipe_values,
@@ -203,6 +201,19 @@ def load_lora_model(recipe: Recipe, settings: Settings) -> Any:
     )
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch threads (None: as they are), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fit(
     recipe: Recipe,
     model: Any,
@@ -213,31 +224,16 @@ def fit(
 ) -> dict[str, Any]:
     """Run the transformers Trainer on the rows (with the recipe's torch threads); return the
     metrics for the card."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(recipe.threads or threads)
-    try:
-        return _fit(recipe, model, tokenizer, train_rows, eval_rows, console)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit(
-    recipe: Recipe,
-    model: Any,
-    tokenizer: Any,
-    train_rows: list[dict[str, list[int]]],
-    eval_rows: list[dict[str, list[int]]],
-    console: Console,
-) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq
     from transformers.trainer_callback import PrinterCallback
 
     from tandem.training.trainer import AnswerOnlyTrainer, RichProgress
 
-    with tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch:
+    with (
+        torch_threads(recipe.threads),
+        tempfile.TemporaryDirectory(prefix="tandem-train-") as scratch,
+    ):
         trainer = AnswerOnlyTrainer(
             model=model,
             args=_training_args(recipe, scratch, bool(eval_rows)),
@@ -251,20 +247,22 @@ def _fit(
         if eval_rows and recipe.eval_before:
             metrics["eval_loss_before"] = round(float(trainer.evaluate()["eval_loss"]), 4)
         result = trainer.train()
-        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        metrics.update(
-            {
-                "train_loss": round(float(result.training_loss), 4),
-                "first_logged_loss": round(losses[0], 4) if losses else None,
-                "last_logged_loss": round(losses[-1], 4) if losses else None,
-                "steps": trainer.state.global_step,
-                "epochs": round(float(trainer.state.epoch or 0), 2),
-                "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
-            }
-        )
+        metrics.update(_train_metrics(trainer, result))
         if eval_rows:
             metrics["eval_loss"] = round(_final_eval_loss(trainer), 4)
     return metrics
+
+
+def _train_metrics(trainer: Any, result: Any) -> dict[str, Any]:
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {
+        "train_loss": round(float(result.training_loss), 4),
+        "first_logged_loss": round(losses[0], 4) if losses else None,
+        "last_logged_loss": round(losses[-1], 4) if losses else None,
+        "steps": trainer.state.global_step,
+        "epochs": round(float(trainer.state.epoch or 0), 2),
+        "train_runtime_s": round(float(result.metrics["train_runtime"]), 1),
+    }
 
 
 def main(recipe: Recipe, version: str | None = None) -> Path:
@@ -284,8 +282,9 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
     eval_rows: list[dict[str, list[int]]] = []
     if recipe.eval_file is not None:
         eval_rows, data["eval"] = prepare_split(recipe.eval_file, tokenizer, recipe)
+    name = served_name(target.parent.name, target.name)
     console.print(
-        f"training {target.parent.name}-{target.name} on {train_info['examples']} examples "
+        f"training {name} on {train_info['examples']} examples "
         f"({train_info['too_long']} over max_len left out), evaluating on {len(eval_rows)}",
         markup=False,
     )
@@ -296,13 +295,15 @@ def main(recipe: Recipe, version: str | None = None) -> Path:
         metrics["train_tokens_per_epoch"] = train_info["tokens"]
         model.save_pretrained(str(staging), safe_serialization=True)
         finalize_adapter(staging, base)
+        # the same check the registry runs before vLLM sees a version: never publish less
+        validate_adapter_folder(staging, base, settings.vllm.max_lora_rank, settings.model_path)
         write_card(staging, _card(recipe, target, base, settings, data, metrics))
         publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     console.print(
-        f"adapter {target.parent.name}-{target.name} written to {target}",
+        f"adapter {name} written to {target}",
         markup=False,
         soft_wrap=True,
     )

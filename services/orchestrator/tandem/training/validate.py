@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tandem.answer_format import check_answer
+from tandem.rag.prompt import context_of, question_of
 from tandem.training.dataset import (
     DatasetError,
     Message,
@@ -30,8 +31,6 @@ NEAR_DUPLICATE_OVERLAP = 0.9  # word-set Jaccard of the questions, for examples 
 MAX_SHOWN = 60
 
 Level = Literal["error", "warning", "info"]
-_RELEASE = re.compile(r"^Documentation release:\s*(\S+)\s*$", re.MULTILINE)
-_QUESTION_MARK = "\n\nQuestion: "
 
 
 @dataclass(frozen=True)
@@ -71,18 +70,6 @@ class ValidationReport:
         self.findings.append(Finding(level, message, line))
 
 
-def context_of(user_content: str) -> tuple[int, str | None]:
-    """(number of context blocks, release) of a user turn built by `build_messages`."""
-    release = _RELEASE.search(user_content)
-    if release is None:
-        return 0, None
-    context = user_content.rsplit(_QUESTION_MARK, 1)[0]
-    n = 0
-    while re.search(rf"^\[{n + 1}\] ", context, re.MULTILINE):
-        n += 1
-    return n, release.group(1)
-
-
 @dataclass(frozen=True)
 class HeldOutPrompt:
     """A dataset example cut before its first answer: what a model is given, and what a
@@ -104,11 +91,6 @@ def held_out_prompts(path: Path, n: int) -> list[HeldOutPrompt]:
         reference = str(messages[first]["content"])
         prompts.append(HeldOutPrompt(messages[:first], blocks, release or "", reference))
     return prompts
-
-
-def question_of(user_content: str) -> str:
-    """The question a user turn asks, without its context blocks."""
-    return user_content.rsplit(_QUESTION_MARK, 1)[-1]
 
 
 def _normalise(text: str) -> str:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from tandem.api.deps import AdminKey, Services, ServicesDep
 from tandem.api.schemas import IndexRequest, JobStatus, RollbackRequest
-from tandem.indexing.service import (
+from tandem.indexing.releases import (
     allowed_index_path,
     index_overview,
     release_changes_of,

@@ -1,43 +1,19 @@
-"""Immutable adapter version folders `<slot>/vN/`: naming, the card, and the atomic publish."""
+"""What a training run writes: a staging folder, servable peft files and the card.
+
+Version names, the files a version holds and the atomic publish live in
+`tandem.llm.adapter_versions`, shared with the registry that serves them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from tandem.errors import BadInput, Conflict
-
-VERSION = re.compile(r"^v([1-9]\d*)$")
-ADAPTER_FILES = {"adapter_model.safetensors", "adapter_config.json"}
-CARD_FILES = {"card.json", "README.md"}
-
-
-def existing_versions(root: Path) -> list[int]:
-    """The N of every `vN` folder under `root`, sorted."""
-    if not root.is_dir():
-        return []
-    return sorted(
-        int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := VERSION.match(p.name))
-    )
-
-
-def claim_version(root: Path, version: str | None) -> Path:
-    """The folder the new version goes to: the next free `vN`, or `version` if it is free."""
-    if version is None:
-        version = f"v{(existing_versions(root) or [0])[-1] + 1}"
-    if not VERSION.match(version):
-        raise BadInput(f"version {version!r} must look like v1, v2, ...")
-    target = root / version
-    if target.exists():
-        raise Conflict(
-            f"{target} already exists and versions are immutable; "
-            "train into a new version (omit --version to take the next free one)"
-        )
-    return target
+from tandem.errors import BadInput
+from tandem.llm.adapter_versions import CONFIG_FILE, REQUIRED_FILES
 
 
 def _alive(pid: int) -> bool:
@@ -66,20 +42,22 @@ def staging_dir(target: Path) -> Path:
 
 
 def finalize_adapter(staging: Path, base_model_name: str) -> dict[str, Any]:
-    """Make the peft output servable: served base name, no modules_to_save, safetensors only."""
-    config_path = staging / "adapter_config.json"
+    """Make the peft output servable: served base name, safetensors only, readable files.
+
+    Whether vLLM can serve the result (no modules_to_save, rank, shapes) is checked after,
+    by the same `validate_adapter_folder` the registry runs.
+    """
+    config_path = staging / CONFIG_FILE
     config: dict[str, Any] = json.loads(config_path.read_text())
-    if config.get("modules_to_save"):
-        raise BadInput("the adapter has modules_to_save; vLLM cannot serve that")
     config["base_model_name_or_path"] = base_model_name
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     for path in staging.iterdir():  # peft also writes a model card; ours replaces it
-        if path.name not in ADAPTER_FILES:
+        if path.name not in REQUIRED_FILES:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    missing = ADAPTER_FILES - {p.name for p in staging.iterdir()}
+    missing = set(REQUIRED_FILES) - {p.name for p in staging.iterdir()}
     if missing:
         raise BadInput(f"the adapter was not saved as safetensors (missing {sorted(missing)})")
-    for name in ADAPTER_FILES:  # safetensors writes 0600; a vLLM under another user must read it
+    for name in REQUIRED_FILES:  # safetensors writes 0600; a vLLM under another user must read it
         (staging / name).chmod(0o644)
     return config
 
@@ -112,11 +90,3 @@ def render_readme(card: dict[str, Any]) -> str:
         "Files: `adapter_model.safetensors`, `adapter_config.json` (peft), `card.json`. "
         "This folder is immutable; train a new version instead of editing it.\n"
     )
-
-
-def publish(staging: Path, target: Path) -> Path:
-    """Move the complete version into place; refuses when the target appeared meanwhile."""
-    if target.exists():
-        raise Conflict(f"{target} appeared while training; the new adapter stays in {staging}")
-    staging.rename(target)
-    return target

@@ -1,4 +1,4 @@
-"""What the admin API and the CLI call to index a release and to inspect the index."""
+"""Serving releases: index jobs, the overview, a release's changes, rollback (admin API + CLI)."""
 
 from __future__ import annotations
 
