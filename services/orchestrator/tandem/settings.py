@@ -78,6 +78,11 @@ class RetrievalSettings(BaseModel):
     # TANDEM_RETRIEVAL__EMBED_BACKEND: openvino embeds ~4x faster than torch on CPU with the
     # same vectors (bench/bench_index.py); onnx-int8 is faster still but loses hit@4
     embed_backend: EmbedBackend = "openvino"
+    # The relevance gate (tandem/grounding.py): below either threshold Tandem answers with
+    # the house fallback sentence without calling vLLM. Calibrated by bench/bench_grounding.py.
+    gate: bool = True
+    min_similarity: float = 0.35  # best dense cosine of a retrieved block
+    min_term_overlap: float = 0.3  # share of the question's content terms in the blocks
 
 
 class GenerationSettings(BaseModel):

@@ -1,0 +1,212 @@
+"""The relevance gate, calibrated and judged with retrieval only (no vLLM). Asserts nothing.
+
+    .venv/bin/python bench/bench_grounding.py [--dump]
+
+Indexes the sample product (v4.1, v4.2) and paperless-ngx v3.0.5 with the real MiniLM
+embedder into a temporary store, retrieves every QA item the way chat does
+(`retrieval_query`, the configured top_k) and prints, per set and split:
+- the gate's rates with the thresholds that serve (settings): unanswerable questions
+  declined, answerable ones wrongly declined;
+- the thresholds a grid search picks on the calibration split alone (most unanswerable
+  declined with at most 5 % of answerable declined), and their rates on both splits;
+- source hit on the multi-turn items (`history`): today's query vs the previous rule.
+The split is fixed by a hash of the question: `calibration` thresholds are chosen on,
+`held-out` is what they are judged on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench_index import temp_store  # noqa: E402  (run as a script: bench/ is on the path)
+from tandem.chat import retrieval_query  # noqa: E402
+from tandem.evaluation.metrics import source_matches  # noqa: E402
+from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
+from tandem.grounding import Relevance, relevance  # noqa: E402
+from tandem.indexing.reindex import index_release  # noqa: E402
+from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.prompt import ChatMessage  # noqa: E402
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.store import DocStore  # noqa: E402
+from tandem.settings import PROJECT_ROOT, RetrievalSettings, Settings  # noqa: E402
+
+PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
+SETS = {  # name -> (QA file, {release: docs folder}); items without a release use the only one
+    "sample-product": (
+        PROJECT_ROOT / "eval" / "sample-product.jsonl",
+        {r: PROJECT_ROOT / "corpus" / r for r in ("v4.1", "v4.2")},
+    ),
+    "paperless-ngx": (
+        PROJECT_ROOT / "eval" / "paperless-ngx.jsonl",
+        {"v3.0.5": PAPERLESS / "v3.0.5"},
+    ),
+}
+MAX_WRONGLY_DECLINED = 0.05
+SIMILARITY_GRID = [round(0.10 + 0.01 * i, 2) for i in range(41)]
+OVERLAP_GRID = [round(0.05 * i, 2) for i in range(15)]
+
+
+@dataclass(frozen=True)
+class Measured:
+    set: str
+    item: QAItem
+    split: str
+    signals: Relevance
+    hit: bool | None  # expected source in the top-k (answerable items with a file)
+    hit_previous_rule: bool | None  # the same with the previous follow-up rule
+
+
+def split_of(item: QAItem) -> str:
+    """A fixed split by a hash of the question (and its history): half each, roughly."""
+    key = "\n".join(item.user_turns()).encode()
+    return "calibration" if zlib.crc32(key) % 2 == 0 else "held-out"
+
+
+def conversation(item: QAItem) -> list[ChatMessage]:
+    return [ChatMessage(role="user", content=turn) for turn in item.user_turns()]
+
+
+def previous_rule(turns: Sequence[ChatMessage]) -> str:
+    """The follow-up rule before issue 10: a turn under 6 words carries the previous one."""
+    users = [m["content"] for m in turns if m["role"] == "user"]
+    if len(users[-1].split()) < 6 and len(users) > 1:
+        return f"{users[-2]}\n{users[-1]}"
+    return users[-1]
+
+
+def measure(store: DocStore, embedder: Embedder, settings: RetrievalSettings) -> list[Measured]:
+    measured = []
+    for name, (qa_file, releases) in SETS.items():
+        retrievers = {}
+        for release, folder in releases.items():
+            if not folder.is_dir():
+                raise SystemExit(f"the docs of {name} {release} are not at {folder}")
+            index_release(store, embedder, folder, release, f"{name}-{release}")
+            retrievers[release] = Retriever(store, embedder, f"{name}-{release}", settings.prefetch)
+        for item in load_qa(qa_file):
+            retriever = retrievers[item.release or next(iter(releases))]
+
+            def top(query: str, retriever: Retriever = retriever) -> list[tuple[str, str]]:
+                found = retriever.retrieve(query, settings.top_k).chunks
+                return [(c.chunk.file, c.chunk.heading) for c in found]
+
+            query = retrieval_query(conversation(item))
+            chunks = retriever.retrieve(query, settings.top_k).chunks
+            hit = _hit(item, [(c.chunk.file, c.chunk.heading) for c in chunks])
+            before = _hit(item, top(previous_rule(conversation(item)))) if item.history else hit
+            signals = relevance(query, chunks)
+            measured.append(Measured(name, item, split_of(item), signals, hit, before))
+    return measured
+
+
+def _hit(item: QAItem, found: list[tuple[str, str]]) -> bool | None:
+    if not item.file or not item.answerable:
+        return None
+    return any(source_matches(item, file, heading) for file, heading in found)
+
+
+def declines(signals: Relevance, min_similarity: float, min_overlap: float) -> bool:
+    return signals.similarity < min_similarity or signals.overlap < min_overlap
+
+
+def rates(rows: Sequence[Measured], decide: Callable[[Relevance], bool]) -> str:
+    answerable = [r for r in rows if r.item.answerable]
+    unanswerable = [r for r in rows if not r.item.answerable]
+    wrong = sum(decide(r.signals) for r in answerable)
+    right = sum(decide(r.signals) for r in unanswerable)
+    return (
+        f"answerable {len(answerable):3d}  wrongly declined {wrong:2d} ({pct(wrong, answerable)})"
+        f"   unanswerable {len(unanswerable):3d}  declined {right:2d} ({pct(right, unanswerable)})"
+    )
+
+
+def pct(count: int, rows: Sequence[object]) -> str:
+    return f"{100 * count / len(rows):5.1f} %" if rows else "   - %"
+
+
+def calibrate(rows: Sequence[Measured]) -> tuple[float, float]:
+    """The grid point declining the most unanswerable calibration questions, within the cap.
+
+    Among equals the one declining the fewest answerable ones, then the lowest thresholds.
+    """
+    answerable = [r.signals for r in rows if r.item.answerable]
+    unanswerable = [r.signals for r in rows if not r.item.answerable]
+    best: tuple[float, ...] | None = None
+    for sim in SIMILARITY_GRID:
+        for overlap in OVERLAP_GRID:
+            wrong = sum(declines(s, sim, overlap) for s in answerable) / len(answerable)
+            if wrong > MAX_WRONGLY_DECLINED:
+                continue
+            right = sum(declines(s, sim, overlap) for s in unanswerable) / len(unanswerable)
+            key = (right, -wrong, -sim, -overlap)
+            if best is None or key > best[:4]:
+                best = (*key, sim, overlap)
+    assert best is not None, "even no gate declines too many answerable questions"
+    return best[4], best[5]
+
+
+def report(rows: list[Measured], title: str, decide: Callable[[Relevance], bool]) -> None:
+    print(f"\n{title}")
+    for name in SETS:
+        for split in ("calibration", "held-out"):
+            part = [r for r in rows if r.set == name and r.split == split]
+            print(f"  {name:15s} {split:12s} {rates(part, decide)}")
+
+
+def print_follow_ups(rows: list[Measured]) -> None:
+    print("\nmulti-turn items: expected source in the top-k")
+    for name in SETS:
+        turns = [r for r in rows if r.set == name and r.item.history and r.hit is not None]
+        now = sum(bool(r.hit) for r in turns)
+        before = sum(bool(r.hit_previous_rule) for r in turns)
+        print(
+            f"  {name:15s} {len(turns):2d} items  retrieval_query {now:2d} ({pct(now, turns)})"
+            f"   previous rule {before:2d} ({pct(before, turns)})"
+        )
+
+
+def dump(rows: list[Measured]) -> None:
+    for r in sorted(rows, key=lambda r: (r.set, r.item.answerable, r.signals.similarity)):
+        print(
+            f"{r.set[:6]} {r.split[:5]} {'A' if r.item.answerable else 'U'} "
+            f"sim {r.signals.similarity:.3f} ovl {r.signals.overlap:.2f} hit {r.hit!s:5s} "
+            f"{' | '.join(r.item.user_turns())[:90]}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dump", action="store_true", help="print every item's signals")
+    args = parser.parse_args()
+    settings = Settings()
+    embedder = embedder_from_settings(settings)
+    with temp_store(embedder.dim) as store:
+        rows = measure(store, embedder, settings.retrieval)
+    if args.dump:
+        dump(rows)
+    gate = settings.retrieval
+    print(f"top_k {gate.top_k}, embedder {settings.retrieval.embed_backend}")
+    report(
+        rows,
+        f"serving thresholds: min_similarity {gate.min_similarity}, "
+        f"min_term_overlap {gate.min_term_overlap}",
+        lambda s: declines(s, gate.min_similarity, gate.min_term_overlap),
+    )
+    sim, overlap = calibrate([r for r in rows if r.split == "calibration"])
+    report(
+        rows,
+        f"calibrated on the calibration split: min_similarity {sim}, min_term_overlap {overlap}",
+        lambda s: declines(s, sim, overlap),
+    )
+    print_follow_ups(rows)
+
+
+if __name__ == "__main__":
+    main()
