@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -29,7 +29,7 @@ from bench_index import temp_store  # noqa: E402  (run as a script: bench/ is on
 from tandem.chat import retrieval_query  # noqa: E402
 from tandem.evaluation.metrics import source_matches  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
-from tandem.grounding import Relevance, relevance  # noqa: E402
+from tandem.grounding import Relevance, RelevanceGate, declines, relevance  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
 from tandem.rag.prompt import ChatMessage  # noqa: E402
@@ -101,7 +101,7 @@ def measure(store: DocStore, embedder: Embedder, settings: RetrievalSettings) ->
             chunks = retriever.retrieve(query, settings.top_k).chunks
             hit = _hit(item, [(c.chunk.file, c.chunk.heading) for c in chunks])
             before = _hit(item, top(previous_rule(conversation(item)))) if item.history else hit
-            signals = relevance(query, chunks)
+            signals = relevance(query, chunks, RelevanceGate(retriever, settings).mentioned)
             measured.append(Measured(name, item, split_of(item), signals, hit, before))
     return measured
 
@@ -112,15 +112,25 @@ def _hit(item: QAItem, found: list[tuple[str, str]]) -> bool | None:
     return any(source_matches(item, file, heading) for file, heading in found)
 
 
-def declines(signals: Relevance, min_similarity: float, min_overlap: float) -> bool:
-    return signals.similarity < min_similarity or signals.overlap < min_overlap
+def thresholds(
+    serving: RetrievalSettings, sim: float, overlap: float, names: bool
+) -> RetrievalSettings:
+    update = {"min_similarity": sim, "min_term_overlap": overlap, "decline_unknown_names": names}
+    return serving.model_copy(update=update)
 
 
-def rates(rows: Sequence[Measured], decide: Callable[[Relevance], bool]) -> str:
+def describe(gate: RetrievalSettings) -> str:
+    return (
+        f"min_similarity {gate.min_similarity}, min_term_overlap {gate.min_term_overlap}, "
+        f"decline_unknown_names {gate.decline_unknown_names}"
+    )
+
+
+def rates(rows: Sequence[Measured], gate: RetrievalSettings) -> str:
     answerable = [r for r in rows if r.item.answerable]
     unanswerable = [r for r in rows if not r.item.answerable]
-    wrong = sum(decide(r.signals) for r in answerable)
-    right = sum(decide(r.signals) for r in unanswerable)
+    wrong = sum(declines(r.signals, gate) for r in answerable)
+    right = sum(declines(r.signals, gate) for r in unanswerable)
     return (
         f"answerable {len(answerable):3d}  wrongly declined {wrong:2d} ({pct(wrong, answerable)})"
         f"   unanswerable {len(unanswerable):3d}  declined {right:2d} ({pct(right, unanswerable)})"
@@ -131,33 +141,35 @@ def pct(count: int, rows: Sequence[object]) -> str:
     return f"{100 * count / len(rows):5.1f} %" if rows else "   - %"
 
 
-def calibrate(rows: Sequence[Measured]) -> tuple[float, float]:
+def calibrate(rows: Sequence[Measured], serving: RetrievalSettings) -> RetrievalSettings:
     """The grid point declining the most unanswerable calibration questions, within the cap.
 
     Among equals the one declining the fewest answerable ones, then the lowest thresholds.
     """
     answerable = [r.signals for r in rows if r.item.answerable]
     unanswerable = [r.signals for r in rows if not r.item.answerable]
-    best: tuple[float, ...] | None = None
-    for sim in SIMILARITY_GRID:
-        for overlap in OVERLAP_GRID:
-            wrong = sum(declines(s, sim, overlap) for s in answerable) / len(answerable)
-            if wrong > MAX_WRONGLY_DECLINED:
-                continue
-            right = sum(declines(s, sim, overlap) for s in unanswerable) / len(unanswerable)
-            key = (right, -wrong, -sim, -overlap)
-            if best is None or key > best[:4]:
-                best = (*key, sim, overlap)
+    best: tuple[tuple[float, ...], RetrievalSettings] | None = None
+    for names in (False, True):
+        for sim in SIMILARITY_GRID:
+            for overlap in OVERLAP_GRID:
+                gate = thresholds(serving, sim, overlap, names)
+                wrong = sum(declines(s, gate) for s in answerable) / len(answerable)
+                if wrong > MAX_WRONGLY_DECLINED:
+                    continue
+                right = sum(declines(s, gate) for s in unanswerable) / len(unanswerable)
+                key = (right, -wrong, -sim, -overlap, -names)
+                if best is None or key > best[0]:
+                    best = (key, gate)
     assert best is not None, "even no gate declines too many answerable questions"
-    return best[4], best[5]
+    return best[1]
 
 
-def report(rows: list[Measured], title: str, decide: Callable[[Relevance], bool]) -> None:
-    print(f"\n{title}")
+def report(rows: list[Measured], title: str, gate: RetrievalSettings) -> None:
+    print(f"\n{title}: {describe(gate)}")
     for name in SETS:
         for split in ("calibration", "held-out"):
             part = [r for r in rows if r.set == name and r.split == split]
-            print(f"  {name:15s} {split:12s} {rates(part, decide)}")
+            print(f"  {name:15s} {split:12s} {rates(part, gate)}")
 
 
 def print_follow_ups(rows: list[Measured]) -> None:
@@ -177,7 +189,7 @@ def dump(rows: list[Measured]) -> None:
         print(
             f"{r.set[:6]} {r.split[:5]} {'A' if r.item.answerable else 'U'} "
             f"sim {r.signals.similarity:.3f} ovl {r.signals.overlap:.2f} hit {r.hit!s:5s} "
-            f"{' | '.join(r.item.user_turns())[:90]}"
+            f"{','.join(r.signals.unknown_names):14.14s} {' | '.join(r.item.user_turns())[:80]}"
         )
 
 
@@ -191,20 +203,11 @@ def main() -> None:
         rows = measure(store, embedder, settings.retrieval)
     if args.dump:
         dump(rows)
-    gate = settings.retrieval
-    print(f"top_k {gate.top_k}, embedder {settings.retrieval.embed_backend}")
-    report(
-        rows,
-        f"serving thresholds: min_similarity {gate.min_similarity}, "
-        f"min_term_overlap {gate.min_term_overlap}",
-        lambda s: declines(s, gate.min_similarity, gate.min_term_overlap),
-    )
-    sim, overlap = calibrate([r for r in rows if r.split == "calibration"])
-    report(
-        rows,
-        f"calibrated on the calibration split: min_similarity {sim}, min_term_overlap {overlap}",
-        lambda s: declines(s, sim, overlap),
-    )
+    serving = settings.retrieval
+    print(f"top_k {serving.top_k}, embedder {serving.embed_backend}")
+    report(rows, "serving settings", serving)
+    calibrated = calibrate([r for r in rows if r.split == "calibration"], serving)
+    report(rows, "calibrated on the calibration split", calibrated)
     print_follow_ups(rows)
 
 

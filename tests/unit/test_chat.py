@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 from tests.conftest import CORPUS
 
 from tandem.chat import ChatOptions, ChatService, is_follow_up, retrieval_query, sticky_key
-from tandem.grounding import NOT_RELEVANT
+from tandem.grounding import NOT_RELEVANT, RelevanceGate
 from tandem.indexing.reindex import index_release
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
@@ -121,6 +121,14 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
 
 
 BASE = ChatOptions(adapter="none")
+
+
+def test_the_gate_asks_the_release_about_names_missing_from_the_blocks(
+    retriever: Retriever,
+) -> None:
+    gate = RelevanceGate(retriever, RetrievalSettings())
+    assert gate.mentioned("QuickBooks") and gate.mentioned("Zapier")
+    assert not gate.mentioned("Jira")
 
 
 @pytest.mark.anyio

@@ -12,9 +12,10 @@ from tandem.grounding import (
     NOT_RELEVANT,
     UNCITED,
     CitationFilter,
-    abstain_reason,
     check_citations,
+    declines,
     judge,
+    names,
     relevance,
 )
 from tandem.rag.prompt import fallback_sentence
@@ -48,13 +49,30 @@ def test_relevance_of_nothing_retrieved_or_a_question_without_content_terms_is_z
     assert relevance("how are you?", [scored(0.6)]).overlap == 0.0  # only stopwords
 
 
-def test_the_gate_declines_below_either_threshold_and_can_be_turned_off() -> None:
+def test_names_are_capitalised_inside_a_sentence_or_have_inner_capitals() -> None:
+    question = "Can Kestrel sync with Google Calendar? GPS too. And SharePoint?\nWhat about I/O"
+    assert names(question) == ["Kestrel", "Google", "Calendar", "GPS", "SharePoint"]
+
+
+def test_a_name_no_retrieved_block_mentions_is_unknown() -> None:
+    signals = relevance("How do I connect the API to Jira?", [scored(0.7)])
+    assert signals.unknown_names == ("Jira",)
+    assert relevance("Is the API rate limit per token?", [scored(0.7)]).unknown_names == ()
+
+
+def test_a_name_the_release_mentions_elsewhere_is_known() -> None:
+    elsewhere = relevance("Does the API accept a PDF?", [scored(0.7)], lambda name: True)
+    assert elsewhere.unknown_names == ()
+
+
+def test_the_gate_rule_declines_below_either_threshold_or_on_an_unknown_name() -> None:
     gate = RetrievalSettings(min_similarity=0.4, min_term_overlap=0.5)
-    assert abstain_reason("API rate limit", [scored(0.6)], gate) is None
-    assert abstain_reason("API rate limit", [scored(0.3)], gate) == NOT_RELEVANT
-    assert abstain_reason("capital of France", [scored(0.9)], gate) == NOT_RELEVANT
-    off = RetrievalSettings(gate=False, min_similarity=0.4, min_term_overlap=0.5)
-    assert abstain_reason("capital of France", [scored(0.1)], off) is None
+    assert not declines(relevance("API rate limit", [scored(0.6)]), gate)
+    assert declines(relevance("API rate limit", [scored(0.3)]), gate)
+    assert declines(relevance("capital of France", [scored(0.9)]), gate)
+    assert declines(relevance("API rate limit for Jira", [scored(0.6)]), gate)
+    lenient = gate.model_copy(update={"decline_unknown_names": False})
+    assert not declines(relevance("API rate limit for Jira", [scored(0.6)]), lenient)
 
 
 def test_markers_pointing_at_no_block_are_dropped_and_counted() -> None:

@@ -13,14 +13,14 @@ import anyio
 
 from tandem.documents import ScoredChunk
 from tandem.errors import BadInput, NotFound
-from tandem.grounding import CitationFilter, Grounding, abstain_reason, check_citations, judge
+from tandem.grounding import CitationFilter, Grounding, RelevanceGate, check_citations, judge
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
 from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
 from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
-from tandem.rag.retriever import IndexInfo, Retriever
+from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import Settings
 
 BASE_ADAPTER = "none"
@@ -123,6 +123,7 @@ class ChatService:
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
+        self.gate = RelevanceGate(retriever, settings.retrieval)
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
     def resolve_adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
@@ -133,6 +134,11 @@ class ChatService:
         if slot not in self.registry.slots():
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)
+
+    def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, str | None]:
+        """The top-k blocks and the relevance gate's verdict on them (in a worker thread)."""
+        result = self.retriever.retrieve(query, top_k)
+        return result, self.gate.abstain_reason(query, result.chunks)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions
@@ -151,13 +157,12 @@ class ChatService:
         if options.retrieval:
             query = retrieval_query(conversation)
             try:
-                result = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k)
+                result, abstained = await anyio.to_thread.run_sync(self._retrieve, query, top_k)
             except Exception:
                 self.in_flight.leave(token)
                 record_error(adapter)
                 raise
             sources, index = result.chunks, result.index
-            abstained = abstain_reason(query, sources, self.settings.retrieval)
         retrieval_ms = (time.perf_counter() - started) * 1000
         messages = build_messages(
             conversation,

@@ -1,9 +1,10 @@
 """Grounded or silent: the relevance gate before generation, the citation check after it.
 
 The gate declines a question when no retrieved block is relevant enough: the best dense
-similarity is low, or the retrieved text shares too few of the question's content terms.
-Its thresholds are `TANDEM_RETRIEVAL__MIN_SIMILARITY` and `TANDEM_RETRIEVAL__MIN_TERM_OVERLAP`,
-calibrated by `bench/bench_grounding.py`.
+similarity is low, the retrieved text shares too few of the question's content terms, or the
+question names something (a product, a service: "Jira", "SharePoint") that no retrieved block
+mentions. Settings: `TANDEM_RETRIEVAL__MIN_SIMILARITY`, `__MIN_TERM_OVERLAP` and
+`__DECLINE_UNKNOWN_NAMES`, calibrated by `bench/bench_grounding.py`.
 
 The citation check removes `[n]` markers that point at no given block, as the text streams
 (a marker split across deltas is held back until it is complete), and reports which blocks
@@ -13,13 +14,14 @@ the answer cited.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.answer_format import is_fallback
 from tandem.documents import ScoredChunk
 from tandem.metrics import ANSWERS, CITATIONS_DROPPED
+from tandem.rag.retriever import Retriever
 from tandem.rag.sparse import tokenize
 from tandem.settings import RetrievalSettings
 
@@ -34,6 +36,8 @@ _MARKER = re.compile(r"[ \t]*\[(\d+)\]")
 _MARKER_NUMBER = re.compile(r"\[(\d+)\]")
 _PARTIAL_TAIL = re.compile(r"[ \t]*(?:\[\d{0,6})?$")
 _SOURCES = "Sources:"
+_SENTENCES = re.compile(r"(?<=[.?!:])\s+|\n+")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -42,30 +46,74 @@ class Relevance:
 
     similarity: float  # the best dense cosine similarity of any retrieved block
     overlap: float  # share of the query's content terms that occur in the retrieved blocks
+    unknown_names: tuple[str, ...] = ()  # names in the query the release never mentions
 
 
-def relevance(query: str, chunks: Sequence[ScoredChunk]) -> Relevance:
-    """The gate's two signals for `query` and what retrieval returned for it."""
-    similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
-    terms = {t for t in tokenize(query) if not t.isdigit()}
-    if not terms or not chunks:
-        return Relevance(similarity, 0.0)
+def names(text: str) -> list[str]:
+    """Words written as names: capitalised inside a sentence, or with inner capitals (GPS)."""
+    found = []
+    for sentence in _SENTENCES.split(text):
+        for position, word in enumerate(_WORD.findall(sentence)):
+            inner_capital = any(c.isupper() for c in word[1:])
+            if len(word) > 1 and ((position > 0 and word[0].isupper()) or inner_capital):
+                found.append(word)
+    return found
+
+
+def _terms(chunks: Sequence[ScoredChunk]) -> set[str]:
     found: set[str] = set()
     for chunk in chunks:
-        found.update(tokenize(chunk.chunk.embed_text))
-    return Relevance(similarity, len(terms & found) / len(terms))
+        found.update(tokenize(f"{chunk.chunk.file} {chunk.chunk.embed_text}"))
+    return found
 
 
-def abstain_reason(
-    query: str, chunks: Sequence[ScoredChunk], gate: RetrievalSettings
-) -> str | None:
-    """`NOT_RELEVANT` when nothing retrieved is relevant enough to answer from, else None."""
-    if not gate.gate:
-        return None
-    signals = relevance(query, chunks)
-    if signals.similarity < gate.min_similarity or signals.overlap < gate.min_term_overlap:
-        return NOT_RELEVANT
-    return None
+def relevance(
+    query: str, chunks: Sequence[ScoredChunk], mentioned: Callable[[str], bool] | None = None
+) -> Relevance:
+    """The gate's signals for `query` and what retrieval returned for it.
+
+    A name missing from the retrieved blocks is asked about with `mentioned` (does the release
+    mention it anywhere?); without it, missing from the blocks counts as unknown.
+    """
+    similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
+    found = _terms(chunks)
+    unknown = tuple(
+        n
+        for n in names(query)
+        if not set(tokenize(n)) <= found and not (mentioned and mentioned(n))
+    )
+    terms = {t for t in tokenize(query) if not t.isdigit()}
+    overlap = len(terms & found) / len(terms) if terms else 0.0
+    return Relevance(similarity, overlap, unknown)
+
+
+class RelevanceGate:
+    """The gate on the serving release; the Retriever tells whether the release names a thing."""
+
+    def __init__(self, retriever: Retriever, settings: RetrievalSettings) -> None:
+        self.retriever = retriever
+        self.settings = settings
+
+    def mentioned(self, name: str) -> bool:
+        """Some block of the release contains `name` (BM25 puts such blocks in the top few)."""
+        probe = self.retriever.retrieve(name, self.settings.top_k).chunks
+        return set(tokenize(name)) <= _terms(probe)
+
+    def abstain_reason(self, query: str, chunks: Sequence[ScoredChunk]) -> str | None:
+        """`NOT_RELEVANT` when nothing retrieved is relevant enough to answer from, else None."""
+        if not self.settings.gate:
+            return None
+        signals = relevance(query, chunks, self.mentioned)
+        return NOT_RELEVANT if declines(signals, self.settings) else None
+
+
+def declines(signals: Relevance, gate: RetrievalSettings) -> bool:
+    """The gate's rule on the signals (the bench calibrates it on precomputed signals)."""
+    return (
+        signals.similarity < gate.min_similarity
+        or signals.overlap < gate.min_term_overlap
+        or (gate.decline_unknown_names and bool(signals.unknown_names))
+    )
 
 
 @dataclass

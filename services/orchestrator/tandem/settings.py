@@ -83,6 +83,7 @@ class RetrievalSettings(BaseModel):
     gate: bool = True
     min_similarity: float = 0.35  # best dense cosine of a retrieved block
     min_term_overlap: float = 0.3  # share of the question's content terms in the blocks
+    decline_unknown_names: bool = True  # a name in the question ("Jira") no block mentions
 
 
 class GenerationSettings(BaseModel):
