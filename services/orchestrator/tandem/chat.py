@@ -24,7 +24,7 @@ from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import Settings
 
 BASE_ADAPTER = "none"
-SHORT_QUERY_WORDS = 8  # a user turn this short leans on the conversation for its topic
+SHORT_QUERY_WORDS = 6  # a user turn this short leans on the conversation for its topic
 CONTEXT_TURNS = 2  # earlier user turns a follow-up may carry into its retrieval query
 _FOLLOW_UP_START = re.compile(
     r"^(and|also|but|or|so|then|what about|how about|same for|what if)\b", re.IGNORECASE
