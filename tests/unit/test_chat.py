@@ -15,7 +15,14 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.conftest import CORPUS
 
-from tandem.chat import ChatOptions, ChatService, is_follow_up, retrieval_query, sticky_key
+from tandem.chat import (
+    ChatAnswer,
+    ChatOptions,
+    ChatService,
+    is_follow_up,
+    retrieval_query,
+    sticky_key,
+)
 from tandem.grounding import NOT_RELEVANT, RelevanceGate
 from tandem.indexing.reindex import index_release
 from tandem.llm.adapters import AdapterRegistry
@@ -123,6 +130,15 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
 BASE = ChatOptions(adapter="none")
 
 
+async def json_and_stream(
+    chat: ChatService, question: str
+) -> tuple[ChatAnswer, list[tuple[str, dict[str, Any]]]]:
+    """The same question answered whole, then streamed."""
+    answer = await chat.answer([user(question)], BASE)
+    events = [e async for e in chat.stream(await chat.prepare([user(question)], BASE))]
+    return answer, events
+
+
 def test_the_gate_asks_the_release_about_names_missing_from_the_blocks(
     retriever: Retriever,
 ) -> None:
@@ -136,11 +152,9 @@ async def test_off_topic_is_declined_with_the_fallback_and_no_vllm_call(
     tmp_path: Path, retriever: Retriever
 ) -> None:
     vllm = ScriptedVllm("Paris.")
-    chat = service(tmp_path, retriever, vllm)
-    answer = await chat.answer([user(OFF_TOPIC)], BASE)
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), OFF_TOPIC)
     assert answer.generation.text == fallback_sentence("v4.2")
     assert answer.grounding.abstained == NOT_RELEVANT and not answer.grounding.grounded
-    events = [e async for e in chat.stream(await chat.prepare([user(OFF_TOPIC)], BASE))]
     assert events[0] == ("delta", {"text": fallback_sentence("v4.2")})
     assert events[-1][0] == "done" and events[-1][1]["abstained"] == NOT_RELEVANT
     assert vllm.requests == []
@@ -151,13 +165,11 @@ async def test_a_bad_marker_is_dropped_from_json_and_stream_answers(
     tmp_path: Path, retriever: Retriever
 ) -> None:
     vllm = ScriptedVllm("The limit is 120 requests per minute [1][6].\nSources: [1], [6]")
-    chat = service(tmp_path, retriever, vllm)
-    answer = await chat.answer([user(RATE_LIMIT)], BASE)
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), RATE_LIMIT)
     expected = "The limit is 120 requests per minute [1].\nSources: [1]"
     assert answer.generation.text == expected
     assert answer.grounding.grounded and answer.grounding.cited == (1,)
     assert answer.grounding.dropped == 2
-    events = [e async for e in chat.stream(await chat.prepare([user(RATE_LIMIT)], BASE))]
     deltas = [data["text"] for name, data in events if name == "delta"]
     assert "".join(deltas).strip() == expected and not any("6" in d for d in deltas)
     assert events[-1][1]["cited"] == [1] and events[-1][1]["warnings"] == ["dropped_citations"]
