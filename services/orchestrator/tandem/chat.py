@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -12,17 +13,22 @@ import anyio
 
 from tandem.documents import ScoredChunk
 from tandem.errors import BadInput, NotFound
+from tandem.grounding import CitationFilter, Grounding, RelevanceGate, check_citations, judge
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
 from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
 from tandem.metrics import ADAPTER_REQUESTS
-from tandem.rag.prompt import ChatMessage, build_messages
-from tandem.rag.retriever import IndexInfo, Retriever
+from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
+from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import Settings
 
 BASE_ADAPTER = "none"
-SHORT_QUERY_WORDS = 6
+SHORT_QUERY_WORDS = 6  # a user turn this short leans on the conversation for its topic
+CONTEXT_TURNS = 2  # earlier user turns a follow-up may carry into its retrieval query
+_FOLLOW_UP_START = re.compile(
+    r"^(and|also|but|or|so|then|what about|how about|same for|what if)\b", re.IGNORECASE
+)
 
 
 @dataclass
@@ -46,6 +52,12 @@ class PreparedChat:
     started: float
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
+    abstained: str | None = None  # the relevance gate declined: no generation
+
+    def declined(self) -> Generation:
+        """The house fallback sentence for the serving release, in place of a generation."""
+        release = self.index.release if self.index else "unknown"
+        return Generation(text=fallback_sentence(release), usage=Usage(), finish_reason="stop")
 
     def timings(self, generation_ms: float) -> dict[str, float]:
         total = (time.perf_counter() - self.started) * 1000
@@ -60,16 +72,32 @@ class PreparedChat:
 class ChatAnswer:
     prepared: PreparedChat
     generation: Generation
+    grounding: Grounding
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+def is_follow_up(turn: str) -> bool:
+    """A turn that needs the conversation for its topic ("and on the mobile app?")."""
+    text = turn.strip()
+    return len(text.split()) < SHORT_QUERY_WORDS or bool(_FOLLOW_UP_START.match(text))
+
+
 def retrieval_query(conversation: Sequence[ChatMessage]) -> str:
-    """The last user turn; a short follow-up also carries the previous user turn."""
-    users = [m["content"] for m in conversation if m["role"] == "user"]
+    """The last user turn; a follow-up also carries the earlier turns back to its topic.
+
+    Earlier turns are added nearest first, up to the last standalone question, and the last
+    turn comes twice so the dense embedding leans toward it (BM25 counts each term once).
+    """
+    users = [m["content"].strip() for m in conversation if m["role"] == "user"]
     last = users[-1]
-    if len(last.split()) < SHORT_QUERY_WORDS and len(users) > 1:
-        return f"{users[-2]}\n{last}"
-    return last
+    if len(users) == 1 or not is_follow_up(last):
+        return last
+    context: list[str] = []
+    for turn in reversed(users[:-1]):
+        context.append(turn)
+        if len(context) == CONTEXT_TURNS or not is_follow_up(turn):
+            break
+    return "\n".join([last, last, *context])
 
 
 def sticky_key(conversation: Sequence[ChatMessage], conversation_id: str | None) -> str | None:
@@ -95,6 +123,7 @@ class ChatService:
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
+        self.gate = RelevanceGate(retriever, settings.retrieval)
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
     def resolve_adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
@@ -105,6 +134,11 @@ class ChatService:
         if slot not in self.registry.slots():
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)
+
+    def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, str | None]:
+        """The top-k blocks and the relevance gate's verdict on them (in a worker thread)."""
+        result = self.retriever.retrieve(query, top_k)
+        return result, self.gate.abstain_reason(query, result.chunks)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions
@@ -119,10 +153,11 @@ class ChatService:
         token = self.in_flight.enter(adapter.served_name) if adapter else None
         sources: list[ScoredChunk] = []
         index: IndexInfo | None = None
+        abstained: str | None = None
         if options.retrieval:
             query = retrieval_query(conversation)
             try:
-                result = await anyio.to_thread.run_sync(self.retriever.retrieve, query, top_k)
+                result, abstained = await anyio.to_thread.run_sync(self._retrieve, query, top_k)
             except Exception:
                 self.in_flight.leave(token)
                 record_error(adapter)
@@ -144,6 +179,7 @@ class ChatService:
             started=started,
             retrieval_ms=retrieval_ms,
             in_flight=token,
+            abstained=abstained,
         )
 
     def _reload(self, prepared: PreparedChat) -> Reload | None:
@@ -162,32 +198,45 @@ class ChatService:
         prepared = await self.prepare(conversation, options)
         gen_started = time.perf_counter()
         try:
-            generation = await self.pool.chat(
-                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
-            )
+            generation = prepared.declined() if prepared.abstained else await self._chat(prepared)
         except Exception:
             record_error(prepared.adapter)
             raise
         finally:
             self.in_flight.leave(prepared.in_flight)
-        generation.text = generation.text.strip()
+        generation.text, citations = check_citations(generation.text, len(prepared.sources))
+        retrieval = prepared.index is not None
+        grounding = judge(generation.text, citations, retrieval, prepared.abstained)
         gen_ms = (time.perf_counter() - gen_started) * 1000
-        return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
+        return ChatAnswer(prepared, generation, grounding, prepared.timings(gen_ms))
+
+    async def _chat(self, prepared: PreparedChat) -> Generation:
+        return await self.pool.chat(
+            prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+        )
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """("delta", {...}) events, then one ("done", {...}) with usage and timings."""
+        """("delta", {...}) events with citations checked, then one ("done", {...}).
+
+        `done` carries usage, timings and the grounding (see `Grounding.to_dict`).
+        """
         gen_started = time.perf_counter()
         usage = Usage()
+        citations = CitationFilter(len(prepared.sources))
+        sent: list[str] = []
         try:
-            async for item in self.pool.chat_stream(
-                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
-            ):
+            async for item in self._generate(prepared):
                 if isinstance(item, Usage):
                     usage = item
-                else:
-                    yield "delta", {"text": item}
+                elif text := citations.feed(item):
+                    sent.append(text)
+                    yield "delta", {"text": text}
+            if text := citations.flush():
+                sent.append(text)
+                yield "delta", {"text": text}
         finally:
             self.in_flight.leave(prepared.in_flight)
+        grounding = judge("".join(sent), citations, prepared.index is not None, prepared.abstained)
         gen_ms = (time.perf_counter() - gen_started) * 1000
         yield (
             "done",
@@ -197,5 +246,16 @@ class ChatService:
                     "completion_tokens": usage.completion_tokens,
                 },
                 "timings_ms": prepared.timings(gen_ms),
+                **grounding.to_dict(),
             },
         )
+
+    async def _generate(self, prepared: PreparedChat) -> AsyncIterator[str | Usage]:
+        """vLLM's stream, or the fallback sentence in one piece when the gate declined."""
+        if prepared.abstained:
+            yield prepared.declined().text
+            return
+        async for item in self.pool.chat_stream(
+            prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+        ):
+            yield item

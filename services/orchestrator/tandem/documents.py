@@ -37,7 +37,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ScoredChunk:
-    """A chunk returned by retrieval, with its fused score."""
+    """A chunk returned by retrieval, with its fused score and its dense similarity.
+
+    `score` ranks (reciprocal rank fusion: it says nothing about relevance on its own);
+    `similarity` is the query's cosine similarity to the chunk, which the relevance gate
+    reads. A store may leave it None; the Retriever then fills it in.
+    """
 
     chunk: Chunk
     score: float
+    similarity: float | None = None

@@ -20,3 +20,11 @@ ADAPTER_REQUESTS = Counter(
 )
 TOKENS = Counter("tandem_tokens_total", "Tokens through vLLM", ["kind"])
 INDEX_POINTS = Gauge("tandem_index_points", "Points in the serving collection")
+ANSWERS = Counter(
+    "tandem_answers_total",
+    "Answers by grounding outcome (grounded, uncited, abstained_*, no_retrieval)",
+    ["outcome"],
+)
+CITATIONS_DROPPED = Counter(
+    "tandem_citations_dropped_total", "Citation markers that pointed at no given block, removed"
+)

@@ -57,6 +57,18 @@ def test_same_question_for_two_releases_is_fine(tmp_path: Path) -> None:
     assert [i.release for i in load_qa(_write(tmp_path, "\n".join(lines)))] == ["v1", "v2"]
 
 
+def test_a_follow_up_carries_its_history_and_may_repeat_a_question(tmp_path: Path) -> None:
+    lines = [
+        '{"question": "and on Pro?", "answer_terms": ["5"], "history": ["Seat limit?"]}',
+        '{"question": "and on Pro?", "answer_terms": ["9"], "history": ["Token limit?"]}',
+    ]
+    items = load_qa(_write(tmp_path, "\n".join(lines)))
+    assert items[0].user_turns() == ["Seat limit?", "and on Pro?"]
+    assert items[1].to_dict()["history"] == ["Token limit?"]
+    with pytest.raises(BadInput, match="'history' must be a list of non-empty strings"):
+        load_qa(_write(tmp_path, '{"question": "q?", "answer_terms": [], "history": [""]}'))
+
+
 def test_missing_and_empty_files(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not found"):
         load_qa(tmp_path / "nope.jsonl")

@@ -30,6 +30,7 @@ class Source(BaseModel):
     release: str
     score: float
     snippet: str
+    cited: bool = False  # the answer cites this block (streaming: see `cited` in `done`)
 
 
 class IndexRef(BaseModel):
@@ -51,6 +52,9 @@ class Timings(BaseModel):
 class ChatResponse(BaseModel):
     id: str
     answer: str
+    grounded: bool  # the answer cites at least one documentation block it was given
+    abstained: str | None = None  # "not_relevant" (no generation) or "model_fallback"
+    warnings: list[str] = Field(default_factory=list)  # "uncited_answer", "dropped_citations"
     sources: list[Source]
     adapter: str | None
     index: IndexRef | None

@@ -139,7 +139,7 @@ class Harness:
     def ask(self, item: QAItem, config: Configuration) -> Outcome:
         """Ask one question; transient failures are retried, others become a failed Outcome."""
         body = {
-            "messages": [{"role": "user", "content": item.question}],
+            "messages": [{"role": "user", "content": turn} for turn in item.user_turns()],
             "stream": False,
             "adapter": config.adapter,
             "retrieval": config.retrieval,

@@ -10,6 +10,7 @@ from typing import Any
 
 from tandem.answer_format import RULES, check_answer
 from tandem.evaluation.harness import Outcome
+from tandem.evaluation.qa import QAItem
 
 _NON_WORD = re.compile(r"[^\w]+")  # underscores stay: setting names are single words
 _CITATION = re.compile(r"\[(\d+)\]")
@@ -72,16 +73,20 @@ class AnswerScore:
         return asdict(self)
 
 
+def source_matches(item: QAItem, file: str, heading: str) -> bool:
+    """A retrieved block (`file`, `heading` path) is the source `item` expects."""
+    if not item.file or not _same_file(file, item.file):
+        return False
+    return item.heading is None or _heading_matches(heading, item.heading)
+
+
 def _source_hit(outcome: Outcome, sources: list[dict[str, Any]]) -> bool | None:
     item = outcome.item
     if not item.file or not outcome.config.retrieval:
         return None
-    for source in sources:
-        if not _same_file(str(source.get("file") or ""), item.file):
-            continue
-        if item.heading is None or _heading_matches(str(source.get("heading") or ""), item.heading):
-            return True
-    return False
+    return any(
+        source_matches(item, str(s.get("file") or ""), str(s.get("heading") or "")) for s in sources
+    )
 
 
 def _failed_score(outcome: Outcome) -> AnswerScore:

@@ -9,12 +9,15 @@ from typing import Any
 
 from tandem.errors import BadInput
 
-_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release"}
+_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release", "history"}
 
 
 @dataclass(frozen=True)
 class QAItem:
-    """One evaluation question. Empty `answer_terms` means the docs do not answer it."""
+    """One evaluation question. Empty `answer_terms` means the docs do not answer it.
+
+    `history`: earlier user turns of the conversation, oldest first (a follow-up question).
+    """
 
     question: str
     answer_terms: tuple[str, ...]
@@ -22,14 +25,20 @@ class QAItem:
     heading: str | None = None
     release: str | None = None
     line: int = 0
+    history: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
         return bool(self.answer_terms)
 
+    def user_turns(self) -> list[str]:
+        """The conversation's user turns, the question last."""
+        return [*self.history, self.question]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "history": list(self.history),
             "answer_terms": list(self.answer_terms),
             "file": self.file,
             "heading": self.heading,
@@ -65,6 +74,9 @@ def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
     terms = record.get("answer_terms")
     if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
         raise BadInput(f"{where}: 'answer_terms' must be a list of non-empty strings")
+    history = record.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(t, str) and t.strip() for t in history):
+        raise BadInput(f"{where}: 'history' must be a list of non-empty strings")
     file = _optional_text(record, "file", where)
     heading = _optional_text(record, "heading", where)
     if heading and not file:
@@ -76,6 +88,7 @@ def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
         heading=heading,
         release=_optional_text(record, "release", where),
         line=line,
+        history=tuple(t.strip() for t in history),
     )
 
 
@@ -96,7 +109,7 @@ def load_qa(path: Path) -> list[QAItem]:
         raise BadInput(f"QA file {path} has no questions")
     seen: dict[str, int] = {}
     for item in items:
-        key = (item.release or "") + "\0" + item.question.casefold()
+        key = "\0".join([item.release or "", *item.user_turns()]).casefold()
         if key in seen:
             raise BadInput(
                 f"{path.name}:{item.line}: duplicate question (first on line {seen[key]})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tandem.documents import ScoredChunk
 from tandem.errors import IndexEmpty
@@ -57,4 +57,20 @@ class Retriever:
         chunks = self.store.hybrid_query(
             info.collection, dense, query_vector(query), top_k=top_k, prefetch=self.prefetch
         )
-        return Retrieval(chunks=chunks, index=info)
+        return Retrieval(chunks=self._with_similarity(dense, chunks), index=info)
+
+    def _with_similarity(self, dense: list[float], chunks: list[ScoredChunk]) -> list[ScoredChunk]:
+        """Fill in the dense similarity where the store did not report it (re-embeds those)."""
+        missing = [c for c in chunks if c.similarity is None]
+        if not missing:
+            return chunks
+        vectors = iter(self.embedder.embed_documents([c.chunk.embed_text for c in missing]))
+        return [
+            c if c.similarity is not None else replace(c, similarity=_dot(dense, next(vectors)))
+            for c in chunks
+        ]
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two normalised vectors."""
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))

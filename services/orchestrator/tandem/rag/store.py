@@ -162,9 +162,14 @@ class DocStore:
             query=models.FusionQuery(fusion=models.Fusion.RRF),
             limit=top_k,
             with_payload=True,
+            with_vectors=[DENSE],
         )
         return [
-            ScoredChunk(chunk=chunk_from_payload(p.payload or {}), score=float(p.score))
+            ScoredChunk(
+                chunk=chunk_from_payload(p.payload or {}),
+                score=float(p.score),
+                similarity=_cosine(dense, p.vector),
+            )
             for p in result.points
         ]
 
@@ -189,6 +194,14 @@ class DocStore:
 
 def _meta_id(key: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"meta:{key}"))
+
+
+def _cosine(query: list[float], raw: Any) -> float | None:
+    """The dot product of two normalised vectors, when the point came back with its vector."""
+    stored = raw.get(DENSE) if isinstance(raw, dict) else None
+    if not isinstance(stored, list):
+        return None
+    return float(sum(a * b for a, b in zip(query, stored, strict=True)))
 
 
 def _vectors(raw: Any) -> StoredVectors | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import anyio
@@ -39,7 +39,7 @@ def conversation_of(body: ChatRequest, max_messages: int) -> list[ChatMessage]:
     return [ChatMessage(role=m.role, content=m.content) for m in body.messages]
 
 
-def sources_of(prepared: PreparedChat) -> list[Source]:
+def sources_of(prepared: PreparedChat, cited: Collection[int] = ()) -> list[Source]:
     return [
         Source(
             n=n,
@@ -48,6 +48,7 @@ def sources_of(prepared: PreparedChat) -> list[Source]:
             release=s.chunk.release,
             score=round(s.score, 4),
             snippet=s.chunk.text[:SNIPPET_CHARS],
+            cited=n in cited,
         )
         for n, s in enumerate(prepared.sources, start=1)
     ]
@@ -77,10 +78,14 @@ def chat_response(answer: ChatAnswer) -> ChatResponse:
         "completion_tokens": generation.usage.completion_tokens,
     }
     record(prepared, "ok", answer.timings_ms, usage)
+    grounding = answer.grounding
     return ChatResponse(
         id=prepared.id,
         answer=generation.text,
-        sources=sources_of(prepared),
+        grounded=grounding.grounded,
+        abstained=grounding.abstained,
+        warnings=list(grounding.warnings),
+        sources=sources_of(prepared, grounding.cited),
         adapter=prepared.adapter.label if prepared.adapter else None,
         index=index_ref(prepared),
         usage=usage,  # type: ignore[arg-type]
@@ -101,6 +106,7 @@ async def chat_events(chat: ChatService, prepared: PreparedChat) -> AsyncIterato
             "sources": [s.model_dump() for s in sources_of(prepared)],
             "adapter": prepared.adapter.label if prepared.adapter else None,
             "index": (ref.model_dump() if (ref := index_ref(prepared)) else None),
+            "abstained": prepared.abstained,
         },
     )
     try:

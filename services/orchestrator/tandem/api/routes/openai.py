@@ -22,6 +22,7 @@ from tandem.api.errors import error_payload
 from tandem.api.routes.chat import index_ref, record, sources_of
 from tandem.chat import BASE_ADAPTER, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput, NotFound
+from tandem.grounding import Grounding
 from tandem.rag.prompt import ChatMessage
 
 router = APIRouter(tags=["openai"])
@@ -73,14 +74,22 @@ def conversation_of(body: CompletionRequest, max_messages: int) -> list[ChatMess
     return turns
 
 
-def extras(prepared: PreparedChat, timings: dict[str, float] | None = None) -> dict[str, Any]:
+def extras(
+    prepared: PreparedChat,
+    timings: dict[str, float] | None = None,
+    grounding: Grounding | None = None,
+) -> dict[str, Any]:
+    """Tandem's extra fields: sources (with `cited` once known), adapter, index, grounding."""
     ref = index_ref(prepared)
+    cited = grounding.cited if grounding else ()
     return {
-        "sources": [s.model_dump() for s in sources_of(prepared)],
+        "sources": [s.model_dump() for s in sources_of(prepared, cited)],
         "tandem": {
             "adapter": prepared.adapter.label if prepared.adapter else None,
             "index": ref.model_dump() if ref else None,
+            "abstained": prepared.abstained,
             **({"timings_ms": timings} if timings else {}),
+            **(grounding.to_dict() if grounding else {}),
         },
     }
 
@@ -107,7 +116,9 @@ async def completion_events(
                 yield _chunk(prepared, model, {"content": data["text"]}, None)
                 continue
             record(prepared, "ok", data["timings_ms"], data["usage"])
-            yield _chunk(prepared, model, {}, "stop")
+            last = json.loads(_chunk(prepared, model, {}, "stop")[6:])
+            grounding = {k: data[k] for k in ("grounded", "abstained", "warnings", "cited")}
+            yield f"data: {json.dumps({**last, 'tandem': grounding})}\n\n"
             if include_usage:
                 usage = {**data["usage"], "total_tokens": sum(data["usage"].values())}
                 final = json.loads(_chunk(prepared, model, {}, None)[6:])
@@ -169,5 +180,5 @@ async def chat_completions(body: CompletionRequest, services: ServicesDep, key: 
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens,
         },
-        **extras(answer.prepared, answer.timings_ms),
+        **extras(answer.prepared, answer.timings_ms, answer.grounding),
     }

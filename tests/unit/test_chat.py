@@ -1,0 +1,186 @@
+"""One chat turn: follow-up queries, sticky keys, the relevance gate and citation checks.
+
+Retrieval is real (the sample product's v4.2 docs in an in-memory Qdrant, the hash embedder);
+vLLM is played at the HTTP transport and records every request it gets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from qdrant_client import QdrantClient
+from tests.conftest import CORPUS
+
+from tandem.chat import (
+    ChatAnswer,
+    ChatOptions,
+    ChatService,
+    is_follow_up,
+    retrieval_query,
+    sticky_key,
+)
+from tandem.grounding import NOT_RELEVANT, RelevanceGate
+from tandem.indexing.reindex import index_release
+from tandem.llm.adapters import AdapterRegistry
+from tandem.llm.client import VllmClient
+from tandem.llm.pool import VllmPool
+from tandem.rag.embedder import HashEmbedder
+from tandem.rag.prompt import ChatMessage, fallback_sentence
+from tandem.rag.retriever import Retriever
+from tandem.rag.store import DocStore
+from tandem.settings import RetrievalSettings, Settings, VllmSettings
+
+VLLM = "http://vllm:8000"
+OFF_TOPIC = "What is the capital of France?"
+RATE_LIMIT = "What is the API rate limit per token?"
+
+
+def user(text: str) -> ChatMessage:
+    return ChatMessage(role="user", content=text)
+
+
+def assistant(text: str) -> ChatMessage:
+    return ChatMessage(role="assistant", content=text)
+
+
+def test_a_standalone_question_is_its_own_query() -> None:
+    question = "How many recovery codes do I get with two-factor authentication?"
+    assert not is_follow_up(question)
+    assert retrieval_query([user("How do I reset my password?"), user(question)]) == question
+
+
+def test_a_follow_up_carries_the_question_before_it_and_leans_toward_itself() -> None:
+    first = "How do I turn on push notifications for my account?"
+    conversation = [user(first), assistant("Open Settings > Profile."), user("and on Android?")]
+    assert retrieval_query(conversation) == f"and on Android?\nand on Android?\n{first}"
+
+
+def test_follow_up_markers_count_even_in_a_long_turn() -> None:
+    assert is_follow_up("What about the rate limit for the bulk endpoints of the API?")
+    assert is_follow_up("and on the mobile app?")
+    assert not is_follow_up("Which roles can create and send invoices to our clients?")
+
+
+def test_a_chain_of_follow_ups_reaches_back_to_its_topic_but_no_further() -> None:
+    topic = "How do I export a report of billable hours to a spreadsheet?"
+    older = "Which plans include single sign-on with our identity provider?"
+    conversation = [user(older), user(topic), user("as XLSX?"), user("and for clients?")]
+    assert retrieval_query(conversation).split("\n") == [
+        "and for clients?",
+        "and for clients?",
+        "as XLSX?",
+        topic,
+    ]
+    many = [user(topic), user("as XLSX?"), user("or CSV?"), user("and weekly?")]
+    assert topic not in retrieval_query(many)  # at most CONTEXT_TURNS earlier turns
+
+
+def test_sticky_key_prefers_the_conversation_id_then_the_first_user_turn() -> None:
+    conversation = [user("first question"), assistant("answer"), user("second")]
+    assert sticky_key(conversation, "abc") == "id:abc"
+    assert sticky_key(conversation, None) == "first:first question"
+    assert sticky_key([assistant("hello")], None) is None
+
+
+class ScriptedVllm:
+    """Answers every chat request with `reply`, split into stream deltas of `piece` chars."""
+
+    def __init__(self, reply: str, piece: int = 4) -> None:
+        self.reply = reply
+        self.piece = piece
+        self.requests: list[dict[str, Any]] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.requests.append(body)
+        usage = {"prompt_tokens": 50, "completion_tokens": 9}
+        if not body.get("stream"):
+            choice = {"message": {"role": "assistant", "content": self.reply}}
+            return httpx.Response(200, json={"choices": [choice], "usage": usage})
+        parts = [self.reply[i : i + self.piece] for i in range(0, len(self.reply), self.piece)]
+        chunks = [{"choices": [{"delta": {"content": p}}]} for p in parts]
+        chunks.append({"choices": [], "usage": usage})
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+
+@pytest.fixture(scope="module")
+def retriever() -> Retriever:
+    embedder = HashEmbedder(64)
+    store = DocStore(QdrantClient(":memory:"), embedder.dim)
+    index_release(store, embedder, CORPUS / "v4.2", "v4.2", "docs")
+    return Retriever(store, embedder, "docs", prefetch=24)
+
+
+def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatService:
+    settings = Settings(
+        data_dir=tmp_path,
+        vllm=VllmSettings(url=VLLM),
+        retrieval=RetrievalSettings(min_similarity=0.0, min_term_overlap=0.5),
+    )
+    pool = VllmPool([VllmClient(VLLM, 5, transport=httpx.MockTransport(vllm.handle))])
+    registry = AdapterRegistry(tmp_path / "adapters", retriever.store)
+    return ChatService(settings, retriever, registry, pool)
+
+
+BASE = ChatOptions(adapter="none")
+
+
+async def json_and_stream(
+    chat: ChatService, question: str
+) -> tuple[ChatAnswer, list[tuple[str, dict[str, Any]]]]:
+    """The same question answered whole, then streamed."""
+    answer = await chat.answer([user(question)], BASE)
+    events = [e async for e in chat.stream(await chat.prepare([user(question)], BASE))]
+    return answer, events
+
+
+def test_the_gate_asks_the_release_about_names_missing_from_the_blocks(
+    retriever: Retriever,
+) -> None:
+    gate = RelevanceGate(retriever, RetrievalSettings())
+    assert gate.mentioned("QuickBooks") and gate.mentioned("Zapier")
+    assert not gate.mentioned("Jira")
+
+
+@pytest.mark.anyio
+async def test_off_topic_is_declined_with_the_fallback_and_no_vllm_call(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    vllm = ScriptedVllm("Paris.")
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), OFF_TOPIC)
+    assert answer.generation.text == fallback_sentence("v4.2")
+    assert answer.grounding.abstained == NOT_RELEVANT and not answer.grounding.grounded
+    assert events[0] == ("delta", {"text": fallback_sentence("v4.2")})
+    assert events[-1][0] == "done" and events[-1][1]["abstained"] == NOT_RELEVANT
+    assert vllm.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_bad_marker_is_dropped_from_json_and_stream_answers(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    vllm = ScriptedVllm("The limit is 120 requests per minute [1][6].\nSources: [1], [6]")
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), RATE_LIMIT)
+    expected = "The limit is 120 requests per minute [1].\nSources: [1]"
+    assert answer.generation.text == expected
+    assert answer.grounding.grounded and answer.grounding.cited == (1,)
+    assert answer.grounding.dropped == 2
+    deltas = [data["text"] for name, data in events if name == "delta"]
+    assert "".join(deltas).strip() == expected and not any("6" in d for d in deltas)
+    assert events[-1][1]["cited"] == [1] and events[-1][1]["warnings"] == ["dropped_citations"]
+    assert len(vllm.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_retrieval_off_skips_the_gate(tmp_path: Path, retriever: Retriever) -> None:
+    vllm = ScriptedVllm("Paris is the capital of France.")
+    chat = service(tmp_path, retriever, vllm)
+    answer = await chat.answer([user(OFF_TOPIC)], ChatOptions(adapter="none", retrieval=False))
+    assert answer.generation.text == "Paris is the capital of France."
+    assert answer.grounding.abstained is None and answer.grounding.warnings == ()
+    assert len(vllm.requests) == 1
