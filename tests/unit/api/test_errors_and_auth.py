@@ -18,9 +18,11 @@ from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.state.store import MemoryStateStore
+from tandem.storage import Stores
 
 
 def fake_vllm(request: httpx.Request) -> httpx.Response:
@@ -43,9 +45,9 @@ def fake_vllm(request: httpx.Request) -> httpx.Response:
 
 def make_services(settings: Settings) -> Services:
     embedder = HashEmbedder()
-    store = DocStore(QdrantClient(location=":memory:"), embedder.dim)
-    retriever = Retriever(store, embedder, "docs", 10)
-    registry = AdapterRegistry(settings.adapters_dir, store)
+    stores = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
+    retriever = Retriever(stores, embedder, "docs", 10)
+    registry = AdapterRegistry(settings.adapters_dir, stores.state)
     client = VllmClient("http://vllm.test", 5)
     client.http = httpx.AsyncClient(
         base_url="http://vllm.test", transport=httpx.MockTransport(fake_vllm)
@@ -53,7 +55,7 @@ def make_services(settings: Settings) -> Services:
     pool = VllmPool([client])
     return Services(
         settings,
-        store,
+        stores,
         embedder,
         retriever,
         registry,

@@ -1,0 +1,55 @@
+"""Opens the document store and the state store that a deployment uses, as a pair.
+
+Embedded (the default): edge shards under `data/index/` and SQLite at
+`data/state.sqlite3`. With `TANDEM_QDRANT__URL`: both live in the Qdrant server or
+cluster, so every orchestrator replica shares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tandem.errors import DependencyDown
+from tandem.rag.store import DocStore
+from tandem.settings import Settings
+from tandem.state.store import StateStore
+
+
+@dataclass
+class Stores:
+    docs: DocStore
+    state: StateStore
+
+    def close(self) -> None:
+        self.docs.close()
+
+
+def open_stores(settings: Settings, dim: int) -> Stores:
+    """The server's stores when TANDEM_QDRANT__URL is set, else the embedded ones."""
+    if settings.qdrant.url:
+        from qdrant_client import QdrantClient
+
+        from tandem.rag.qdrant_store import QdrantDocStore
+        from tandem.state.qdrant_state import QdrantStateStore
+
+        client = QdrantClient(url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=30)
+        return Stores(QdrantDocStore(client, dim), QdrantStateStore(client))
+    from tandem.rag.edge_store import EdgeDocStore
+    from tandem.state.sqlite import StateDatabase
+    from tandem.state.sqlite_store import SqliteStateStore
+
+    refuse_old_layout(settings)
+    state = SqliteStateStore(StateDatabase(settings.state_path))
+    return Stores(EdgeDocStore(settings.index_path, dim), state)
+
+
+def refuse_old_layout(settings: Settings) -> None:
+    """A data dir of the old embedded layout is never ignored silently."""
+    old = settings.qdrant_path
+    if (old / "meta.json").is_file():
+        raise DependencyDown(
+            f"{old} holds an index in the old embedded layout (qdrant-client local mode), "
+            f"which this version no longer reads. Nothing was changed. Re-index into the "
+            f"new layout with `tandem index PATH --release R` after moving {old} aside "
+            f"(e.g. `mv {old} {old}.old`), or set TANDEM_DATA_DIR to a new folder."
+        )
