@@ -144,7 +144,8 @@ class EdgeDocStore:
                 if not self._changed.wait_for(lambda: handle.refs == 0, DRAIN_TIMEOUT_S):
                     handle.deleting = False
                     raise Conflict(f"queries on {name} did not end; not deleting it")
-                self._handles.pop(name).shard.close()
+                if self._handles.get(name) is handle:  # the last query may have closed it
+                    self._handles.pop(name).shard.close()
         shutil.rmtree(path, ignore_errors=True)
 
     def collections(self) -> list[str]:
