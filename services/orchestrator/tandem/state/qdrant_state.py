@@ -5,7 +5,8 @@ conditional upsert as compare-and-set: a point is overwritten only when its payl
 matches `update_filter` (`version == expected`), and created only under
 `update_mode=insert_only`. Qdrant applies a shard's updates one at a time, so of two
 racing writers exactly one matches; each write carries a random token and the writer
-reads the point back to learn whether its write is the one stored.
+reads the point back to learn whether its write is the one stored. In a cluster the
+lease writes use strong ordering (through the shard's permanent leader) and reads a majority.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from tandem.state.store import JobRecord, LeaseRecord, ReleaseRecord, SlotPointe
 
 STATE_COLLECTION = "tandem_state"
 _NAMESPACE = uuid.UUID("0b8f6a1e-3c2d-4e5f-8a9b-7c6d5e4f3a21")
+# In a cluster, writes go through the shard's permanent leader in one order, and reads
+# ask a majority of replicas: a lease's compare-and-set then sees every earlier write.
+STRONG = models.WriteOrdering.STRONG
+MAJORITY = models.ReadConsistencyType.MAJORITY
 
 
 def _id(kind: str, key: str) -> str:
@@ -41,7 +46,9 @@ class QdrantStateStore:
             client.create_collection(STATE_COLLECTION, vectors_config={})
 
     def _get(self, kind: str, key: str) -> dict[str, Any] | None:
-        records = self.client.retrieve(STATE_COLLECTION, ids=[_id(kind, key)], with_payload=True)
+        records = self.client.retrieve(
+            STATE_COLLECTION, ids=[_id(kind, key)], with_payload=True, consistency=MAJORITY
+        )
         return dict(records[0].payload or {}) if records else None
 
     def _put(self, kind: str, key: str, value: dict[str, Any]) -> None:
@@ -103,14 +110,10 @@ class QdrantStateStore:
         point = models.PointStruct(
             id=_id("lease", name), vector={}, payload={**payload, "token": token}
         )
-        if expected == 0:
-            self.client.upsert(
-                STATE_COLLECTION, [point], wait=True, update_mode=models.UpdateMode.INSERT_ONLY
-            )
-        else:
+        condition: dict[str, Any] = {"update_mode": models.UpdateMode.INSERT_ONLY}
+        if expected > 0:
             version = models.FieldCondition(key="version", match=models.MatchValue(value=expected))
-            self.client.upsert(
-                STATE_COLLECTION, [point], wait=True, update_filter=models.Filter(must=[version])
-            )
+            condition = {"update_filter": models.Filter(must=[version])}
+        self.client.upsert(STATE_COLLECTION, [point], wait=True, ordering=STRONG, **condition)
         stored = self._get("lease", name)
         return stored is not None and stored.get("token") == token
