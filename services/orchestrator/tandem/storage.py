@@ -38,18 +38,23 @@ def open_stores(settings: Settings, dim: int) -> Stores:
     from tandem.state.sqlite import StateDatabase
     from tandem.state.sqlite_store import SqliteStateStore
 
-    refuse_old_layout(settings)
     state = SqliteStateStore(StateDatabase(settings.state_path))
+    _take_over_old_layout(settings, state)
     return Stores(EdgeDocStore(settings.index_path, dim), state)
 
 
-def refuse_old_layout(settings: Settings) -> None:
-    """A data dir of the old embedded layout is never ignored silently."""
+def _take_over_old_layout(settings: Settings, state: StateStore) -> None:
+    """A data dir of the old embedded layout is migrated, or refused: never ignored."""
+    from tandem.legacy_layout import is_old_layout, migrate_old_layout
+
     old = settings.qdrant_path
-    if (old / "meta.json").is_file():
+    if not is_old_layout(old):
+        return
+    if settings.index_path.exists():
         raise DependencyDown(
-            f"{old} holds an index in the old embedded layout (qdrant-client local mode), "
-            f"which this version no longer reads. Nothing was changed. Re-index into the "
-            f"new layout with `tandem index PATH --release R` after moving {old} aside "
-            f"(e.g. `mv {old} {old}.old`), or set TANDEM_DATA_DIR to a new folder."
+            f"{old} holds an index in the old embedded layout (qdrant-client local mode) and "
+            f"{settings.index_path} one in the current layout; nothing was changed. Move "
+            f"{old} aside (e.g. `mv {old} {old}.old`) to serve the current one, or move "
+            f"{settings.index_path} aside to migrate the old one on the next start."
         )
+    migrate_old_layout(old, settings.index_path, state)

@@ -1,5 +1,5 @@
 """The embedded edge store's own promises: handle swaps under load, one opener, the pointer
-file, and an old-layout data dir refused with a message."""
+file, and a data dir of the old layout migrated (or refused with a message)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from qdrant_client import QdrantClient, models
 from tests.unit.rag.test_store_contract import EMBEDDER, filled
 
+from tandem.documents import Chunk
 from tandem.errors import DependencyDown
 from tandem.indexing.history import record_release
 from tandem.rag.edge_store import EdgeDocStore
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
 from tandem.state.store import MemoryStateStore, ReleaseRecord
@@ -80,14 +83,58 @@ def test_the_pointer_file_is_replaced_whole(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_an_old_layout_data_dir_is_refused_and_left_alone(tmp_path: Path) -> None:
-    old = tmp_path / "data" / "qdrant"
-    old.mkdir(parents=True)
-    (old / "meta.json").write_text('{"collections": {}, "aliases": {}}')
+def old_layout(data: Path) -> list[Chunk]:
+    """A data dir as the previous version wrote it: qdrant-client local mode, alias `docs`,
+    state as key-prefixed points in `tandem_meta`."""
+    client = QdrantClient(path=str(data / "qdrant"))
+    old = QdrantDocStore(client, EMBEDDER.dim)
+    items = filled(old, "docs-v1-old", "v1")
+    filled(old, "docs-v0-old", "v0")
+    old.move_pointer("docs", "docs-v1-old")
+    client.create_collection("tandem_meta", vectors_config={})
+    meta = {
+        "collection:docs-v1-old": {"release": "v1", "vector_space": "hash", "report": {}},
+        "changes:docs-v1-old": {"summary": {"pages_added": 6}},
+        "index_history": {"entries": [{"collection": "docs-v1-old", "release": "v1"}]},
+        "adapter:support": {"active": "v2", "canary": None, "previous": "v1", "history": []},
+    }
+    points = [
+        models.PointStruct(id=n + 1, vector={}, payload={"key": k, "value": v})
+        for n, (k, v) in enumerate(meta.items())
+    ]
+    client.upsert("tandem_meta", points=points)
+    client.close()
+    return items
+
+
+def test_an_old_layout_data_dir_is_migrated_and_kept_aside(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    items = old_layout(data)
+
+    stores = open_stores(Settings(data_dir=data), EMBEDDER.dim)
+    try:
+        assert stores.docs.pointer_target("docs") == "docs-v1-old"
+        assert stores.docs.collections() == ["docs-v1-old"]  # served or kept only
+        assert stores.docs.count("docs-v1-old") == len(items)
+        record = stores.state.release_record("docs-v1-old")
+        assert record is not None and (record.release, record.kept) == ("v1", True)
+        assert record.changes == {"summary": {"pages_added": 6}}
+        assert stores.state.slot_pointer("support").active == "v2"
+        retriever = Retriever(stores, EMBEDDER, "docs", prefetch=10)
+        assert retriever.retrieve("docker compose", 3).index.release == "v1"
+    finally:
+        stores.close()
+    assert (data / "qdrant.migrated" / "meta.json").is_file()  # moved aside, not deleted
+    assert not (data / "qdrant").exists()
+
+
+def test_old_and_new_layouts_side_by_side_are_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    old_layout(data)
+    (data / "index").mkdir()
 
     with pytest.raises(DependencyDown, match="old embedded layout") as refused:
-        open_stores(Settings(data_dir=tmp_path / "data"), 8)
+        open_stores(Settings(data_dir=data), 8)
 
-    assert "mv " in str(refused.value) and "Nothing was changed" in str(refused.value)
-    assert (old / "meta.json").is_file()
-    assert not (tmp_path / "data" / "index").exists()
+    assert "nothing was changed" in str(refused.value) and "mv " in str(refused.value)
+    assert (data / "qdrant" / "meta.json").is_file()
