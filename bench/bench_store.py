@@ -15,73 +15,41 @@ Prints figures and ratios; asserts nothing. Another process sharing the cores sk
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
-import socket
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psutil
-import uvicorn
 from qdrant_client import QdrantClient
 
-from tandem.api.app import build_services, create_app
-from tandem.api.deps import Services
-from tandem.chat import ChatService
-from tandem.documents import Chunk
-from tandem.indexing.reindex import index_release
-from tandem.llm.adapters import AdapterRegistry
-from tandem.llm.pool import VllmPool
-from tandem.rag.edge_store import EdgeDocStore
-from tandem.rag.embedder import Embedder, embedder_from_settings
-from tandem.rag.qdrant_store import QdrantDocStore
-from tandem.rag.retriever import Retriever
-from tandem.rag.sparse import query_vector
-from tandem.rag.store import DocStore, StoredVectors
-from tandem.settings import PROJECT_ROOT, Settings, VllmSettings
-from tandem.storage import Stores
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"
-QA = PROJECT_ROOT / "eval" / "paperless-ngx.jsonl"
+from bench.bench_foundation import pct, questions  # noqa: E402
+from tests.conftest import PAPERLESS, free_port  # noqa: E402
+from tests.integration.conftest import serve  # noqa: E402
+
+from tandem.api.app import build_services  # noqa: E402
+from tandem.api.deps import Services  # noqa: E402
+from tandem.chat import ChatService  # noqa: E402
+from tandem.documents import Chunk  # noqa: E402
+from tandem.indexing.reindex import index_release  # noqa: E402
+from tandem.llm.adapters import AdapterRegistry  # noqa: E402
+from tandem.llm.pool import VllmPool  # noqa: E402
+from tandem.rag.edge_store import EdgeDocStore  # noqa: E402
+from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.qdrant_store import QdrantDocStore  # noqa: E402
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.sparse import query_vector  # noqa: E402
+from tandem.rag.store import DocStore, StoredVectors  # noqa: E402
+from tandem.settings import Settings, VllmSettings  # noqa: E402
+from tandem.storage import Stores  # noqa: E402
+
 Rows = list[tuple[Chunk, StoredVectors]]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def questions(n: int) -> list[str]:
-    lines = [json.loads(line) for line in QA.read_text().splitlines() if line.strip()]
-    return [item["question"] for item in lines][:n]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def served(settings: Settings, services: Services) -> Iterator[str]:
-    app = create_app(settings, services_factory=lambda _: services)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def retrieve_ms(url: str, qs: list[str], rounds: int = 2) -> list[float]:
@@ -169,12 +137,13 @@ def main() -> None:
     qs = questions(args.queries)
     try:
         edge_services = build_services(settings, embedder)
-        report = index_release(edge_services.stores, embedder, PAPERLESS, "v3.0.5", "docs")
+        folder = PAPERLESS / "v3.0.5"
+        report = index_release(edge_services.stores, embedder, folder, "v3.0.5", "docs")
         print(f"paperless-ngx v3.0.5: {report.chunks} chunks indexed on edge")
         local = local_services(settings, embedder, edge_services.stores, work / "qdrant-local")
         figures = {}
         for name, services in (("edge", edge_services), ("qdrant-client local", local)):
-            with served(settings, services) as url:
+            for url in serve(settings, services):
                 figures[name] = retrieve_ms(url, qs)
         edge, old = figures["edge"], figures["qdrant-client local"]
         print(f"\n/v1/retrieve over {len(edge)} queries (top_k 4, prefetch 24):")
