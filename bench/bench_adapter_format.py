@@ -60,18 +60,16 @@ def eval_split_cases(n: int) -> list[Case]:
 
 
 def paperless_cases(n: int, settings: Settings) -> list[Case]:
-    from qdrant_client import QdrantClient
-
     from tandem.indexing.reindex import index_release
     from tandem.rag.embedder import embedder_from_settings
     from tandem.rag.retriever import Retriever
-    from tandem.rag.store import DocStore
+    from tandem.storage import open_stores
 
     rows = (ROOT / "eval" / "paperless-ngx.jsonl").read_text().splitlines()
     items = [json.loads(r) for r in rows if r.strip()][:n]
     embedder = embedder_from_settings(settings)
-    client = QdrantClient(path=tempfile.mkdtemp(prefix="bench-format-"))
-    store = DocStore(client, embedder.dim)
+    data = Path(tempfile.mkdtemp(prefix="bench-format-"))
+    store = open_stores(settings.model_copy(update={"data_dir": data}), embedder.dim)
     index_release(store, embedder, PAPERLESS, "v3.0.5", "docs")
     retriever = Retriever(store, embedder, "docs", prefetch=24)
     cases = []
@@ -80,7 +78,7 @@ def paperless_cases(n: int, settings: Settings) -> list[Case]:
         user = ChatMessage(role="user", content=item["question"])
         messages = build_messages([user], chunks, "v3.0.5")
         cases.append(Case(messages, len(chunks), "v3.0.5", answer_terms=item["answer_terms"]))
-    client.close()
+    store.close()
     return cases
 
 

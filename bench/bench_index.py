@@ -31,7 +31,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import httpx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app server
-from qdrant_client import QdrantClient  # noqa: E402
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
@@ -41,8 +40,8 @@ from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
 from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
-from tandem.rag.store import DocStore  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
+from tandem.storage import Stores, open_stores  # noqa: E402
 
 PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
 QA_FILE = PROJECT_ROOT / "eval" / "paperless-ngx.jsonl"
@@ -50,17 +49,17 @@ OLD, NEW = "v2.20.15", "v3.0.5"
 
 
 @contextmanager
-def temp_store(dim: int) -> Iterator[DocStore]:
-    folder = tempfile.mkdtemp(prefix="bench-index-")
-    client = QdrantClient(path=folder)
+def temp_store(dim: int) -> Iterator[Stores]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    stores = open_stores(Settings(data_dir=folder), dim)
     try:
-        yield DocStore(client, dim)
+        yield stores
     finally:
-        client.close()
+        stores.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def hit_at_4(store: DocStore, embedder: Embedder, qa: list[QAItem]) -> tuple[int, int]:
+def hit_at_4(store: Stores, embedder: Embedder, qa: list[QAItem]) -> tuple[int, int]:
     """Questions whose expected file (and heading) is among the top 4 hybrid results."""
     retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
     hits = 0
@@ -118,11 +117,11 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, DocStore]]:
+def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, Stores]]:
     """The real app over uvicorn in a thread, on its own store."""
     services = build_services(settings, embedder)
     for url in serve(settings, services, log_level="error"):
-        yield url, services.store
+        yield url, services.stores
 
 
 class Traffic(threading.Thread):

@@ -15,19 +15,16 @@ from tandem.api.deps import Services
 from tandem.chat import ChatService
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
-from tandem.rag.store import DocStore
+from tandem.state.sqlite import StateDatabase
+from tandem.state.sqlite_store import SqliteStateStore
+from tandem.storage import Stores
 
 SLOT = "swaptest"  # not `support`: other tests may share the vLLM and its served names
 
 
-class _Borrowed:
-    """The first orchestrator's Qdrant client, shared; closing it is left to its owner."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+class _Borrowed(Stores):
+    """The first orchestrator's doc store (one process opens an edge store once), with this
+    replica's own connection to the shared state; closing the doc store is left to its owner."""
 
     def close(self) -> None:
         pass
@@ -41,11 +38,12 @@ def second_orchestrator(stack: Stack, vllm_urls: list[str] | None = None) -> Ite
         vllm = settings.vllm.model_copy(update={"urls": vllm_urls})
         settings = settings.model_copy(update={"vllm": vllm})
     first = stack.services
-    store = DocStore(_Borrowed(first.store.client), first.store.dim)  # type: ignore[arg-type]
-    registry = AdapterRegistry(settings.adapters_dir, store)
+    state = SqliteStateStore(StateDatabase(settings.state_path))
+    stores = _Borrowed(first.stores.docs, state)
+    registry = AdapterRegistry(settings.adapters_dir, state)
     pool = VllmPool.from_settings(settings.vllm)
     chat = ChatService(settings, first.retriever, registry, pool)
-    services = Services(settings, store, first.embedder, first.retriever, registry, pool, chat)
+    services = Services(settings, stores, first.embedder, first.retriever, registry, pool, chat)
     yield from serve(settings, services)
 
 

@@ -77,7 +77,7 @@ def stack(
     """The API over the sample product's latest release, with keys, on real services."""
     settings = stack_settings(tmp_path_factory.mktemp("stack"), vllm_url)
     services = build_services(settings, embedder)
-    index_release(services.store, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
+    index_release(services.stores, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
     for url in serve(settings, services):
         wait_ready(url)
         yield Stack(url, settings, services)

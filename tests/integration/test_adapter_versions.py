@@ -75,9 +75,7 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
 
 
 def test_the_registry_serves_the_newest_version_by_default(tmp_path: Path) -> None:
-    from qdrant_client import QdrantClient
+    from tandem.state.store import MemoryStateStore
 
-    from tandem.rag.store import DocStore
-
-    registry = AdapterRegistry(ROOT / "adapters", DocStore(QdrantClient(":memory:"), 4))
+    registry = AdapterRegistry(ROOT / "adapters", MemoryStateStore())
     assert registry.active("support").version == committed_versions()[-1].name

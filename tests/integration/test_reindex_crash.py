@@ -1,5 +1,6 @@
-"""Kill a real re-index with SIGKILL at each stage: the old release serves, the leftover goes,
-and running the same re-index again converges with no duplicates."""
+"""Kill a real re-index of the embedded edge store with SIGKILL at each stage: the old release
+serves, the leftover shard goes, and running the same re-index again converges with no
+duplicates."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 from tests.conftest import CORPUS, ROOT
 
-from tandem.indexing.builds import BUILD_KEY, live_build
+from tandem.indexing.builds import BUILD_LEASE, live_build
 from tandem.indexing.history import load_history, recover_interrupted_builds
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
-from tandem.rag.store import DocStore, point_id
+from tandem.rag.sparse import query_vector
+from tandem.rag.store import point_id
+from tandem.settings import Settings
+from tandem.storage import Stores, open_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,14 +34,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHILD = """
 import sys, time
 from pathlib import Path
-from qdrant_client import QdrantClient
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import SentenceTransformerEmbedder
-from tandem.rag.store import DocStore
+from tandem.settings import Settings
+from tandem.storage import open_stores
 
 data, folder, stage = sys.argv[1:4]
 embedder = SentenceTransformerEmbedder()
-store = DocStore(QdrantClient(path=data), embedder.dim)
+store = open_stores(Settings(data_dir=Path(data)), embedder.dim)
 
 def progress(at, done, total):
     if at == stage and (done > 0 or stage == "verify"):
@@ -51,18 +54,18 @@ print("FINISHED", flush=True)
 
 
 @contextmanager
-def opened(path: Path, dim: int) -> Iterator[DocStore]:
-    client = QdrantClient(path=str(path))
+def opened(path: Path, dim: int) -> Iterator[Stores]:
+    stores = open_stores(Settings(data_dir=path), dim)
     try:
-        yield DocStore(client, dim)
+        yield stores
     finally:
-        client.close()
+        stores.close()
 
 
 @pytest.fixture(scope="module")
 def serving_v41(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
     """A store that serves the sample product's v4.1 (copied for each test)."""
-    path = tmp_path_factory.mktemp("v41") / "qdrant"
+    path = tmp_path_factory.mktemp("v41") / "data"
     with opened(path, embedder.dim) as store:
         index_release(store, embedder, CORPUS / "v4.1", "v4.1", "docs")
     return path
@@ -97,38 +100,43 @@ def run_child_until(stage: str, data: Path, timeout_s: float = 300) -> int:
             child.wait()
 
 
-def stored_keys(store: DocStore, collection: str) -> list[tuple[str, str, str]]:
-    return [(c.file, c.heading, c.content_hash) for c, _ in store.scroll_chunks(collection)]
+def stored_keys(store: Stores, collection: str) -> list[tuple[str, str, str]]:
+    return [(c.file, c.heading, c.content_hash) for c, _ in store.docs.scroll_chunks(collection)]
 
 
 @pytest.mark.parametrize("stage", ["embed", "store", "verify"])
 def test_killed_reindex_leaves_old_release_serving_and_converges(
     stage: str, serving_v41: Path, tmp_path: Path, embedder: Embedder
 ) -> None:
-    data = tmp_path / "qdrant"
+    data = tmp_path / "data"
     shutil.copytree(serving_v41, data)
+    dense, sparse = embedder.embed_query("install"), query_vector("install")
     with opened(data, embedder.dim) as store:
-        old = store.alias_target("docs")
+        old = store.docs.pointer_target("docs")
+        assert old is not None
+        answer = store.docs.hybrid_query(old, dense, sparse, 4, 20)
     pid = run_child_until(stage, data)
 
     with opened(data, embedder.dim) as store:  # "restart": a new process opens the store
-        assert store.alias_target("docs") == old
-        leftovers = [n for n in store.collections() if n.startswith("docs-v4.2")]
+        assert store.docs.pointer_target("docs") == old
+        assert store.docs.hybrid_query(old, dense, sparse, 4, 20) == answer  # old one serves
+        leftovers = [n for n in store.docs.collections() if n.startswith("docs-v4.2")]
         assert len(leftovers) == 1
-        assert (store.get_meta(BUILD_KEY) or {}).get("owner", {}).get("pid") == pid
-        assert live_build(store) is None  # its owner is dead
+        assert store.state.lease(BUILD_LEASE).data["owner"]["pid"] == pid
+        assert live_build(store.state) is None  # its owner is dead
 
         assert recover_interrupted_builds(store, "docs") == leftovers
-        assert [n for n in store.collections() if n.startswith("docs-")] == [old]
+        assert [n for n in store.docs.collections() if n.startswith("docs-")] == [old]
         assert load_history(store, "docs").serving == old
 
         first = index_release(store, embedder, CORPUS / "v4.2", "v4.2", "docs")
         again = index_release(store, embedder, CORPUS / "v4.2", "v4.2", "docs")
         keys = stored_keys(store, again.collection)
-        assert store.count(again.collection) == store.count(first.collection) == first.chunks
+        docs = store.docs
+        assert docs.count(again.collection) == docs.count(first.collection) == first.chunks
         assert len(set(keys)) == len(keys) == first.chunks
-        assert {point_id(c) for c, _ in store.scroll_chunks(first.collection)} == {
-            point_id(c) for c, _ in store.scroll_chunks(again.collection)
+        assert {point_id(c) for c, _ in docs.scroll_chunks(first.collection)} == {
+            point_id(c) for c, _ in docs.scroll_chunks(again.collection)
         }
         assert again.embedded == 0
-        assert store.alias_target("docs") == again.collection
+        assert docs.pointer_target("docs") == again.collection

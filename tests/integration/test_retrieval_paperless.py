@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 from tests.conftest import paperless_release
 
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
+from tandem.settings import Settings
+from tandem.storage import open_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,11 +63,10 @@ QUESTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 @pytest.fixture(scope="module")
 def retriever(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Retriever]:
     folder: Path = paperless_release("v3.0.5")
-    client = QdrantClient(path=str(tmp_path_factory.mktemp("paperless-qdrant")))
-    store = DocStore(client, embedder.dim)
-    index_release(store, embedder, folder, "v3.0.5", "docs")
-    yield Retriever(store, embedder, "docs", prefetch=24)
-    client.close()
+    stores = open_stores(Settings(data_dir=tmp_path_factory.mktemp("paperless")), embedder.dim)
+    index_release(stores, embedder, folder, "v3.0.5", "docs")
+    yield Retriever(stores, embedder, "docs", prefetch=24)
+    stores.close()
 
 
 def test_the_expected_page_is_in_the_top_4(retriever: Retriever) -> None:

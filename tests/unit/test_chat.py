@@ -30,9 +30,11 @@ from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.prompt import ChatMessage, fallback_sentence
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import RetrievalSettings, Settings, VllmSettings
+from tandem.state.store import MemoryStateStore
+from tandem.storage import Stores
 
 VLLM = "http://vllm:8000"
 OFF_TOPIC = "What is the capital of France?"
@@ -111,9 +113,9 @@ class ScriptedVllm:
 @pytest.fixture(scope="module")
 def retriever() -> Retriever:
     embedder = HashEmbedder(64)
-    store = DocStore(QdrantClient(":memory:"), embedder.dim)
-    index_release(store, embedder, CORPUS / "v4.2", "v4.2", "docs")
-    return Retriever(store, embedder, "docs", prefetch=24)
+    stores = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
+    index_release(stores, embedder, CORPUS / "v4.2", "v4.2", "docs")
+    return Retriever(stores, embedder, "docs", prefetch=24)
 
 
 def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatService:
@@ -123,7 +125,7 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
         retrieval=RetrievalSettings(min_similarity=0.0, min_term_overlap=0.5),
     )
     pool = VllmPool([VllmClient(VLLM, 5, transport=httpx.MockTransport(vllm.handle))])
-    registry = AdapterRegistry(tmp_path / "adapters", retriever.store)
+    registry = AdapterRegistry(tmp_path / "adapters", retriever.stores.state)
     return ChatService(settings, retriever, registry, pool)
 
 

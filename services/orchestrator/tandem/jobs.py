@@ -1,6 +1,6 @@
 """Background jobs (index builds) run in a worker thread; one job of a kind at a time.
 
-With a metadata store attached, every job's state is written there too, so any replica
+With a state store attached, every job's state is written there too, so any replica
 can answer `GET /v1/admin/jobs/{id}` for a job another replica runs.
 """
 
@@ -11,26 +11,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from tandem.errors import Conflict, NotFound
+from tandem.state.store import JobRecord, StateStore
 
 ProgressFn = Callable[[str, int, int], None]
 JobFn = Callable[[ProgressFn], dict[str, Any]]
 KEEP_FINISHED = 50
 PERSIST_EVERY_S = 1.0
-
-
-class MetaStore(Protocol):
-    """The shared metadata collection (`DocStore` is one)."""
-
-    def get_meta(self, key: str) -> dict[str, Any] | None: ...
-
-    def put_meta(self, key: str, value: dict[str, Any]) -> None: ...
-
-
-def job_meta_key(job_id: str) -> str:
-    return f"job:{job_id}"
 
 
 @dataclass
@@ -54,13 +43,19 @@ class Job:
             "error": self.error,
         }
 
+    def record(self) -> JobRecord:
+        return JobRecord(
+            self.id, self.kind, self.status, dict(self.progress), self.result, self.error,
+            self.created,
+        )  # fmt: skip
+
 
 class JobManager:
-    """Tracks jobs in memory (and in `meta`); `submit` refuses a second job of a kind (409)."""
+    """Tracks jobs in memory (and in `state`); `submit` refuses a second job of a kind (409)."""
 
-    def __init__(self, meta: MetaStore | None = None) -> None:
+    def __init__(self, state: StateStore | None = None) -> None:
         self.jobs: dict[str, Job] = {}
-        self.meta = meta
+        self.state = state
         self._lock = threading.Lock()
 
     def running(self, kind: str) -> Job | None:
@@ -82,28 +77,24 @@ class JobManager:
         return job
 
     def get(self, job_id: str) -> Job:
-        """A job of this replica, else one another replica recorded in the metadata."""
+        """A job of this replica, else one another replica recorded in the shared state."""
         if job_id in self.jobs:
             return self.jobs[job_id]
-        stored = self.meta.get_meta(job_meta_key(job_id)) if self.meta else None
-        if not stored:
+        stored = self.state.job(job_id) if self.state else None
+        if stored is None:
             raise NotFound(f"job {job_id!r} does not exist")
         return Job(
-            id=job_id,
-            kind=str(stored.get("kind", "")),
-            status=str(stored["status"]),
-            progress=dict(stored.get("progress") or {}),
-            result=stored.get("result"),
-            error=stored.get("error"),
-        )
+            stored.id, stored.kind, stored.status, dict(stored.progress), stored.result,
+            stored.error, stored.created,
+        )  # fmt: skip
 
     def _persist(self, job: Job, force: bool = False) -> None:
         now = time.monotonic()
-        if self.meta is None or (not force and now - job.persisted < PERSIST_EVERY_S):
+        if self.state is None or (not force and now - job.persisted < PERSIST_EVERY_S):
             return
         job.persisted = now
         try:
-            self.meta.put_meta(job_meta_key(job.id), job.as_dict())
+            self.state.save_job(job.record())
         except Exception:  # noqa: BLE001 - the job itself must not fail over its status line
             job.persisted = 0.0
 

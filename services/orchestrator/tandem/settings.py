@@ -162,7 +162,18 @@ class Settings(BaseSettings):
 
     @property
     def qdrant_path(self) -> Path:
+        """Where the old embedded layout (qdrant-client's local mode) kept its files."""
         return self.data_dir / "qdrant"
+
+    @property
+    def index_path(self) -> Path:
+        """The embedded doc store: one edge shard per release build, and the pointers."""
+        return self.data_dir / "index"
+
+    @property
+    def state_path(self) -> Path:
+        """The SQLite file of the shared state (pointers, jobs, leases, feedback)."""
+        return self.data_dir / "state.sqlite3"
 
     @property
     def corpus_path(self) -> Path:

@@ -23,8 +23,8 @@ console = Console(stderr=True)
 
 
 def index_corpus_if_empty(services: Services, settings: Settings) -> None:
-    """Index TANDEM_CORPUS when the alias serves nothing yet."""
-    if services.store.alias_target(settings.qdrant.alias) is not None:
+    """Index TANDEM_CORPUS when the pointer serves nothing yet."""
+    if services.stores.docs.pointer_target(settings.qdrant.alias) is not None:
         info = services.retriever.index_info()
         console.print(f"index: serving release {info.release} ({info.collection})")
         return
@@ -32,7 +32,7 @@ def index_corpus_if_empty(services: Services, settings: Settings) -> None:
     console.print(f"index: empty, indexing {folder} as release {release}")
     with progress_bar() as progress:
         report = index_release(
-            services.store,
+            services.stores,
             services.embedder,
             folder,
             release,

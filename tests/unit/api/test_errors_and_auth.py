@@ -16,7 +16,10 @@ from tandem.errors import DependencyDown, RateLimited
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.settings import Settings
+from tandem.state.store import MemoryStateStore
+from tandem.storage import Stores
 
 
 def fake_vllm(request: httpx.Request) -> httpx.Response:
@@ -39,9 +42,9 @@ def fake_vllm(request: httpx.Request) -> httpx.Response:
 
 def make_services(settings: Settings) -> Services:
     client = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
-    return build_services(
-        settings, HashEmbedder(), qdrant=QdrantClient(location=":memory:"), pool=VllmPool([client])
-    )
+    embedder = HashEmbedder()
+    stores = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
+    return build_services(settings, embedder, stores=stores, pool=VllmPool([client]))
 
 
 @pytest.fixture

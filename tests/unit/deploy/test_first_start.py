@@ -18,14 +18,17 @@ from qdrant_client import QdrantClient
 from tandem.api.routes.health import index_readiness
 from tandem.errors import DependencyDown
 from tandem.rag.embedder import HashEmbedder
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import IndexInfo, Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.state.store import MemoryStateStore
+from tandem.storage import Stores
 
 
 def retriever_on(client: QdrantClient) -> Retriever:
     embedder = HashEmbedder()
-    return Retriever(DocStore(client, embedder.dim), embedder, "docs", 10)
+    stores = Stores(QdrantDocStore(client, embedder.dim), MemoryStateStore())
+    return Retriever(stores, embedder, "docs", 10)
 
 
 @pytest.fixture
@@ -44,8 +47,8 @@ def test_a_fresh_store_is_empty_not_broken(retriever: Retriever) -> None:
 
 
 def test_an_index_serves_once_the_alias_exists(retriever: Retriever) -> None:
-    retriever.store.create_collection("docs-v1")
-    retriever.store.move_alias("docs", "docs-v1")
+    retriever.stores.docs.create_collection("docs-v1")
+    retriever.stores.docs.move_pointer("docs", "docs-v1")
     checks = check(retriever.index_info)
     assert checks["index"] is True and checks["index_state"] == "serving"
 

@@ -1,4 +1,4 @@
-"""index_release on embedded Qdrant with the deterministic HashEmbedder: reuse, changes, bounds."""
+"""index_release on the embedded edge store with the HashEmbedder: reuse, changes, bounds."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
 from tandem.indexing.builds import live_build
 from tandem.indexing.history import load_history
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore, point_id
+from tandem.rag.store import point_id
+from tandem.settings import Settings
+from tandem.storage import Stores, open_stores
 
 ALIAS = "docs"
 PAGES = {
@@ -31,32 +32,32 @@ def write_release(root: Path, pages: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DocStore]:
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    yield DocStore(client, HashEmbedder().dim)
-    client.close()
+def store(tmp_path: Path) -> Iterator[Stores]:
+    stores = open_stores(Settings(data_dir=tmp_path / "data"), HashEmbedder().dim)
+    yield stores
+    stores.close()
 
 
-def doc_collections(store: DocStore) -> list[str]:
-    return sorted(n for n in store.collections() if n.startswith("docs-"))
+def doc_collections(store: Stores) -> list[str]:
+    return sorted(n for n in store.docs.collections() if n.startswith("docs-"))
 
 
-def test_first_index_serves_the_release_and_records_it(store: DocStore, tmp_path: Path) -> None:
+def test_first_index_serves_the_release_and_records_it(store: Stores, tmp_path: Path) -> None:
     embedder = HashEmbedder()
     report = index_release(store, embedder, write_release(tmp_path / "v1", PAGES), "v1", ALIAS)
 
-    assert store.alias_target(ALIAS) == report.collection
+    assert store.docs.pointer_target(ALIAS) == report.collection
     assert (report.chunks, report.embedded, report.reused, report.removed) == (4, 4, 0, 0)
     assert report.changes["summary"]["pages_added"] == 3
     history = load_history(store, ALIAS)
     assert [(e.collection, e.release) for e in history.entries] == [(report.collection, "v1")]
     assert history.entries[0].report["embedded"] == 4
     assert Retriever(store, embedder, ALIAS, 10).index_info().release == "v1"
-    assert live_build(store) is None
+    assert live_build(store.state) is None
 
 
 def test_unchanged_release_reuses_every_vector_in_a_new_collection(
-    store: DocStore, tmp_path: Path
+    store: Stores, tmp_path: Path
 ) -> None:
     embedder = HashEmbedder()
     folder = write_release(tmp_path / "v1", PAGES)
@@ -68,7 +69,7 @@ def test_unchanged_release_reuses_every_vector_in_a_new_collection(
     assert second.collection != first.collection
     assert (second.embedded, second.reused, second.removed) == (0, 4, 0)
     assert embedder.calls == []
-    assert store.count(second.collection) == store.count(first.collection) == 4
+    assert store.docs.count(second.collection) == store.docs.count(first.collection) == 4
     assert second.changes["summary"] == {
         "pages_added": 0,
         "pages_changed": 0,
@@ -78,7 +79,7 @@ def test_unchanged_release_reuses_every_vector_in_a_new_collection(
 
 
 def test_changed_release_embeds_only_new_text_and_reports_what_changed(
-    store: DocStore, tmp_path: Path
+    store: Stores, tmp_path: Path
 ) -> None:
     embedder = HashEmbedder()
     index_release(store, embedder, write_release(tmp_path / "v1", PAGES), "v1", ALIAS)
@@ -103,13 +104,13 @@ def test_changed_release_embeds_only_new_text_and_reports_what_changed(
             "headings_removed": [],
         }
     ]
-    served = [chunk for chunk, _ in store.scroll_chunks(report.collection)]
+    served = [chunk for chunk, _ in store.docs.scroll_chunks(report.collection)]
     assert {c.release for c in served} == {"v2"}
     assert "old.md" not in {c.file for c in served}
     assert len({point_id(c) for c in served}) == len(served) == report.chunks
 
 
-def test_history_keeps_a_bounded_number_of_releases(store: DocStore, tmp_path: Path) -> None:
+def test_history_keeps_a_bounded_number_of_releases(store: Stores, tmp_path: Path) -> None:
     embedder = HashEmbedder()
     folder = write_release(tmp_path / "v1", PAGES)
     reports = [index_release(store, embedder, folder, f"r{i}", ALIAS, keep=2) for i in range(4)]
@@ -129,7 +130,7 @@ class FailingEmbedder(HashEmbedder):
 
 
 def test_an_error_mid_build_leaves_the_old_release_serving_and_nothing_behind(
-    store: DocStore, tmp_path: Path
+    store: Stores, tmp_path: Path
 ) -> None:
     old = index_release(store, HashEmbedder(), write_release(tmp_path / "v1", PAGES), "v1", ALIAS)
     many = {f"p{i}.md": f"# Page {i}\n\nText number {i} of the new release.\n" for i in range(70)}
@@ -138,9 +139,9 @@ def test_an_error_mid_build_leaves_the_old_release_serving_and_nothing_behind(
     with pytest.raises(RuntimeError, match="crashed"):
         index_release(store, FailingEmbedder(), folder, "v2", ALIAS)
 
-    assert store.alias_target(ALIAS) == old.collection
+    assert store.docs.pointer_target(ALIAS) == old.collection
     assert doc_collections(store) == [old.collection]
-    assert live_build(store) is None
+    assert live_build(store.state) is None
 
 
 class OtherModelEmbedder(HashEmbedder):
@@ -151,7 +152,7 @@ class OtherModelEmbedder(HashEmbedder):
         self.vector_space = "other-model"
 
 
-def test_vectors_of_another_model_are_never_reused(store: DocStore, tmp_path: Path) -> None:
+def test_vectors_of_another_model_are_never_reused(store: Stores, tmp_path: Path) -> None:
     folder = write_release(tmp_path / "v1", PAGES)
     index_release(store, HashEmbedder(), folder, "v1", ALIAS)
     other = OtherModelEmbedder()
@@ -163,9 +164,7 @@ def test_vectors_of_another_model_are_never_reused(store: DocStore, tmp_path: Pa
     assert report.vector_space == "other-model"
 
 
-def test_reindented_text_reuses_its_vectors_and_is_no_change(
-    store: DocStore, tmp_path: Path
-) -> None:
+def test_reindented_text_reuses_its_vectors_and_is_no_change(store: Stores, tmp_path: Path) -> None:
     embedder = HashEmbedder()
     pages = {"steps.md": "# Steps\n\n-   first\n    -   nested\n\n3.  Migrate the database.\n"}
     index_release(store, embedder, write_release(tmp_path / "v1", pages), "v1", ALIAS)
@@ -176,5 +175,5 @@ def test_reindented_text_reuses_its_vectors_and_is_no_change(
 
     assert (report.embedded, report.reused, embedder.calls) == (0, 1, [])
     assert report.changes["summary"]["pages_unchanged"] == 1
-    [(chunk, _)] = list(store.scroll_chunks(report.collection))
+    [(chunk, _)] = list(store.docs.scroll_chunks(report.collection))
     assert "- first\n  - nested" in chunk.text  # the new text is stored, with the old vectors

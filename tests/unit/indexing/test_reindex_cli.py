@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 from typer.testing import CliRunner
 
 from tandem.cli import app
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.store import DocStore
-from tandem.settings import get_settings
+from tandem.settings import Settings, get_settings
+from tandem.storage import open_stores
 
 runner = CliRunner()
 
@@ -28,14 +27,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def two_releases(data_dir: Path, tmp_path: Path) -> None:
-    client = QdrantClient(path=str(data_dir / "qdrant"))
-    store = DocStore(client, HashEmbedder().dim)
+    store = open_stores(Settings(data_dir=data_dir), HashEmbedder().dim)
     for release in ("v1", "v2"):
         folder = tmp_path / release
         folder.mkdir()
         (folder / "page.md").write_text(f"# Page\n\nRelease {release} text.\n")
         index_release(store, HashEmbedder(), folder, release, "docs")
-    client.close()
+    store.close()
 
 
 def test_status_rollback_and_changes(data_dir: Path, tmp_path: Path) -> None:

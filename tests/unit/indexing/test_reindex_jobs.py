@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import QdrantClient
 
 from tandem.errors import Conflict, NotFound
 from tandem.jobs import Job, JobManager, ProgressFn
-from tandem.rag.store import DocStore
+from tandem.state.sqlite import StateDatabase
+from tandem.state.sqlite_store import SqliteStateStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DocStore]:
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    yield DocStore(client, 8)
-    client.close()
+def store(tmp_path: Path) -> SqliteStateStore:
+    return SqliteStateStore(StateDatabase(tmp_path / "state.sqlite3"))
 
 
 def wait_done(jobs: JobManager, job: Job) -> Job:
@@ -31,7 +28,7 @@ def wait_done(jobs: JobManager, job: Job) -> Job:
     return jobs.get(job.id)
 
 
-def test_a_second_job_of_a_kind_is_refused_while_the_first_runs(store: DocStore) -> None:
+def test_a_second_job_of_a_kind_is_refused_while_the_first_runs(store: SqliteStateStore) -> None:
     release = threading.Event()
     jobs = JobManager(store)
 
@@ -47,7 +44,7 @@ def test_a_second_job_of_a_kind_is_refused_while_the_first_runs(store: DocStore)
     wait_done(jobs, jobs.submit("index", slow))
 
 
-def test_another_replica_reads_status_progress_and_result(store: DocStore) -> None:
+def test_another_replica_reads_status_progress_and_result(store: SqliteStateStore) -> None:
     step = threading.Event()
     jobs, replica = JobManager(store), JobManager(store)
 
@@ -68,7 +65,7 @@ def test_another_replica_reads_status_progress_and_result(store: DocStore) -> No
     assert seen["kind"] == "index"
 
 
-def test_a_failed_job_reports_its_error_everywhere(store: DocStore) -> None:
+def test_a_failed_job_reports_its_error_everywhere(store: SqliteStateStore) -> None:
     jobs = JobManager(store)
 
     def broken(progress: ProgressFn) -> dict[str, Any]:
@@ -80,7 +77,7 @@ def test_a_failed_job_reports_its_error_everywhere(store: DocStore) -> None:
     assert jobs.get(job.id).status == "failed"
 
 
-def test_unknown_jobs_are_404(store: DocStore) -> None:
+def test_unknown_jobs_are_404(store: SqliteStateStore) -> None:
     with pytest.raises(NotFound):
         JobManager(store).get("index-nope")
     with pytest.raises(NotFound):

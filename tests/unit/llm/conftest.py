@@ -1,4 +1,4 @@
-"""Fixtures: two fake vLLM replicas, adapter folders v1..v3, an in-memory Qdrant."""
+"""Fixtures: two fake vLLM replicas, adapter folders v1..v3, in-memory stores."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from tests.unit.llm.fakes import HIDDEN, FakeVllm, write_adapter
 
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
-from tandem.rag.store import DocStore
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.settings import AdapterSettings, Settings, VllmSettings
+from tandem.state.store import MemoryStateStore
+from tandem.storage import Stores
 
 
 @pytest.fixture
@@ -29,8 +31,8 @@ def adapters_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store() -> DocStore:
-    return DocStore(QdrantClient(":memory:"), 8)
+def store() -> Stores:
+    return Stores(QdrantDocStore(QdrantClient(":memory:"), 8), MemoryStateStore())
 
 
 @pytest.fixture
@@ -49,8 +51,8 @@ def settings(tmp_path: Path, adapters_root: Path, replicas: list[FakeVllm]) -> S
 
 
 @pytest.fixture
-def registry(adapters_root: Path, store: DocStore) -> AdapterRegistry:
-    return AdapterRegistry(adapters_root, store)
+def registry(adapters_root: Path, store: Stores) -> AdapterRegistry:
+    return AdapterRegistry(adapters_root, store.state)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ class FakeVllm:
         self.refuse: set[str] = set()  # adapter names whose load fails (HTTP 500)
         self.models_used: list[str] = []
         self.unloads: list[str] = []
+        self.load_s = 0.0  # how long a LoRA load takes (lets two swaps overlap for real)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path
@@ -64,6 +66,7 @@ class FakeVllm:
             names = [BASE_MODEL_ID, *sorted(self.loaded)]
             return _json(200, {"data": [{"id": n} for n in names]})
         if path == "/v1/load_lora_adapter":
+            await asyncio.sleep(self.load_s)
             return self._load(body["lora_name"])
         if path == "/v1/unload_lora_adapter":
             if body["lora_name"] not in self.loaded:

@@ -12,8 +12,8 @@ from tests.unit.llm.fakes import write_adapter
 
 from tandem.errors import AdapterInvalid, BadInput, NotFound
 from tandem.llm.adapters import AdapterRegistry, register_version, validate_adapter_folder
-from tandem.rag.store import DocStore
 from tandem.settings import BASE_MODEL_ID
+from tandem.storage import Stores
 
 
 def edit_config(folder: Path, **changes: object) -> None:
@@ -105,7 +105,7 @@ def test_register_into_a_new_slot_starts_at_v1(tmp_path: Path, adapters_root: Pa
 
 
 def test_registry_lists_versions_and_reads_the_pointer(
-    registry: AdapterRegistry, store: DocStore
+    registry: AdapterRegistry, store: Stores
 ) -> None:
     assert registry.slots() == ["support"]
     assert [v.version for v in registry.versions("support")] == ["v1", "v2", "v3"]
@@ -115,7 +115,7 @@ def test_registry_lists_versions_and_reads_the_pointer(
     assert [v.version for v in registry.serving("support")] == ["v1", "v2"]
     with pytest.raises(NotFound):
         registry.get("support", "v9")
-    assert (store.get_meta("adapter:support") or {})["active"] == "v1"  # shared, not in memory
+    assert store.state.slot_pointer("support").active == "v1"  # shared, not in memory
 
 
 @pytest.mark.parametrize(

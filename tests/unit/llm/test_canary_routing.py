@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 import pytest
+from qdrant_client import QdrantClient
 from tests.unit.llm.fakes import FakeVllm
 
 from tandem.chat import ChatOptions, ChatService
@@ -15,9 +16,10 @@ from tandem.llm.overview import request_counts
 from tandem.llm.pool import VllmPool
 from tandem.llm.transitions import activation_state, rollback_state
 from tandem.rag.embedder import HashEmbedder
+from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.storage import Stores
 
 
 def test_canary_share_is_close_to_the_percent_and_stable() -> None:
@@ -49,7 +51,8 @@ def test_activation_and_rollback_states() -> None:
 
 
 def chat_service(settings: Settings, registry: AdapterRegistry, pool: VllmPool) -> ChatService:
-    retriever = Retriever(registry.store, HashEmbedder(8), "docs", 8)
+    stores = Stores(QdrantDocStore(QdrantClient(":memory:"), 8), registry.state)
+    retriever = Retriever(stores, HashEmbedder(8), "docs", 8)
     return ChatService(settings, retriever, registry, pool)
 
 
@@ -115,7 +118,7 @@ def test_a_dead_replica_is_skipped(
     assert labels == {"support@v2"} and pool.healthy[replicas[0].url] is False
 
 
-def test_store_is_shared_state(store: DocStore, registry: AdapterRegistry) -> None:
-    other = AdapterRegistry(registry.root, store)  # a second orchestrator replica
+def test_store_is_shared_state(store: Stores, registry: AdapterRegistry) -> None:
+    other = AdapterRegistry(registry.root, store.state)  # a second orchestrator replica
     registry.save_pointer("support", {"active": "v1"})
     assert other.pointer("support", fresh=True)["active"] == "v1"

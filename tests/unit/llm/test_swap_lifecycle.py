@@ -73,10 +73,12 @@ def test_unknown_and_invalid_versions(swapper: AdapterSwapper, registry: Adapter
 
 
 def test_concurrent_activations_get_one_conflict(
-    settings: Settings, registry: AdapterRegistry, pool: VllmPool
+    settings: Settings, registry: AdapterRegistry, pool: VllmPool, replicas: list[FakeVllm]
 ) -> None:
+    for replica in replicas:
+        replica.load_s = 0.2  # the first swap is still loading when the second one starts
     other_replica = AdapterSwapper(
-        settings, AdapterRegistry(registry.root, registry.store), pool, InFlight(60)
+        settings, AdapterRegistry(registry.root, registry.state), pool, InFlight(60)
     )
     mine = AdapterSwapper(settings, registry, pool, InFlight(60))
 
@@ -141,8 +143,8 @@ def test_a_swap_waits_for_upkeep_and_upkeep_skips_a_swap(
         assert (await swapper.activate("support", "v1", 100, "ops"))["active"] == "v1"
         await holding
         swap = asyncio.create_task(swapper.activate("support", "v2", 100, "ops"))
-        while not swapper.busy("support"):
-            await asyncio.sleep(0.01)
+        while not swapper.busy("support"):  # every loop step: a swap is over in ~ms now
+            await asyncio.sleep(0)
         with pytest.raises(Conflict):  # upkeep never waits for a swap
             await upkeep(0)
         await swap

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request, Response
-from qdrant_client import QdrantClient
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from tandem import __version__
@@ -27,8 +26,8 @@ from tandem.llm.upkeep import keep_adapters_loaded
 from tandem.metrics import REQUESTS
 from tandem.rag.embedder import Embedder, embedder_from_settings
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore, open_client
 from tandem.settings import Settings, get_settings
+from tandem.storage import Stores, open_stores
 
 log = logging.getLogger("tandem")
 ServicesFactory = Callable[[Settings], Services]
@@ -38,20 +37,20 @@ def build_services(
     settings: Settings,
     embedder: Embedder | None = None,
     *,
-    qdrant: QdrantClient | None = None,
+    stores: Stores | None = None,
     pool: VllmPool | None = None,
 ) -> Services:
-    """The real clients: embedded or server Qdrant, the in-process embedder, vLLM over HTTP.
+    """The real clients: the doc and state stores, the in-process embedder, vLLM over HTTP.
 
     Each client the settings would open can be passed in instead (tests pass fakes here).
     """
     embedder = embedder or embedder_from_settings(settings)
-    store = DocStore(qdrant or open_client(settings), embedder.dim)
-    retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
-    registry = AdapterRegistry(settings.adapters_dir, store)
+    stores = stores or open_stores(settings, embedder.dim)
+    retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
+    registry = AdapterRegistry(settings.adapters_dir, stores.state)
     pool = pool or VllmPool.from_settings(settings.vllm)
     chat_service = ChatService(settings, retriever, registry, pool)
-    return Services(settings, store, embedder, retriever, registry, pool, chat_service)
+    return Services(settings, stores, embedder, retriever, registry, pool, chat_service)
 
 
 class BodyLimitAndMetrics(BaseHTTPMiddleware):
@@ -86,9 +85,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = services_factory(settings)
         app.state.services = services
-        app.state.jobs = JobManager(services.store)
+        app.state.jobs = JobManager(services.stores.state)
         await anyio.to_thread.run_sync(
-            recover_interrupted_builds, services.store, settings.qdrant.alias
+            recover_interrupted_builds, services.stores, settings.qdrant.alias
         )
         swapper = AdapterSwapper(
             settings, services.registry, services.pool, services.chat.in_flight
@@ -105,7 +104,7 @@ def create_app(
                 await checker
             await swapper.aclose()
             await services.pool.aclose()
-            services.store.client.close()
+            services.stores.close()
 
     app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)

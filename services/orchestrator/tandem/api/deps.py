@@ -15,8 +15,8 @@ from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.storage import Stores
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Services:
     """Every client the app opens in its lifespan and closes on shutdown."""
 
     settings: Settings
-    store: DocStore
+    stores: Stores
     embedder: Embedder
     retriever: Retriever
     registry: AdapterRegistry

@@ -1,7 +1,9 @@
-"""The in-progress build marker: written before a collection is created, cleared after.
+"""The index build claim: a lease in the shared state, taken before a collection exists.
 
-A marker whose owner is gone (same host and its process is dead, or no heartbeat for
-`STALE_AFTER_S`) belongs to a crashed build: its collection is a leftover to delete.
+Claiming is compare-and-set, so two builds started at once (two replicas, or `tandem index`
+beside `tandem up`) cannot both win. A claim whose owner is gone (same host and its
+process is dead, or no heartbeat for `STALE_AFTER_S`) belongs to a crashed build: its
+collection is a leftover to delete, and the next claim takes the lease over.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from typing import Any
 import psutil
 
 from tandem.errors import Conflict
-from tandem.rag.store import DocStore
+from tandem.state.store import LeaseRecord, StateStore
 
-BUILD_KEY = "index_build"
+BUILD_LEASE = "index-build"
 DOC_PREFIX = "docs-"
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 120.0
 Beat = Callable[[], None]
 
 _local_builds: set[str] = set()  # collections this process is building right now
-_lock = threading.Lock()
 
 
 def _owner_alive(marker: dict[str, Any]) -> bool:
@@ -39,53 +40,73 @@ def _owner_alive(marker: dict[str, Any]) -> bool:
     return bool(psutil.pid_exists(pid))
 
 
-def live_build(store: DocStore, clear_stale: bool = False) -> dict[str, Any] | None:
+def _live(lease: LeaseRecord) -> bool:
+    return lease.live() and _owner_alive(lease.data)
+
+
+def live_build(state: StateStore, clear_stale: bool = False) -> dict[str, Any] | None:
     """The marker of a build that is still running somewhere, or None."""
-    marker = store.get_meta(BUILD_KEY) or {}
-    if not marker.get("collection"):
+    lease = state.lease(BUILD_LEASE)
+    if lease.free:
         return None
-    fresh = time.time() - float(marker.get("heartbeat", 0.0)) < STALE_AFTER_S
-    if fresh and _owner_alive(marker):
-        return marker
-    if clear_stale:
-        store.put_meta(BUILD_KEY, {})
+    if _live(lease):
+        return lease.data
+    if clear_stale:  # only if nobody took it over meanwhile
+        state.swap_lease(BUILD_LEASE, lease.version, "", 0.0, {})
     return None
 
 
-def _claim(store: DocStore, collection: str, release: str) -> dict[str, Any]:
-    with _lock:
-        if (other := live_build(store)) is not None:
-            raise Conflict(
-                f"an index build is already running: {other['release']} "
-                f"({other['collection']}, on {other['owner']['host']})"
-            )
-        now = time.time()
-        marker = {
-            "collection": collection,
-            "release": release,
-            "owner": {"host": socket.gethostname(), "pid": os.getpid()},
-            "started": now,
-            "heartbeat": now,
-        }
-        store.put_meta(BUILD_KEY, marker)
-        _local_builds.add(collection)
-        return marker
+def _claim(state: StateStore, collection: str, release: str) -> list[Any]:
+    """Take the build lease; returns [version, marker] of this build's claim."""
+    current = state.lease(BUILD_LEASE)
+    if not current.free and _live(current):
+        other = current.data
+        raise Conflict(
+            f"an index build is already running: {other['release']} "
+            f"({other['collection']}, on {other['owner']['host']})"
+        )
+    now = time.time()
+    marker = {
+        "collection": collection,
+        "release": release,
+        "owner": {"host": socket.gethostname(), "pid": os.getpid()},
+        "started": now,
+        "heartbeat": now,
+    }
+    _local_builds.add(collection)
+    if not state.swap_lease(
+        BUILD_LEASE, current.version, _owner(collection), now + STALE_AFTER_S, marker
+    ):
+        _local_builds.discard(collection)
+        raise Conflict("another index build claimed the index at the same moment")
+    return [current.version + 1, marker]
+
+
+def _owner(collection: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{collection}"
 
 
 @contextmanager
-def build_marker(store: DocStore, collection: str, release: str) -> Iterator[Beat]:
-    """Mark the build in progress; yields `beat()` to call often (it writes every few s)."""
-    marker = _claim(store, collection, release)
-    last = [marker["heartbeat"]]
+def build_marker(state: StateStore, collection: str, release: str) -> Iterator[Beat]:
+    """Claim the build; yields `beat()` to call often (it renews the lease every few s).
+
+    A beat that finds the lease taken over raises `Conflict`: this build lost its claim.
+    """
+    claim = _claim(state, collection, release)
+    owner = _owner(collection)
 
     def beat() -> None:
         now = time.time()
-        if now - last[0] >= HEARTBEAT_S:
-            last[0] = now
-            store.put_meta(BUILD_KEY, {**marker, "heartbeat": now})
+        version, marker = claim
+        if now - float(marker["heartbeat"]) < HEARTBEAT_S:
+            return
+        renewed = {**marker, "heartbeat": now}
+        if not state.swap_lease(BUILD_LEASE, version, owner, now + STALE_AFTER_S, renewed):
+            raise Conflict(f"the build of {collection} lost its claim to another build")
+        claim[:] = [version + 1, renewed]
 
     try:
         yield beat
     finally:
         _local_builds.discard(collection)
-        store.put_meta(BUILD_KEY, {})
+        state.swap_lease(BUILD_LEASE, claim[0], "", 0.0, {})

@@ -1,96 +1,62 @@
 """Which doc collections exist and why: the serving one, the ones kept for rollback, the build.
 
-Everything lives in the shared metadata collection, so every replica sees the same history.
-The alias is the truth for what serves; history explains it and bounds what is kept.
+The serving pointer (alias or pointer file) is the truth for what serves; the release
+records in the shared state explain it and bound what is kept.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
 
 from tandem.errors import Conflict, NotFound
 from tandem.indexing.builds import DOC_PREFIX, live_build
-from tandem.rag.retriever import collection_meta_key
-from tandem.rag.store import DocStore
-
-HISTORY_KEY = "index_history"
-
-
-@dataclass
-class Entry:
-    """One built, verified release collection."""
-
-    collection: str
-    release: str
-    created: float = field(default_factory=time.time)
-    report: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
-        return cls(
-            collection=str(data["collection"]),
-            release=str(data.get("release", "unknown")),
-            created=float(data.get("created", 0.0)),
-            report=dict(data.get("report") or {}),
-        )
+from tandem.state.store import ReleaseRecord
+from tandem.storage import Stores
 
 
 @dataclass
 class History:
     serving: str | None
-    entries: list[Entry]  # oldest first
+    entries: list[ReleaseRecord]  # kept releases, oldest first
 
-    def find(self, collection: str | None) -> Entry | None:
+    def find(self, collection: str | None) -> ReleaseRecord | None:
         return next((e for e in self.entries if e.collection == collection), None)
 
 
-def _adopt(store: DocStore, collection: str) -> Entry:
-    """An entry for a serving collection that history lacks (built before history existed)."""
-    meta = store.get_meta(collection_meta_key(collection)) or {}
-    report = dict(meta.get("report") or {})
-    release = str(meta.get("release", "unknown"))
-    return Entry(collection, release, float(report.get("created", 0.0)), report)
+def load_history(stores: Stores, alias: str) -> History:
+    """The kept collections and the one the pointer serves now.
 
-
-def load_history(store: DocStore, alias: str) -> History:
-    """The kept collections and the one the alias serves now."""
-    raw = store.get_meta(HISTORY_KEY) or {}
-    entries = [Entry.from_dict(item) for item in raw.get("entries", [])]
-    serving = store.alias_target(alias)
+    A serving collection that is not marked kept (a crash between moving the pointer and
+    recording it, or one built before records existed) is adopted into the history.
+    """
+    records = stores.state.release_records()
+    entries = [r for r in records if r.kept]
+    serving = stores.docs.pointer_target(alias)
     if serving is not None and not any(e.collection == serving for e in entries):
-        entries.append(_adopt(store, serving))
+        known = next((r for r in records if r.collection == serving), None)
+        adopted = known or ReleaseRecord(serving, "unknown", 0.0)
+        entries.append(dataclasses.replace(adopted, kept=True))
         entries.sort(key=lambda e: e.created)
     return History(serving, entries)
 
 
-def save_history(store: DocStore, history: History) -> None:
-    store.put_meta(
-        HISTORY_KEY,
-        {"serving": history.serving, "entries": [e.as_dict() for e in history.entries]},
-    )
-
-
-def record_release(store: DocStore, alias: str, entry: Entry, keep: int) -> list[str]:
-    """After the alias moved to `entry`: add it, keep the newest `keep` (at least 2), delete
-    the others."""
-    history = load_history(store, alias)
-    entries = [e for e in history.entries if e.collection != entry.collection] + [entry]
+def record_release(stores: Stores, alias: str, record: ReleaseRecord, keep: int) -> list[str]:
+    """After the pointer moved to `record`: keep it and the newest `keep` (at least 2),
+    delete the others."""
+    stores.state.save_release(dataclasses.replace(record, kept=True))
+    history = load_history(stores, alias)
     keep = max(2, keep)  # never drop the release that served until now: queries may be on it
-    dropped = [e.collection for e in entries[:-keep]]
-    save_history(store, History(serving=entry.collection, entries=entries[-keep:]))
-    existing = set(store.collections())
-    for name in dropped:  # history first: a crash here leaves leftovers that recovery removes
+    dropped = [e.collection for e in history.entries[:-keep]]
+    stores.state.drop_releases(dropped)
+    existing = set(stores.docs.collections())
+    for name in dropped:  # records first: a crash here leaves leftovers that recovery removes
         if name in existing:
-            store.delete_collection(name)
+            stores.docs.delete_collection(name)
     return dropped
 
 
-def _pick(history: History, collection: str | None, release: str | None) -> Entry:
+def _pick(history: History, collection: str | None, release: str | None) -> ReleaseRecord:
     if collection is not None:
         entry = history.find(collection)
         if entry is None:
@@ -111,41 +77,38 @@ def _pick(history: History, collection: str | None, release: str | None) -> Entr
 
 
 def rollback(
-    store: DocStore, alias: str, collection: str | None = None, release: str | None = None
-) -> Entry:
+    stores: Stores, alias: str, collection: str | None = None, release: str | None = None
+) -> ReleaseRecord:
     """Serve a kept collection again (default: the one before the serving one), atomically."""
-    if (build := live_build(store)) is not None:
+    if (build := live_build(stores.state)) is not None:
         raise Conflict(f"an index build is running ({build['collection']}); roll back after it")
-    history = load_history(store, alias)
+    history = load_history(stores, alias)
     target = _pick(history, collection, release)
     if target.collection == history.serving:
         raise Conflict(f"{target.collection} ({target.release}) is already serving")
-    if target.collection not in store.collections():
+    if target.collection not in stores.docs.collections():
         raise Conflict(f"{target.collection} no longer exists; pick another kept release")
-    store.move_alias(alias, target.collection)
-    history.serving = target.collection
-    save_history(store, history)
+    stores.docs.move_pointer(alias, target.collection)
     return target
 
 
-def recover_interrupted_builds(store: DocStore, alias: str = "docs") -> list[str]:
+def recover_interrupted_builds(stores: Stores, alias: str = "docs") -> list[str]:
     """Delete doc collections that nothing serves, history does not keep, no live build owns.
 
     Call it at start-up (and before each build): a build killed mid-way leaves such a
-    collection behind. Collections that any alias points at are never touched.
+    collection behind (and maybe an unpublished record). Served collections are never touched.
     """
-    history = load_history(store, alias)
-    build = live_build(store, clear_stale=True)
-    aliased = {a.collection_name for a in store.client.get_aliases().aliases}
-    keep = {e.collection for e in history.entries} | aliased
+    history = load_history(stores, alias)
+    build = live_build(stores.state, clear_stale=True)
+    keep = {e.collection for e in history.entries} | stores.docs.pointed_at()
     if build is not None:
         keep.add(str(build["collection"]))
-    leftovers = [n for n in store.collections() if n.startswith(DOC_PREFIX) and n not in keep]
+    leftovers = [n for n in stores.docs.collections() if n.startswith(DOC_PREFIX) and n not in keep]
     for name in leftovers:
-        store.delete_collection(name)
-    if (
-        history.serving is not None
-        and (store.get_meta(HISTORY_KEY) or {}).get("serving") != history.serving
-    ):
-        save_history(store, history)  # adopt a serving collection history did not record yet
+        stores.docs.delete_collection(name)
+    unpublished = [r.collection for r in stores.state.release_records() if r.collection not in keep]
+    stores.state.drop_releases(unpublished)
+    serving = history.find(history.serving)
+    if serving is not None and stores.state.release_record(serving.collection) != serving:
+        stores.state.save_release(serving)  # adopt a serving collection not recorded as kept
     return leftovers

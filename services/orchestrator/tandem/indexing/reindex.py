@@ -1,8 +1,8 @@
-"""Index one docs release blue/green: build a new collection, verify it, then move the alias.
+"""Index one docs release blue/green: build a new collection, verify it, then move the pointer.
 
-Crash safety: the build is marked in the metadata collection before its collection exists;
+Crash safety: the build is claimed in the shared state before its collection exists;
 a later start (or build) deletes any doc collection that nothing serves, history does not
-keep and no live build owns. Until the alias moves, the old release serves.
+keep and no live build owns. Until the pointer moves, the old release serves.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from tandem.errors import BadInput, TandemError
 from tandem.indexing.builds import DOC_PREFIX, Beat, build_marker
 from tandem.indexing.changes import outline, release_changes
 from tandem.indexing.chunking import chunk_release
-from tandem.indexing.history import Entry, record_release, recover_interrupted_builds
+from tandem.indexing.history import record_release, recover_interrupted_builds
 from tandem.indexing.loader import load_release
-from tandem.indexing.local_writes import use_write_ahead_log
 from tandem.rag.embedder import Embedder
-from tandem.rag.retriever import collection_meta_key
 from tandem.rag.sparse import document_vector, query_vector
 from tandem.rag.store import DocStore, StoredVectors, point_id
+from tandem.state.store import ReleaseRecord
+from tandem.storage import Stores
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 64
@@ -67,7 +67,7 @@ class IndexReport:
 
 @dataclass
 class Serving:
-    """What the alias serves before the build: its chunks, and their vectors by hash."""
+    """What the pointer serves before the build: its chunks, and their vectors by hash."""
 
     collection: str | None = None
     release: str | None = None
@@ -104,14 +104,14 @@ def vector_space(embedder: Embedder) -> str:
     return str(getattr(embedder, "vector_space", type(embedder).__name__))
 
 
-def _read_serving(store: DocStore, alias: str, space: str) -> Serving:
-    collection = store.alias_target(alias)
+def _read_serving(stores: Stores, alias: str, space: str) -> Serving:
+    collection = stores.docs.pointer_target(alias)
     if collection is None:
         return Serving()
-    meta = store.get_meta(collection_meta_key(collection)) or {}
-    reusable = meta.get("vector_space", space) == space  # older builds did not record it
-    serving = Serving(collection, meta.get("release"))
-    for chunk, vectors in store.scroll_chunks(collection, with_vectors=reusable):
+    record = stores.state.release_record(collection)
+    reusable = record is None or record.vector_space in {"", space}  # unrecorded: same model
+    serving = Serving(collection, record.release if record else None)
+    for chunk, vectors in stores.docs.scroll_chunks(collection, with_vectors=reusable):
         serving.chunks.append(chunk)
         if vectors is not None:
             serving.vectors[reuse_key(chunk)] = vectors
@@ -174,7 +174,6 @@ def _build(
 ) -> None:
     """Create, fill and verify the new collection; delete it again on any error."""
     store.create_collection(report.collection)
-    use_write_ahead_log(store, report.collection)
     try:
         t0 = time.perf_counter()
         vectors = _embed_missing(chunks, serving.vectors, embedder, say, batch_size)
@@ -183,6 +182,7 @@ def _build(
             end = start + UPSERT_BATCH
             store.upsert(report.collection, chunks[start:end], vectors[start:end])
             say("store", min(end, len(chunks)), len(chunks))
+        store.finish(report.collection)
         t0 = _timed(report, "store", t0)
         say("verify", 0, 1)
         _verify(store, report.collection, chunks)
@@ -193,21 +193,20 @@ def _build(
         raise
 
 
-def _publish(store: DocStore, alias: str, report: IndexReport, keep: int, started: float) -> None:
-    """Record the release, move the alias atomically, then drop collections beyond `keep`."""
+def _publish(stores: Stores, alias: str, report: IndexReport, keep: int, started: float) -> None:
+    """Record the release, move the pointer atomically, then drop collections beyond `keep`."""
     _timed(report, "total", started)
-    store.put_meta(f"changes:{report.collection}", report.changes)
-    store.put_meta(
-        collection_meta_key(report.collection),
-        {
-            "release": report.release,
-            "vector_space": report.vector_space,
-            "report": report.summary(),
-        },
+    record = ReleaseRecord(
+        report.collection,
+        report.release,
+        report.created,
+        report.vector_space,
+        report.summary(),
+        report.changes,
     )
-    store.move_alias(alias, report.collection)
-    entry = Entry(report.collection, report.release, report.created, report.summary())
-    report.deleted_collections = record_release(store, alias, entry, keep)
+    stores.state.save_release(record)  # not kept yet: a crash before the move drops it
+    stores.docs.move_pointer(alias, report.collection)
+    report.deleted_collections = record_release(stores, alias, record, keep)
 
 
 def _load_chunks(folder: Path, release: str, embedder: Embedder) -> tuple[int, list[Chunk]]:
@@ -229,7 +228,7 @@ def _compare(report: IndexReport, chunks: list[Chunk], serving: Serving) -> None
 
 
 def index_release(
-    store: DocStore,
+    stores: Stores,
     embedder: Embedder,
     folder: Path,
     release: str,
@@ -245,18 +244,18 @@ def index_release(
     now may still be answering queries); `batch_size`: texts per embed call.
     """
     started = time.perf_counter()
-    recover_interrupted_builds(store, alias)
+    recover_interrupted_builds(stores, alias)
     pages, chunks = _load_chunks(folder, release, embedder)
     report = IndexReport(release, collection_name(release), pages=pages, chunks=len(chunks))
     report.vector_space = vector_space(embedder)
     t0 = _timed(report, "load_chunk", started)
-    with build_marker(store, report.collection, release) as beat:
+    with build_marker(stores.state, report.collection, release) as beat:
         say = _with_heartbeat(progress, beat)
-        serving = _read_serving(store, alias, report.vector_space)
+        serving = _read_serving(stores, alias, report.vector_space)
         _compare(report, chunks, serving)
         _timed(report, "read_serving", t0)
-        _build(store, embedder, chunks, serving, report, say, batch_size)
-        _publish(store, alias, report, keep, started)
+        _build(stores.docs, embedder, chunks, serving, report, say, batch_size)
+        _publish(stores, alias, report, keep, started)
     return report
 
 

@@ -1,4 +1,4 @@
-"""A docs release indexed by Tandem's own indexer into a temporary embedded Qdrant, and
+"""A docs release indexed by Tandem's own indexer into a temporary embedded store, and
 the item's "right" chunks in it (used to build retrieval-shaped training data)."""
 
 from __future__ import annotations
@@ -32,24 +32,22 @@ def gold_chunks(file: str, heading: str, chunks: Sequence[Chunk]) -> set[Chunk]:
 
 
 class ReleaseIndex:
-    """One docs release indexed with Tandem's own indexer into a temporary embedded Qdrant."""
+    """One docs release indexed with Tandem's own indexer into a temporary embedded store."""
 
     def __init__(self, folder: Path, release: str, embedder: Any, workdir: Path) -> None:
-        from qdrant_client import QdrantClient
-
         from tandem.indexing.reindex import index_release
         from tandem.rag.retriever import Retriever
-        from tandem.rag.store import DocStore
-        from tandem.settings import get_settings
+        from tandem.settings import Settings, get_settings
+        from tandem.storage import open_stores
 
-        self.client = QdrantClient(path=str(workdir / release))
-        store = DocStore(self.client, embedder.dim)
-        report = index_release(store, embedder, folder, release, alias="docs")
-        self.chunks = [chunk for chunk, _ in store.scroll_chunks(report.collection)]
-        self.retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
+        self.stores = open_stores(Settings(data_dir=workdir / release), embedder.dim)
+        report = index_release(self.stores, embedder, folder, release, alias="docs")
+        self.chunks = [chunk for chunk, _ in self.stores.docs.scroll_chunks(report.collection)]
+        prefetch = get_settings().retrieval.prefetch
+        self.retriever = Retriever(self.stores, embedder, "docs", prefetch)
 
     def retrieve(self, query: str, k: int) -> list[Chunk]:
         return [scored.chunk for scored in self.retriever.retrieve(query, k).chunks]
 
     def close(self) -> None:
-        self.client.close()
+        self.stores.close()

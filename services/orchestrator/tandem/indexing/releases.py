@@ -7,12 +7,13 @@ from typing import Any
 
 from tandem.errors import BadInput, Conflict, Forbidden, NotFound
 from tandem.indexing.builds import live_build
-from tandem.indexing.history import Entry, load_history, rollback
+from tandem.indexing.history import load_history, rollback
 from tandem.indexing.reindex import index_release
 from tandem.jobs import Job, JobManager, ProgressFn
 from tandem.rag.embedder import Embedder
-from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.state.store import ReleaseRecord
+from tandem.storage import Stores
 
 
 def allowed_index_path(path: str, roots: list[str]) -> Path:
@@ -30,7 +31,7 @@ def allowed_index_path(path: str, roots: list[str]) -> Path:
 
 
 def run_index(
-    store: DocStore,
+    stores: Stores,
     embedder: Embedder,
     folder: Path,
     release: str,
@@ -39,30 +40,30 @@ def run_index(
     keep: int = 3,
 ) -> dict[str, Any]:
     """Index one release and return its report (with the full what-changed lists)."""
-    return index_release(store, embedder, folder, release, alias, progress, keep=keep).as_dict()
+    return index_release(stores, embedder, folder, release, alias, progress, keep=keep).as_dict()
 
 
 def start_index_job(
     jobs: JobManager,
-    store: DocStore,
+    stores: Stores,
     embedder: Embedder,
     settings: Settings,
     folder: Path,
     release: str,
 ) -> Job:
     """Queue an index build; 409 while one runs here or on any replica."""
-    if (build := live_build(store)) is not None:
+    if (build := live_build(stores.state)) is not None:
         raise Conflict(
             f"an index build is already running: {build['release']} ({build['collection']})"
         )
     alias, keep = settings.qdrant.alias, settings.qdrant.keep_releases
     return jobs.submit(
         "index",
-        lambda progress: run_index(store, embedder, folder, release, alias, progress, keep),
+        lambda progress: run_index(stores, embedder, folder, release, alias, progress, keep),
     )
 
 
-def _entry_view(entry: Entry, serving: str | None) -> dict[str, Any]:
+def _entry_view(entry: ReleaseRecord, serving: str | None) -> dict[str, Any]:
     report = entry.report
     return {
         "collection": entry.collection,
@@ -76,18 +77,18 @@ def _entry_view(entry: Entry, serving: str | None) -> dict[str, Any]:
     }
 
 
-def index_overview(store: DocStore, alias: str) -> dict[str, Any]:
+def index_overview(stores: Stores, alias: str) -> dict[str, Any]:
     """The serving release (with what changed) and the releases kept for rollback, newest first."""
-    history = load_history(store, alias)
+    history = load_history(stores, alias)
     serving = history.find(history.serving)
     kept = [_entry_view(e, history.serving) for e in reversed(history.entries)]
-    build = live_build(store)
+    build = live_build(stores.state)
     return {
         "alias": alias,
         "serving": {
             "collection": history.serving,
             "release": serving.release if serving else None,
-            "changes": store.get_meta(f"changes:{history.serving}") if serving else None,
+            "changes": serving.changes if serving else None,
         },
         "kept": kept,
         "building": {k: build[k] for k in ("collection", "release", "started")} if build else None,
@@ -95,10 +96,10 @@ def index_overview(store: DocStore, alias: str) -> dict[str, Any]:
 
 
 def release_changes_of(
-    store: DocStore, alias: str, release: str | None = None, collection: str | None = None
+    stores: Stores, alias: str, release: str | None = None, collection: str | None = None
 ) -> dict[str, Any]:
     """The what-changed report of a kept release (default: the serving one)."""
-    history = load_history(store, alias)
+    history = load_history(stores, alias)
     if collection is None and release is None:
         collection = history.serving
     matches = [
@@ -109,16 +110,15 @@ def release_changes_of(
     if not matches:
         raise NotFound(f"no kept release matches {collection or release!r}")
     entry = matches[-1]
-    changes = store.get_meta(f"changes:{entry.collection}") or {}
-    return {"release": entry.release, "collection": entry.collection, **changes}
+    return {"release": entry.release, "collection": entry.collection, **entry.changes}
 
 
 def rollback_release(
-    store: DocStore, alias: str, collection: str | None = None, release: str | None = None
+    stores: Stores, alias: str, collection: str | None = None, release: str | None = None
 ) -> dict[str, Any]:
     """Serve a kept release again; returns what serves now and what served before."""
-    before = store.alias_target(alias)
-    target = rollback(store, alias, collection, release)
+    before = stores.docs.pointer_target(alias)
+    target = rollback(stores, alias, collection, release)
     return {
         "serving": {"collection": target.collection, "release": target.release},
         "previous": {"collection": before},

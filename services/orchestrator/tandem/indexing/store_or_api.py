@@ -14,13 +14,13 @@ from rich.console import Console
 from tandem.api_client import TandemClient
 from tandem.errors import DependencyDown, TandemError
 from tandem.progress import progress_bar
-from tandem.rag.store import DocStore
 from tandem.settings import Settings, get_settings
+from tandem.storage import Stores
 
 console = Console(stderr=True)
 POLL_S = 1.0
 T = TypeVar("T")
-Local = Callable[[DocStore], T]
+Local = Callable[[Stores], T]
 Remote = Callable[[TandemClient], T]
 
 
@@ -35,31 +35,31 @@ def _admin_api(settings: Settings) -> Iterator[TandemClient]:
 
 def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
     """Run `local` on the store when this process can open it, else `remote` on the API."""
-    from tandem.rag.store import open_client
+    from tandem.storage import open_stores
 
     try:
-        client = open_client(settings)
+        stores = open_stores(settings, dim=0)
     except DependencyDown as error:
         if "in use by another process" not in str(error):
             raise
         with _admin_api(settings) as api:
             return remote(api)
     try:
-        return local(DocStore(client, dim=0))
+        return local(stores)
     finally:
-        client.close()
+        stores.close()
 
 
 def _build_locally(settings: Settings, path: Path, release: str) -> Local[dict[str, Any]]:
-    def build(store: DocStore) -> dict[str, Any]:
+    def build(stores: Stores) -> dict[str, Any]:
         from tandem.indexing.reindex import index_release
         from tandem.rag.embedder import embedder_from_settings
 
         embedder = embedder_from_settings(settings)
-        store.dim = embedder.dim
+        stores.docs.dim = embedder.dim
         with progress_bar() as progress:
             report = index_release(
-                store,
+                stores,
                 embedder,
                 path,
                 release,
@@ -116,7 +116,7 @@ def status_command() -> int:
     from tandem.indexing.releases import index_overview
 
     def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: index_overview(store, settings.qdrant.alias)
+        return lambda stores: index_overview(stores, settings.qdrant.alias)
 
     return _run(lambda s: _with_store(s, local(s), TandemClient.index_overview))
 
@@ -126,7 +126,7 @@ def rollback_command(collection: str | None, release: str | None) -> int:
     from tandem.indexing.releases import rollback_release
 
     def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: rollback_release(store, settings.qdrant.alias, collection, release)
+        return lambda stores: rollback_release(stores, settings.qdrant.alias, collection, release)
 
     body = {k: v for k, v in {"collection": collection, "release": release}.items() if v}
 
@@ -142,7 +142,7 @@ def changes_command(release: str | None) -> int:
     from tandem.indexing.releases import release_changes_of
 
     def local(settings: Settings) -> Local[dict[str, Any]]:
-        return lambda store: release_changes_of(store, settings.qdrant.alias, release)
+        return lambda stores: release_changes_of(stores, settings.qdrant.alias, release)
 
     params = {"release": release} if release else {}
 

@@ -1,6 +1,6 @@
 """The adapter registry: immutable version folders `adapters/<slot>/vN/` and the active pointer.
 
-The pointer lives in Qdrant's metadata collection so every orchestrator replica reads the
+The pointer lives in the shared state store so every orchestrator replica reads the
 same one. It holds the active version, an optional canary, the version to roll back to and
 the history. A slot nobody has activated yet serves its newest version; the background check
 pins that choice in the pointer, so registering a newer version never changes what serves.
@@ -29,7 +29,7 @@ from tandem.llm.adapter_versions import (
     served_name,
     version_number,
 )
-from tandem.rag.store import DocStore
+from tandem.state.store import SlotPointer, StateStore
 
 __all__ = [
     "AdapterRegistry",
@@ -70,11 +70,11 @@ def in_canary(sticky_key: str, slot: str, canary_version: str, percent: int) -> 
 
 
 class AdapterRegistry:
-    """Reads versions from the adapters folder and the active pointer from shared metadata."""
+    """Reads versions from the adapters folder and the active pointer from the shared state."""
 
-    def __init__(self, root: Path, store: DocStore) -> None:
+    def __init__(self, root: Path, state: StateStore) -> None:
         self.root = root
-        self.store = store
+        self.state = state
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def slots(self) -> list[str]:
@@ -105,13 +105,13 @@ class AdapterRegistry:
         cached = self._cache.get(slot)
         if cached and not fresh and now - cached[0] < POINTER_TTL_S:
             return cached[1]
-        state = self.store.get_meta(f"adapter:{slot}") or {}
+        state = self.state.slot_pointer(slot).as_dict()
         self._cache[slot] = (now, state)
         return state
 
     def save_pointer(self, slot: str, state: dict[str, Any]) -> None:
         state = {**state, "history": list(state.get("history", []))[-HISTORY_KEPT:]}
-        self.store.put_meta(f"adapter:{slot}", state)
+        self.state.save_slot_pointer(slot, SlotPointer.from_dict(state))
         self._cache[slot] = (time.monotonic(), state)
 
     def active(self, slot: str) -> AdapterVersion:

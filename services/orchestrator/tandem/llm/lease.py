@@ -1,4 +1,4 @@
-"""A swap lease in the shared metadata collection, so orchestrator replicas never swap at once."""
+"""The adapter swap lease in the shared state, so orchestrator replicas never swap at once."""
 
 from __future__ import annotations
 
@@ -6,48 +6,41 @@ import time
 import uuid
 from typing import Any
 
-from tandem.rag.store import DocStore
-
-SETTLE_S = 0.2
+from tandem.state.store import StateStore
 
 
-class MetaLease:
-    """Best-effort mutual exclusion across replicas.
+class SwapLease:
+    """Mutual exclusion across replicas by compare-and-set on a lease record.
 
-    Qdrant has no compare-and-set, so `acquire` writes its claim, waits `SETTLE_S` for a
-    racing writer to land, and reads back: only the last writer keeps the lease. A crashed
-    holder's lease expires after `ttl_s`.
+    `acquire` succeeds only if the lease it read (free, expired or already its own) is
+    still the stored version when it writes; a crashed holder's lease expires after `ttl_s`.
     """
 
-    def __init__(self, store: DocStore, key: str, ttl_s: float) -> None:
-        self.store = store
+    def __init__(self, state: StateStore, key: str, ttl_s: float) -> None:
+        self.state = state
         self.key = key
         self.ttl_s = ttl_s
         self.owner = uuid.uuid4().hex
 
     def holder(self) -> dict[str, Any] | None:
         """The live lease someone else holds, if any."""
-        current = self.store.get_meta(self.key) or {}
-        if current.get("owner") in {None, self.owner} or current.get("expires", 0) < time.time():
+        current = self.state.lease(self.key)
+        if current.owner == self.owner or not current.live():
             return None
-        return current
+        return current.data
 
     def acquire(self, purpose: str, kind: str = "swap") -> dict[str, Any] | None:
         """Take the lease; returns None on success, else the holder's record."""
-        if (other := self.holder()) is not None:
-            return other
-        claim = {
-            "owner": self.owner,
-            "purpose": purpose,
-            "kind": kind,
-            "expires": time.time() + self.ttl_s,
-        }
-        self.store.put_meta(self.key, claim)
-        time.sleep(SETTLE_S)
-        current = self.store.get_meta(self.key) or {}
-        return None if current.get("owner") == self.owner else current
+        current = self.state.lease(self.key)
+        if current.owner != self.owner and current.live():
+            return current.data
+        claim = {"owner": self.owner, "purpose": purpose, "kind": kind}
+        expires = time.time() + self.ttl_s
+        if self.state.swap_lease(self.key, current.version, self.owner, expires, claim):
+            return None
+        return self.state.lease(self.key).data or {"purpose": "unknown"}
 
     def release(self) -> None:
-        current = self.store.get_meta(self.key) or {}
-        if current.get("owner") == self.owner:
-            self.store.put_meta(self.key, {"owner": None, "expires": 0})
+        current = self.state.lease(self.key)
+        if current.owner == self.owner:
+            self.state.swap_lease(self.key, current.version, "", 0.0, {})

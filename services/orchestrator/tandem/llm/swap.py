@@ -1,7 +1,7 @@
 """Adapter swaps without restarts: load into every replica → probe → flip → unload when idle.
 
 A failed load or probe unloads what this swap loaded and leaves the pointer alone. One swap
-per slot at a time: an in-process lock plus a lease in the shared metadata collection.
+per slot at a time: an in-process lock plus a lease in the shared state.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tandem.llm.adapter_versions import is_served_name_of
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
 from tandem.llm.client import VllmClient
 from tandem.llm.inflight import InFlight
-from tandem.llm.lease import MetaLease
+from tandem.llm.lease import SwapLease
 from tandem.llm.pool import VllmPool
 from tandem.llm.transitions import activation_state, rollback_state, serving_names
 from tandem.rag.prompt import ChatMessage
@@ -115,7 +115,7 @@ class AdapterSwapper:
             self._swapping.add(slot)
         try:
             async with lock:
-                lease = MetaLease(self.registry.store, f"adapter-swap:{slot}", self._lease_ttl())
+                lease = SwapLease(self.registry.state, f"adapter-swap:{slot}", self._lease_ttl())
                 await self._take_lease(lease, slot, purpose, upkeep)
                 try:
                     yield
@@ -125,7 +125,7 @@ class AdapterSwapper:
             if not upkeep:
                 self._swapping.discard(slot)
 
-    async def _take_lease(self, lease: MetaLease, slot: str, purpose: str, upkeep: bool) -> None:
+    async def _take_lease(self, lease: SwapLease, slot: str, purpose: str, upkeep: bool) -> None:
         """The shared lease; a swap retries for a moment while another replica does upkeep."""
         kind, holder = ("upkeep" if upkeep else "swap"), None
         for _ in range(1 if upkeep else LEASE_RETRIES):

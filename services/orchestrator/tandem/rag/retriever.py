@@ -1,4 +1,4 @@
-"""Hybrid retrieval over whatever collection the serving alias points at."""
+"""Hybrid retrieval over whatever collection the serving pointer names."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from tandem.documents import ScoredChunk
 from tandem.errors import IndexEmpty
 from tandem.rag.embedder import Embedder
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import DocStore
+from tandem.rag.store import CollectionGone
+from tandem.storage import Stores
 
 
 @dataclass(frozen=True)
@@ -23,40 +24,42 @@ class Retrieval:
     index: IndexInfo
 
 
-def collection_meta_key(collection: str) -> str:
-    return f"collection:{collection}"
-
-
 class Retriever:
-    """Embeds the query, runs the dense + sparse hybrid query on the alias, returns top-k."""
+    """Embeds the query, runs the dense + sparse hybrid query on the pointer, returns top-k."""
 
-    def __init__(self, store: DocStore, embedder: Embedder, alias: str, prefetch: int) -> None:
-        self.store = store
+    def __init__(self, stores: Stores, embedder: Embedder, alias: str, prefetch: int) -> None:
+        self.stores = stores
         self.embedder = embedder
         self.alias = alias
         self.prefetch = prefetch
         self._releases: dict[str, str] = {}  # collection -> release; collections are immutable
 
     def index_info(self) -> IndexInfo:
-        """The collection and release the alias serves now (shared by all replicas)."""
-        collection = self.store.alias_target(self.alias)
+        """The collection and release the pointer serves now (shared by all replicas)."""
+        collection = self.stores.docs.pointer_target(self.alias)
         if collection is None:
             raise IndexEmpty(
-                f"no documentation is indexed yet (alias {self.alias!r} is missing); "
+                f"no documentation is indexed yet (pointer {self.alias!r} is missing); "
                 "run `tandem index PATH --release R` or POST /v1/admin/index"
             )
         if collection not in self._releases:
-            meta = self.store.get_meta(collection_meta_key(collection)) or {}
-            self._releases[collection] = str(meta.get("release", "unknown"))
+            record = self.stores.state.release_record(collection)
+            self._releases[collection] = record.release if record else "unknown"
         return IndexInfo(release=self._releases[collection], collection=collection)
 
     def retrieve(self, query: str, top_k: int) -> Retrieval:
         """The top-k chunks for `query` from the serving release."""
+        dense, sparse = self.embedder.embed_query(query), query_vector(query)
         info = self.index_info()
-        dense = self.embedder.embed_query(query)
-        chunks = self.store.hybrid_query(
-            info.collection, dense, query_vector(query), top_k=top_k, prefetch=self.prefetch
-        )
+        try:
+            chunks = self.stores.docs.hybrid_query(
+                info.collection, dense, sparse, top_k, self.prefetch
+            )
+        except CollectionGone:  # deleted after the pointer moved on: ask the new one
+            info = self.index_info()
+            chunks = self.stores.docs.hybrid_query(
+                info.collection, dense, sparse, top_k, self.prefetch
+            )
         return Retrieval(chunks=self._with_similarity(dense, chunks), index=info)
 
     def _with_similarity(self, dense: list[float], chunks: list[ScoredChunk]) -> list[ScoredChunk]:

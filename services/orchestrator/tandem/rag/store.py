@@ -1,37 +1,84 @@
-"""The Qdrant store: one code path for embedded mode (`path=`) and a server or cluster (`url=`)."""
+"""The document store seam: one Protocol, two backends, and what both share.
+
+`EdgeDocStore` (`tandem.rag.edge_store`) runs Qdrant's own engine in-process, one shard
+directory per collection, and serves through a pointer file. `QdrantDocStore`
+(`tandem.rag.qdrant_store`) talks to a Qdrant server or cluster through `qdrant-client`
+and serves through an alias. Chat, retrieval and indexing only see `DocStore`.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from qdrant_client import QdrantClient, models
+from typing import Any, Protocol
 
 from tandem.documents import Chunk, ScoredChunk
 from tandem.errors import DependencyDown
 from tandem.rag.sparse import SparseVector
-from tandem.settings import Settings
 
 DENSE = "dense"
 SPARSE = "bm25"
-META_COLLECTION = "tandem_meta"
+RRF_K = 2  # Qdrant's default reciprocal-rank-fusion constant (server, client and edge)
 _NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a43-2f6d4b1e7a10")
 
 
-def open_client(settings: Settings) -> QdrantClient:
-    """A server/cluster client when TANDEM_QDRANT__URL is set, else embedded on disk."""
-    if settings.qdrant.url:
-        return QdrantClient(url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=30)
-    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-    try:
-        return QdrantClient(path=str(settings.qdrant_path))
-    except RuntimeError as error:  # embedded storage is locked by another process
-        raise DependencyDown(
-            f"the embedded Qdrant store at {settings.qdrant_path} is in use by another "
-            "process (is `tandem up` running? use the admin API, or stop it first)"
-        ) from error
+class CollectionGone(DependencyDown):
+    """The collection was deleted between reading the pointer and querying it."""
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    dense: list[float]
+    sparse: SparseVector
+
+
+class DocStore(Protocol):
+    """Collections of doc chunks and the named pointers (aliases) that say which one serves."""
+
+    dim: int
+
+    def create_collection(self, name: str) -> None: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
+    def collections(self) -> list[str]: ...
+
+    def count(self, name: str) -> int: ...
+
+    def upsert(
+        self, name: str, chunks: Sequence[Chunk], vectors: Sequence[StoredVectors]
+    ) -> None: ...
+
+    def finish(self, name: str) -> None:
+        """Make a filled collection durable and fast to search (before it is verified)."""
+        ...
+
+    def scroll_chunks(
+        self, name: str, with_vectors: bool = False
+    ) -> Iterator[tuple[Chunk, StoredVectors | None]]:
+        """Every chunk of a collection (with its vectors when asked), page by page."""
+        ...
+
+    def hybrid_query(
+        self, collection: str, dense: list[float], sparse: SparseVector, top_k: int, prefetch: int
+    ) -> list[ScoredChunk]:
+        """Dense and sparse prefetch, fused with reciprocal rank fusion."""
+        ...
+
+    def pointer_target(self, pointer: str) -> str | None:
+        """The collection `pointer` serves now, or None."""
+        ...
+
+    def move_pointer(self, pointer: str, collection: str) -> None:
+        """Point `pointer` at `collection` in one atomic step."""
+        ...
+
+    def pointed_at(self) -> set[str]:
+        """Every collection some pointer serves (never deleted as a leftover)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def point_id(chunk: Chunk) -> str:
@@ -39,7 +86,8 @@ def point_id(chunk: Chunk) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{chunk.file}\x00{chunk.heading}\x00{chunk.content_hash}"))
 
 
-def _payload(chunk: Chunk) -> dict[str, Any]:
+def chunk_payload(chunk: Chunk) -> dict[str, Any]:
+    """What a point stores beside its vectors."""
     return {
         "file": chunk.file,
         "heading": chunk.heading,
@@ -61,153 +109,19 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
     )
 
 
-@dataclass(frozen=True)
-class StoredVectors:
-    dense: list[float]
-    sparse: SparseVector
-
-
-class DocStore:
-    """Collections of doc chunks, the serving alias, and the shared metadata collection."""
-
-    def __init__(self, client: QdrantClient, dim: int) -> None:
-        self.client = client
-        self.dim = dim
-
-    # --- collections -------------------------------------------------------------------
-    def create_collection(self, name: str) -> None:
-        self.client.create_collection(
-            name,
-            vectors_config={
-                DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)
-            },
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-        )
-
-    def delete_collection(self, name: str) -> None:
-        self.client.delete_collection(name)
-
-    def collections(self) -> list[str]:
-        return [c.name for c in self.client.get_collections().collections]
-
-    def count(self, name: str) -> int:
-        return int(self.client.count(name, exact=True).count)
-
-    def upsert(self, name: str, chunks: Sequence[Chunk], vectors: Sequence[StoredVectors]) -> None:
-        points = [
-            models.PointStruct(
-                id=point_id(chunk),
-                vector={
-                    DENSE: v.dense,
-                    SPARSE: models.SparseVector(indices=v.sparse.indices, values=v.sparse.values),
-                },
-                payload=_payload(chunk),
-            )
-            for chunk, v in zip(chunks, vectors, strict=True)
-        ]
-        self.client.upsert(name, points=points, wait=True)
-
-    def scroll_chunks(
-        self, name: str, with_vectors: bool = False
-    ) -> Iterator[tuple[Chunk, StoredVectors | None]]:
-        """Every chunk of a collection (with its vectors when asked), page by page."""
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                name, limit=256, offset=offset, with_payload=True, with_vectors=with_vectors
-            )
-            for record in records:
-                yield chunk_from_payload(record.payload or {}), _vectors(record.vector)
-            if offset is None:
-                return
-
-    # --- the serving alias -------------------------------------------------------------
-    def alias_target(self, alias: str) -> str | None:
-        for item in self.client.get_aliases().aliases:
-            if item.alias_name == alias:
-                return str(item.collection_name)
-        return None
-
-    def move_alias(self, alias: str, collection: str) -> None:
-        """Point `alias` at `collection` in one atomic call."""
-        operations: list[Any] = []
-        if self.alias_target(alias) is not None:
-            operations.append(
-                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
-            )
-        operations.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
-            )
-        )
-        self.client.update_collection_aliases(change_aliases_operations=operations)
-
-    # --- retrieval ---------------------------------------------------------------------
-    def hybrid_query(
-        self, collection: str, dense: list[float], sparse: SparseVector, top_k: int, prefetch: int
-    ) -> list[ScoredChunk]:
-        """Dense and sparse prefetch, fused with reciprocal rank fusion."""
-        prefetches = [models.Prefetch(query=dense, using=DENSE, limit=prefetch)]
-        if sparse.indices:
-            prefetches.append(
-                models.Prefetch(
-                    query=models.SparseVector(indices=sparse.indices, values=sparse.values),
-                    using=SPARSE,
-                    limit=prefetch,
-                )
-            )
-        result = self.client.query_points(
-            collection,
-            prefetch=prefetches,
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
-            limit=top_k,
-            with_payload=True,
-            with_vectors=[DENSE],
-        )
-        return [
-            ScoredChunk(
-                chunk=chunk_from_payload(p.payload or {}),
-                score=float(p.score),
-                similarity=_cosine(dense, p.vector),
-            )
-            for p in result.points
-        ]
-
-    # --- shared metadata (state every replica must see) ----------------------------------
-    def _ensure_meta(self) -> None:
-        if not self.client.collection_exists(META_COLLECTION):
-            self.client.create_collection(META_COLLECTION, vectors_config={})
-
-    def get_meta(self, key: str) -> dict[str, Any] | None:
-        if not self.client.collection_exists(META_COLLECTION):
-            return None
-        records = self.client.retrieve(META_COLLECTION, ids=[_meta_id(key)], with_payload=True)
-        return dict(records[0].payload or {}).get("value") if records else None
-
-    def put_meta(self, key: str, value: dict[str, Any]) -> None:
-        self._ensure_meta()
-        point = models.PointStruct(
-            id=_meta_id(key), vector={}, payload={"key": key, "value": value}
-        )
-        self.client.upsert(META_COLLECTION, points=[point], wait=True)
-
-
-def _meta_id(key: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"meta:{key}"))
-
-
-def _cosine(query: list[float], raw: Any) -> float | None:
-    """The dot product of two normalised vectors, when the point came back with its vector."""
-    stored = raw.get(DENSE) if isinstance(raw, dict) else None
-    if not isinstance(stored, list):
-        return None
-    return float(sum(a * b for a, b in zip(query, stored, strict=True)))
-
-
-def _vectors(raw: Any) -> StoredVectors | None:
+def stored_vectors(raw: Any) -> StoredVectors | None:
+    """The vectors of a scrolled point (either backend's record), or None without them."""
     if not isinstance(raw, dict) or DENSE not in raw:
         return None
     sparse = raw.get(SPARSE)
     indices = list(sparse.indices) if sparse is not None else []
     values = list(sparse.values) if sparse is not None else []
     return StoredVectors(dense=list(raw[DENSE]), sparse=SparseVector(indices, values))
+
+
+def dense_similarity(query: list[float], raw: Any) -> float | None:
+    """Cosine of the query and a point's stored dense vector (both normalised), if returned."""
+    dense = raw.get(DENSE) if isinstance(raw, dict) else None
+    if dense is None:
+        return None
+    return float(sum(a * b for a, b in zip(query, dense, strict=True)))

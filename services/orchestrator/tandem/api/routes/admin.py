@@ -23,8 +23,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 def jobs_of(request: Request, services: Services) -> JobManager:
-    """This app's job manager, writing job states to the shared metadata collection."""
-    jobs: JobManager = request.app.state.jobs  # built with the shared store in the lifespan
+    """This app's job manager, writing job states to the shared state store."""
+    jobs: JobManager = request.app.state.jobs  # built with the shared state in the lifespan
     return jobs
 
 
@@ -32,12 +32,12 @@ def jobs_of(request: Request, services: Services) -> JobManager:
 async def start_index(
     body: IndexRequest, request: Request, services: ServicesDep, key: AdminKey
 ) -> JSONResponse:
-    """Build the release in a new collection; the alias moves only once it is verified."""
+    """Build the release in a new collection; the pointer moves only once it is verified."""
     folder = allowed_index_path(body.path, services.settings.index_roots)
     job = await anyio.to_thread.run_sync(
         lambda: start_index_job(
             jobs_of(request, services),
-            services.store,
+            services.stores,
             services.embedder,
             services.settings,
             folder,
@@ -59,7 +59,7 @@ async def job_status(
 async def index_status(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
     """The serving release (with what changed) and the releases kept for rollback."""
     return await anyio.to_thread.run_sync(
-        index_overview, services.store, services.settings.qdrant.alias
+        index_overview, services.stores, services.settings.qdrant.alias
     )
 
 
@@ -73,7 +73,7 @@ async def index_changes(
     """Pages added / changed / removed (with headings) by a kept release; default: serving."""
     alias = services.settings.qdrant.alias
     return await anyio.to_thread.run_sync(
-        release_changes_of, services.store, alias, release, collection
+        release_changes_of, services.stores, alias, release, collection
     )
 
 
@@ -81,9 +81,9 @@ async def index_changes(
 async def index_rollback(
     services: ServicesDep, key: AdminKey, body: RollbackRequest | None = None
 ) -> dict[str, Any]:
-    """Move the alias back to a kept release (default: the one before the serving one)."""
+    """Move the pointer back to a kept release (default: the one before the serving one)."""
     target = body or RollbackRequest()
     alias = services.settings.qdrant.alias
     return await anyio.to_thread.run_sync(
-        rollback_release, services.store, alias, target.collection, target.release
+        rollback_release, services.stores, alias, target.collection, target.release
     )

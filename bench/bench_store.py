@@ -1,0 +1,183 @@
+"""The embedded doc store: the edge engine against qdrant-client's local mode, in one run.
+
+1. `/v1/retrieve` p50/p95 on paperless-ngx v3.0.5 (real MiniLM, the eval questions), the
+   real app over HTTP, once on each backend holding the very same points (ratio).
+2. Scale: a corpus of N chunks generated from paperless-ngx v3.0.5 — its 1,695 real chunks
+   repeated with their real vectors randomly perturbed (dense: Gaussian noise, renormalised;
+   sparse: the real BM25 vector) and distinct payloads — for search p50 (the hybrid query
+   alone, with real query vectors), index throughput (upsert + flush/optimize) and the RSS
+   the process grows by. qdrant-client's local mode (in memory, its faster variant) runs the
+   scale step only up to 20k.
+
+Run: `.venv/bin/python bench/bench_store.py [--sizes 20000,100000] [--queries 52]`.
+Prints figures and ratios; asserts nothing. Another process sharing the cores skews them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+from qdrant_client import QdrantClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_foundation import pct, questions  # noqa: E402
+from tests.conftest import PAPERLESS, free_port  # noqa: E402
+from tests.integration.conftest import serve  # noqa: E402
+
+from tandem.api.app import build_services  # noqa: E402
+from tandem.api.deps import Services  # noqa: E402
+from tandem.chat import ChatService  # noqa: E402
+from tandem.documents import Chunk  # noqa: E402
+from tandem.indexing.reindex import index_release  # noqa: E402
+from tandem.llm.adapters import AdapterRegistry  # noqa: E402
+from tandem.llm.pool import VllmPool  # noqa: E402
+from tandem.rag.edge_store import EdgeDocStore  # noqa: E402
+from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.qdrant_store import QdrantDocStore  # noqa: E402
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.sparse import query_vector  # noqa: E402
+from tandem.rag.store import DocStore, StoredVectors  # noqa: E402
+from tandem.settings import Settings, VllmSettings  # noqa: E402
+from tandem.storage import Stores  # noqa: E402
+
+Rows = list[tuple[Chunk, StoredVectors]]
+
+
+def retrieve_ms(url: str, qs: list[str], rounds: int = 2) -> list[float]:
+    times = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for q in qs[:5]:
+            client.post("/v1/retrieve", json={"query": q, "top_k": 4}).raise_for_status()
+        for _ in range(rounds):
+            for q in qs:
+                t0 = time.perf_counter()
+                client.post("/v1/retrieve", json={"query": q, "top_k": 4}).raise_for_status()
+                times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def local_services(settings: Settings, embedder: Embedder, edge: Stores, path: Path) -> Services:
+    """The same app over qdrant-client's local mode, holding a copy of the edge points."""
+    docs = QdrantDocStore(QdrantClient(path=str(path)), embedder.dim)
+    collection = edge.docs.pointer_target("docs")
+    assert collection is not None
+    rows = [(c, v) for c, v in edge.docs.scroll_chunks(collection, with_vectors=True) if v]
+    docs.create_collection(collection)
+    for start in range(0, len(rows), 256):
+        part = rows[start : start + 256]
+        docs.upsert(collection, [c for c, _ in part], [v for _, v in part])
+    docs.move_pointer("docs", collection)
+    stores = Stores(docs, edge.state)
+    retriever = Retriever(stores, embedder, "docs", settings.retrieval.prefetch)
+    registry = AdapterRegistry(settings.adapters_dir, edge.state)
+    pool = VllmPool.from_settings(settings.vllm)
+    chat = ChatService(settings, retriever, registry, pool)
+    return Services(settings, stores, embedder, retriever, registry, pool, chat)
+
+
+def generated(rows: Rows, size: int, seed: int = 7) -> Rows:
+    """`size` chunks: the real ones, then copies with perturbed dense vectors (see top)."""
+    rng = np.random.default_rng(seed)
+    out: Rows = list(rows[:size])
+    base = np.array([v.dense for _, v in rows], dtype=np.float32)
+    for start in range(len(rows), size, len(rows)):
+        count = min(len(rows), size - start)
+        noisy = base[:count] + rng.normal(0.0, 0.02, (count, base.shape[1])).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        for (chunk, vectors), dense in zip(rows[:count], noisy, strict=True):
+            copy = Chunk(f"gen{start}/{chunk.file}", chunk.heading, chunk.text, "gen")
+            out.append((copy, StoredVectors(dense.tolist(), vectors.sparse)))
+    return out
+
+
+def scale(store: DocStore, rows: Rows, probes: list[tuple[list[float], str]]) -> dict[str, float]:
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+    t0 = time.perf_counter()
+    store.create_collection("docs-scale")
+    for start in range(0, len(rows), 256):
+        part = rows[start : start + 256]
+        store.upsert("docs-scale", [c for c, _ in part], [v for _, v in part])
+    store.finish("docs-scale")
+    seconds = time.perf_counter() - t0
+    times = []
+    for dense, question in probes:
+        t1 = time.perf_counter()
+        store.hybrid_query("docs-scale", dense, query_vector(question), 8, 24)
+        times.append((time.perf_counter() - t1) * 1000)
+    grown = (process.memory_info().rss - rss_before) / 2**20
+    return {
+        "points_s": len(rows) / seconds,
+        "p50": pct(times, 50),
+        "p95": pct(times, 95),
+        "rss": grown,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000", help="comma-separated generated corpus sizes")
+    parser.add_argument("--queries", type=int, default=52)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    settings = Settings(
+        data_dir=work / "data",
+        vllm=VllmSettings(url=f"http://127.0.0.1:{free_port()}"),  # retrieval only
+    )
+    embedder = embedder_from_settings(settings)
+    qs = questions(args.queries)
+    try:
+        edge_services = build_services(settings, embedder)
+        folder = PAPERLESS / "v3.0.5"
+        report = index_release(edge_services.stores, embedder, folder, "v3.0.5", "docs")
+        print(f"paperless-ngx v3.0.5: {report.chunks} chunks indexed on edge")
+        local = local_services(settings, embedder, edge_services.stores, work / "qdrant-local")
+        figures = {}
+        for name, services in (("edge", edge_services), ("qdrant-client local", local)):
+            for url in serve(settings, services):
+                figures[name] = retrieve_ms(url, qs)
+        edge, old = figures["edge"], figures["qdrant-client local"]
+        print(f"\n/v1/retrieve over {len(edge)} queries (top_k 4, prefetch 24):")
+        for name, times in figures.items():
+            print(f"  {name:<20} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+        print(
+            f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
+            f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
+        )
+        collection = report.collection
+        rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
+        probes = [(embedder.embed_query(q), q) for q in qs]
+        print("\nscale (generated from paperless-ngx v3.0.5; hybrid query top 8, prefetch 24):")
+        for size in [int(s) for s in args.sizes.split(",")]:
+            corpus = generated(rows, size)
+            backends: list[tuple[str, DocStore]] = [
+                ("edge", EdgeDocStore(work / f"scale-{size}", embedder.dim))
+            ]
+            if size <= 20_000:
+                client = QdrantClient(":memory:")  # its on-disk mode writes far slower
+                backends.append(("qdrant-client local", QdrantDocStore(client, embedder.dim)))
+            for name, store in backends:
+                f = scale(store, corpus, probes)
+                store.close()
+                print(
+                    f"  {size:>7,} chunks {name:<20} search p50 {f['p50']:7.2f} ms "
+                    f"p95 {f['p95']:7.2f} ms | index {f['points_s']:8,.0f} points/s | "
+                    f"RSS +{f['rss']:.0f} MiB"
+                )
+        print(f"\nprocess RSS at the end: {psutil.Process().memory_info().rss / 2**20:.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
