@@ -10,16 +10,18 @@ from typing import Any
 
 import anyio
 
+from tandem.answer_safety import StreamSanitizer, hosts_in, sanitize
 from tandem.documents import ScoredChunk
-from tandem.errors import BadInput, NotFound
+from tandem.errors import BadInput, NotFound, TimedOut
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
+from tandem.llm.budget import TokenCounter, check_budget, counter_for
 from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
 from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages
 from tandem.rag.retriever import IndexInfo, Retriever
-from tandem.settings import Settings
+from tandem.settings import GenerationSettings, Settings
 
 BASE_ADAPTER = "none"
 SHORT_QUERY_WORDS = 6
@@ -31,6 +33,7 @@ class ChatOptions:
     retrieval: bool = True
     top_k: int | None = None
     conversation_id: str | None = None
+    generation: GenerationSettings | None = None  # None: the configured defaults
 
 
 @dataclass
@@ -46,6 +49,12 @@ class PreparedChat:
     started: float
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+
+    @property
+    def hosts(self) -> set[str]:
+        """Hosts an answer may link to: those in the documentation it was given."""
+        return hosts_in(s.chunk.text for s in self.sources)
 
     def timings(self, generation_ms: float) -> dict[str, float]:
         total = (time.perf_counter() - self.started) * 1000
@@ -89,9 +98,15 @@ class ChatService:
     """Plain async functions the chat routes (native and OpenAI-compatible) call."""
 
     def __init__(
-        self, settings: Settings, retriever: Retriever, registry: AdapterRegistry, pool: VllmPool
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        registry: AdapterRegistry,
+        pool: VllmPool,
+        counter: TokenCounter | None = None,
     ) -> None:
         self.settings = settings
+        self.counter = counter or counter_for(settings.model_path)
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
@@ -110,6 +125,7 @@ class ChatService:
         self, conversation: Sequence[ChatMessage], options: ChatOptions
     ) -> PreparedChat:
         started = time.perf_counter()
+        self.pool.require_serving()  # vLLM down or full: 503 now, not after retrieval
         top_k = options.top_k or self.settings.retrieval.top_k
         if not 1 <= top_k <= self.settings.retrieval.max_top_k:
             raise BadInput(f"top_k must be between 1 and {self.settings.retrieval.max_top_k}")
@@ -134,6 +150,14 @@ class ChatService:
             [s.chunk for s in sources] if options.retrieval else None,
             index.release if index else None,
         )
+        generation = options.generation or self.settings.generation
+        try:
+            check_budget(
+                messages, generation.max_tokens, self.settings.vllm.max_model_len, self.counter
+            )
+        except BadInput:
+            self.in_flight.leave(token)
+            raise
         return PreparedChat(
             id=f"chat-{uuid.uuid4().hex[:16]}",
             model=adapter.served_name if adapter else self.settings.model.name,
@@ -144,6 +168,7 @@ class ChatService:
             started=started,
             retrieval_ms=retrieval_ms,
             in_flight=token,
+            generation=generation,
         )
 
     def _reload(self, prepared: PreparedChat) -> Reload | None:
@@ -162,30 +187,40 @@ class ChatService:
         prepared = await self.prepare(conversation, options)
         gen_started = time.perf_counter()
         try:
-            generation = await self.pool.chat(
-                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
-            )
+            with anyio.fail_after(self.settings.vllm.request_timeout_s):
+                generation = await self.pool.chat(
+                    prepared.model, prepared.messages, prepared.generation, self._reload(prepared)
+                )
+        except TimeoutError as error:
+            record_error(prepared.adapter)
+            raise TimedOut("the answer took longer than the request deadline") from error
         except Exception:
             record_error(prepared.adapter)
             raise
         finally:
             self.in_flight.leave(prepared.in_flight)
-        generation.text = generation.text.strip()
+        generation.text = sanitize(generation.text, prepared.hosts).strip()
         gen_ms = (time.perf_counter() - gen_started) * 1000
         return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """("delta", {...}) events, then one ("done", {...}) with usage and timings."""
         gen_started = time.perf_counter()
+        deadline = gen_started + self.settings.vllm.request_timeout_s
         usage = Usage()
+        safe = StreamSanitizer(prepared.hosts)
         try:
             async for item in self.pool.chat_stream(
-                prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+                prepared.model, prepared.messages, prepared.generation, self._reload(prepared)
             ):
+                if time.perf_counter() > deadline:
+                    raise TimedOut("the answer took longer than the request deadline")
                 if isinstance(item, Usage):
                     usage = item
-                else:
-                    yield "delta", {"text": item}
+                elif text := safe.feed(item):
+                    yield "delta", {"text": text}
+            if text := safe.flush():
+                yield "delta", {"text": text}
         finally:
             self.in_flight.leave(prepared.in_flight)
         gen_ms = (time.perf_counter() - gen_started) * 1000

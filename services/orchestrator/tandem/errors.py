@@ -61,6 +61,13 @@ class DependencyDown(TandemError):
         self.retry_after = retry_after
 
 
+class TimedOut(TandemError):
+    """A request ran past its deadline (`TANDEM_VLLM__REQUEST_TIMEOUT_S`)."""
+
+    status = 504
+    type = "timeout"
+
+
 class IndexEmpty(DependencyDown):
     type = "index_unavailable"
 

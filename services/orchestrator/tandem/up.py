@@ -77,7 +77,9 @@ def run_up(settings: Settings) -> None:
     if not settings.vllm.external:
         prepare_base_model(settings.model_path, settings.model.name)
         vllm = VllmProcess(settings, settings.data_dir / "logs" / "vllm.log")
-        supervisor = VllmSupervisor(vllm, max_restarts=settings.vllm.max_restarts)
+        supervisor = VllmSupervisor(
+            vllm, settings.vllm.startup_timeout_s, max_restarts=settings.vllm.max_restarts
+        )
         supervisor.start()  # it loads while the corpus is indexed
         console.print(f"vllm: starting on {vllm.url}, log: {vllm.log_path}")
     try:
@@ -86,7 +88,7 @@ def run_up(settings: Settings) -> None:
         # and by the app's start-up otherwise
         index_corpus_if_empty(services, settings)
         if supervisor is not None:
-            seconds = supervisor.watch(settings.vllm.startup_timeout_s)
+            seconds = supervisor.watch()
             services.vllm_report = supervisor.report
             console.print(f"vllm: healthy after {seconds:.0f} s (supervised)")
         app = create_app(settings, services_factory=lambda _: services)

@@ -12,12 +12,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tandem.errors import DependencyDown
-from tandem.llm.launcher import VllmProcess
 
 log = logging.getLogger("tandem.vllm")
+
+
+class Supervised(Protocol):
+    """What the supervisor needs of a server process (`VllmProcess` is the real one)."""
+
+    def start(self) -> None: ...
+    def wait_healthy(self, timeout_s: float) -> float: ...
+    def exit_reason(self) -> str | None: ...
+    def stop(self, grace_s: float = 15.0) -> None: ...
 
 
 @dataclass
@@ -43,13 +51,15 @@ class VllmSupervisor:
 
     def __init__(
         self,
-        process: VllmProcess,
+        process: Supervised,
+        startup_timeout_s: float = 300.0,
         max_restarts: int = 5,
         max_backoff_s: float = 30.0,
         stable_s: float = 300.0,
         poll_s: float = 0.5,
     ) -> None:
         self.process = process
+        self.startup_timeout_s = startup_timeout_s
         self.max_restarts = max_restarts
         self.max_backoff_s = max_backoff_s
         self.stable_s = stable_s  # a run this long resets the count of restarts in a row
@@ -63,9 +73,9 @@ class VllmSupervisor:
         """Start vLLM (watching begins with `watch`, once it is healthy)."""
         self.process.start()
 
-    def watch(self, startup_timeout_s: float) -> float:
+    def watch(self) -> float:
         """Wait until vLLM is healthy, then watch it; returns the seconds it took."""
-        seconds = self.process.wait_healthy(startup_timeout_s)
+        seconds = self.process.wait_healthy(self.startup_timeout_s)
         self._running()
         self._thread = threading.Thread(target=self._watch, name="vllm-supervisor", daemon=True)
         self._thread.start()
@@ -118,7 +128,7 @@ class VllmSupervisor:
                 return False
             try:
                 self.process.start()
-                self.process.wait_healthy(self.process.settings.vllm.startup_timeout_s)
+                self.process.wait_healthy(self.startup_timeout_s)
             except DependencyDown as error:
                 reason = str(error)
                 status.last_exit = reason

@@ -1,0 +1,136 @@
+"""What an answer may carry to the customer (OWASP LLM01, the output side).
+
+A poisoned page or a customer can talk the model into markup that leaks data when rendered
+(a remote image whose URL carries the conversation), raw HTML, links to hosts of theirs, or
+the system prompt itself. The answer is neutralised before it leaves the API:
+images become their alt text, HTML tags go, links and bare URLs survive only when their host
+appears in the documentation retrieved for the question, and lines quoting the system
+prompt are dropped. The widget renders text only, so this is the second line, not the first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from tandem.rag.prompt import SYSTEM_PROMPT
+
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)(?:\s+\"[^\"\n]*\")?\)")
+_TAG = re.compile(r"</?[A-Za-z!][^>\n]*>")
+_URL = re.compile(r"(?:https?:)?//[^\s<>()\[\]\"']+|www\.[^\s<>()\[\]\"']+", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9']+")
+_MARKUP = re.compile(r"[<\[]|//|www\.", re.IGNORECASE)
+_COMPLETE_WORD = re.compile(r"\S*\s+")
+LEAK_WINDOW = 5  # this many words of the system prompt in a row make a line a leak
+REMOVED_LINK = "(link removed)"
+
+
+def hosts_in(texts: Iterable[str]) -> set[str]:
+    """The hosts that URLs in `texts` (the retrieved documentation) point to."""
+    return {host for text in texts for url in _URL.findall(text) if (host := _host(url))}
+
+
+def _host(url: str) -> str:
+    if url.lower().startswith("www."):
+        url = f"//{url}"
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _allowed(url: str, hosts: set[str]) -> bool:
+    if "//" not in url and not url.lower().startswith("www."):
+        return not re.match(r"[a-z][a-z0-9+.-]*:", url, re.IGNORECASE)  # relative: no scheme
+    host = _host(url)
+    return any(host == h or host.endswith(f".{h}") for h in hosts)
+
+
+def _windows(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i : i + LEAK_WINDOW]) for i in range(len(words) - LEAK_WINDOW + 1)}
+
+
+_PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
+
+
+def quotes_system_prompt(line: str) -> bool:
+    return bool(_windows(line) & _PROMPT_WINDOWS)
+
+
+def sanitize(text: str, hosts: set[str]) -> str:
+    """`text` without images, HTML, links to hosts outside `hosts`, or system-prompt lines."""
+    text = _IMAGE.sub(lambda m: m.group(1), text)
+    text = _TAG.sub("", text)
+
+    def link(match: re.Match[str]) -> str:
+        return match.group(0) if _allowed(match.group(2), hosts) else match.group(1)
+
+    text = _LINK.sub(link, text)
+    pieces = _LINK.split(text)  # keep the allowed links whole; check URLs in the rest
+    out = []
+    for n, piece in enumerate(pieces):
+        if n % 3 == 0:
+            piece = _URL.sub(
+                lambda m: m.group(0) if _allowed(m.group(0), hosts) else REMOVED_LINK, piece
+            )
+        out.append(piece)
+    text = _relink(out)
+    lines = text.split("\n")
+    return "\n".join("" if quotes_system_prompt(line) else line for line in lines)
+
+
+def _relink(pieces: list[str]) -> str:
+    """Join what `_LINK.split` cut: text, then (label, url) pairs put back as links."""
+    out = []
+    for n in range(0, len(pieces), 3):
+        out.append(pieces[n])
+        if n + 2 < len(pieces):
+            out.append(f"[{pieces[n + 1]}]({pieces[n + 2]})")
+    return "".join(out)
+
+
+class StreamSanitizer:
+    """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
+
+    Plain words leave once complete, minus the last `LEAK_WINDOW - 1` of the line: those wait
+    until the next word shows they do not start a quote of the system prompt (a quote drops
+    the rest of its line). A line holding markup (`<`, `[`, `//`, `www.`) leaves whole, so a
+    link or tag split across deltas is judged in one piece.
+    """
+
+    def __init__(self, hosts: set[str]) -> None:
+        self.hosts = hosts
+        self.pending = ""  # the current line, not sent yet
+        self.quoting = False  # the current line quotes the system prompt: drop it
+
+    def feed(self, delta: str) -> str:
+        out = []
+        self.pending += delta
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            if not self.quoting:
+                out.append(sanitize(line, self.hosts))
+            out.append("\n")
+            self.quoting = False
+        out.append(self._words())
+        return "".join(out)
+
+    def _words(self) -> str:
+        """The words of the current line that are safe to send now."""
+        if self.quoting:
+            self.pending = ""
+            return ""
+        if _MARKUP.search(self.pending):
+            return ""
+        words = _COMPLETE_WORD.findall(self.pending)
+        if quotes_system_prompt(self.pending):
+            self.quoting, self.pending = True, ""
+            return ""
+        ready = "".join(words[: max(0, len(words) - (LEAK_WINDOW - 1))])
+        self.pending = self.pending[len(ready) :]
+        return ready
+
+    def flush(self) -> str:
+        out = "" if self.quoting else sanitize(self.pending, self.hosts)
+        self.pending, self.quoting = "", False
+        return out
