@@ -4,8 +4,8 @@ A poisoned page or a customer can talk the model into markup that leaks data whe
 (a remote image whose URL carries the conversation), raw HTML, links to hosts of theirs, or
 the system prompt itself. The answer is neutralised before it leaves the API:
 images become their alt text, HTML tags go, links and bare URLs survive only when their host
-appears in the documentation retrieved for the question, and lines quoting the system
-prompt are dropped. The widget renders text only, so this is the second line, not the first.
+appears in the documentation retrieved for the question, and a line quoting the system
+prompt is cut where the quote starts.
 """
 
 from __future__ import annotations
@@ -53,8 +53,18 @@ def _windows(text: str) -> set[tuple[str, ...]]:
 _PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
 
 
-def quotes_system_prompt(line: str) -> bool:
-    return bool(_windows(line) & _PROMPT_WINDOWS)
+def quote_start(line: str) -> int | None:
+    """Where in `line` a quote of the system prompt begins, if it holds one."""
+    words = list(_WORD.finditer(line.lower()))
+    for i in range(len(words) - LEAK_WINDOW + 1):
+        if tuple(w.group(0) for w in words[i : i + LEAK_WINDOW]) in _PROMPT_WINDOWS:
+            return words[i].start()
+    return None
+
+
+def _cut_quotes(line: str) -> str:
+    start = quote_start(line)
+    return line if start is None else line[:start]
 
 
 def sanitize(text: str, hosts: set[str]) -> str:
@@ -76,7 +86,7 @@ def sanitize(text: str, hosts: set[str]) -> str:
         out.append(piece)
     text = _relink(out)
     lines = text.split("\n")
-    return "\n".join("" if quotes_system_prompt(line) else line for line in lines)
+    return "\n".join(_cut_quotes(line) for line in lines)
 
 
 def _relink(pieces: list[str]) -> str:
@@ -93,7 +103,7 @@ class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
     Plain words leave once complete, minus the last `LEAK_WINDOW - 1` of the line: those wait
-    until the next word shows they do not start a quote of the system prompt (a quote drops
+    until the next word shows they do not start a quote of the system prompt (a quote cuts
     the rest of its line). A line holding markup (`<`, `[`, `//`, `www.`) leaves whole, so a
     link or tag split across deltas is judged in one piece.
     """
@@ -123,9 +133,9 @@ class StreamSanitizer:
         if _MARKUP.search(self.pending):
             return ""
         words = _COMPLETE_WORD.findall(self.pending)
-        if quotes_system_prompt(self.pending):
-            self.quoting, self.pending = True, ""
-            return ""
+        if (start := quote_start(self.pending)) is not None:  # the rest of the line goes
+            ready, self.quoting, self.pending = self.pending[:start], True, ""
+            return ready
         ready = "".join(words[: max(0, len(words) - (LEAK_WINDOW - 1))])
         self.pending = self.pending[len(ready) :]
         return ready

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from qdrant_client import QdrantClient, models
 
 from tandem.documents import Chunk, ScoredChunk
-from tandem.errors import DependencyDown
+from tandem.errors import DependencyDown, TandemError
 from tandem.rag.sparse import SparseVector
 from tandem.settings import Settings
 
 DENSE = "dense"
 SPARSE = "bm25"
 META_COLLECTION = "tandem_meta"
+P = ParamSpec("P")
+R = TypeVar("R")
 _NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a43-2f6d4b1e7a10")
 
 
@@ -65,6 +68,25 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
 class StoredVectors:
     dense: list[float]
     sparse: SparseVector
+
+
+def store_reads(method: Callable[P, R]) -> Callable[P, R]:
+    """A read that serving depends on: the store failing becomes a 503 (DependencyDown).
+
+    Embedded and server Qdrant fail with different exceptions (a closed instance, a lost
+    connection); either way the request must not go on without its retrieval or state.
+    """
+
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except TandemError:
+            raise
+        except Exception as error:
+            raise DependencyDown(f"the document store failed: {error!r}"[:300]) from error
+
+    return read
 
 
 class DocStore:
@@ -122,6 +144,7 @@ class DocStore:
                 return
 
     # --- the serving alias -------------------------------------------------------------
+    @store_reads
     def alias_target(self, alias: str) -> str | None:
         for item in self.client.get_aliases().aliases:
             if item.alias_name == alias:
@@ -143,6 +166,7 @@ class DocStore:
         self.client.update_collection_aliases(change_aliases_operations=operations)
 
     # --- retrieval ---------------------------------------------------------------------
+    @store_reads
     def hybrid_query(
         self, collection: str, dense: list[float], sparse: SparseVector, top_k: int, prefetch: int
     ) -> list[ScoredChunk]:
@@ -173,6 +197,7 @@ class DocStore:
         if not self.client.collection_exists(META_COLLECTION):
             self.client.create_collection(META_COLLECTION, vectors_config={})
 
+    @store_reads
     def get_meta(self, key: str) -> dict[str, Any] | None:
         if not self.client.collection_exists(META_COLLECTION):
             return None
