@@ -68,6 +68,13 @@ class TimedOut(TandemError):
     type = "timeout"
 
 
+class StorageFailed(TandemError):
+    """The data dir refused a write (full, read-only, over a quota) during a build."""
+
+    status = 507
+    type = "storage_failed"
+
+
 class IndexEmpty(DependencyDown):
     type = "index_unavailable"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.documents import Chunk
-from tandem.errors import BadInput, TandemError
+from tandem.errors import BadInput, StorageFailed, TandemError
 from tandem.indexing.builds import DOC_PREFIX, Beat, build_marker
 from tandem.indexing.changes import outline, release_changes
 from tandem.indexing.chunking import chunk_release
@@ -250,13 +251,19 @@ def index_release(
     report = IndexReport(release, collection_name(release), pages=pages, chunks=len(chunks))
     report.vector_space = vector_space(embedder)
     t0 = _timed(report, "load_chunk", started)
-    with build_marker(store, report.collection, release) as beat:
-        say = _with_heartbeat(progress, beat)
-        serving = _read_serving(store, alias, report.vector_space)
-        _compare(report, chunks, serving)
-        _timed(report, "read_serving", t0)
-        _build(store, embedder, chunks, serving, report, say, batch_size)
-        _publish(store, alias, report, keep, started)
+    try:
+        with build_marker(store, report.collection, release) as beat:
+            say = _with_heartbeat(progress, beat)
+            serving = _read_serving(store, alias, report.vector_space)
+            _compare(report, chunks, serving)
+            _timed(report, "read_serving", t0)
+            _build(store, embedder, chunks, serving, report, say, batch_size)
+            _publish(store, alias, report, keep, started)
+    except (OSError, sqlite3.Error) as error:  # disk full, read-only, quota: nothing moved
+        raise StorageFailed(
+            f"building {release} failed writing to the store ({error}); the serving "
+            "release is unchanged and the partial build is removed at the next start"
+        ) from error
     return report
 
 
