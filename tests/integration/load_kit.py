@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from tandem.settings import LOOPBACK
+
 QUESTIONS = [
     "How do I reset my password?",
     "How many API requests per minute can I make?",

@@ -152,6 +152,7 @@ def test_the_token_budget_is_checked_against_the_served_context(
         ("/v1/chat", {"messages": [{"role": "user", "content": "hi"}], "top_k": 0}),
         ("/v1/chat", {"messages": [{"role": "user", "content": "hi"}], "temperature": 1}),
         ("/v1/chat", {"messages": [{"role": "user", "content": "x" * 16_001}]}),
+        ("/v1/chat", {"messages": [{"role": "user", "content": "x" * 1_001}]}),
         ("/v1/retrieve", {"query": ""}),
         ("/v1/retrieve", {"query": "q", "top_k": 10_000}),
         ("/v1/chat/completions", {"messages": "nope"}),
