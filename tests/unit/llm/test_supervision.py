@@ -11,7 +11,7 @@ import pytest
 
 from tandem.errors import BadInput, DependencyDown
 from tandem.llm.budget import TokenizerCounter, Utf8Bound, check_budget
-from tandem.llm.launcher import end_group, group_members, vllm_command
+from tandem.llm.launcher import end_group, group_members, vllm_command, vllm_environment
 from tandem.llm.supervisor import VllmSupervisor
 from tandem.settings import Settings, VllmSettings
 
@@ -88,10 +88,11 @@ def test_restarts_are_bounded() -> None:
     supervisor.stop()
 
 
-def test_the_vllm_key_goes_on_the_command_line() -> None:
-    command = vllm_command(Settings(vllm=VllmSettings(api_key="k1")))
-    assert command[command.index("--api-key") + 1] == "k1"
-    assert "--api-key" not in vllm_command(Settings())
+def test_the_vllm_key_goes_by_environment_never_argv() -> None:
+    keyed = Settings(vllm=VllmSettings(api_key="k1"))
+    assert "k1" not in vllm_command(keyed) and "--api-key" not in vllm_command(keyed)
+    assert vllm_environment(keyed)["VLLM_API_KEY"] == "k1"
+    assert "VLLM_API_KEY" not in vllm_environment(Settings())
 
 
 def test_the_token_budget_counts_with_the_model_tokenizer(tmp_path: Path) -> None:

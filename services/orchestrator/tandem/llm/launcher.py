@@ -41,7 +41,6 @@ def vllm_command(settings: Settings) -> list[str]:
         "--dtype",
         "float32",
         "--disable-uvicorn-access-log",
-        *(["--api-key", v.api_key] if v.api_key else []),
     ]
 
 
@@ -56,6 +55,10 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
             "DO_NOT_TRACK": "1",
         }
     )
+    # the key goes by environment, not argv: `ps` and vLLM's logged arguments show argv
+    env.pop("VLLM_API_KEY", None)
+    if settings.vllm.api_key:
+        env["VLLM_API_KEY"] = settings.vllm.api_key
     return env
 
 
