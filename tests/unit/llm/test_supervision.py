@@ -108,3 +108,13 @@ def test_the_token_budget_counts_with_the_model_tokenizer(tmp_path: Path) -> Non
 
 def test_signal_names_in_exit_reasons() -> None:
     assert signal.Signals(9).name == "SIGKILL"
+
+
+def test_up_makes_a_vllm_key_per_run_unless_one_is_set() -> None:
+    from tandem.up import with_vllm_key
+
+    first, second = with_vllm_key(Settings()), with_vllm_key(Settings())
+    assert first.vllm.api_key and second.vllm.api_key and first.vllm.api_key != second.vllm.api_key
+    assert with_vllm_key(Settings(vllm=VllmSettings(api_key="mine"))).vllm.api_key == "mine"
+    external = Settings(vllm=VllmSettings(url="http://127.0.0.1:9"))
+    assert with_vllm_key(external).vllm.api_key is None  # a remote vLLM's key is configured
