@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -104,10 +103,6 @@ def test_the_token_budget_counts_with_the_model_tokenizer(tmp_path: Path) -> Non
     if tokenizer.is_file():  # exact counts are far below the byte bound
         used = check_budget(messages, 100, 500, TokenizerCounter(tokenizer))  # type: ignore[arg-type]
         assert 100 <= used < 250
-
-
-def test_signal_names_in_exit_reasons() -> None:
-    assert signal.Signals(9).name == "SIGKILL"
 
 
 def test_up_makes_a_vllm_key_per_run_unless_one_is_set() -> None:
