@@ -54,3 +54,11 @@ def test_plain_words_leave_before_the_line_ends() -> None:
     stream = StreamSanitizer(set())
     sent = stream.feed("To export your documents open the ")
     assert sent.startswith("To export") and "open the" not in sent  # the last words wait
+
+
+def test_citations_do_not_hold_the_line_but_links_do() -> None:
+    stream = StreamSanitizer(set())
+    sent = stream.feed("Open Settings [1] and then click the big red button ")
+    assert sent.startswith("Open Settings [1] and")
+    held = StreamSanitizer(set())
+    assert held.feed("See [the page](https://evil.example/x) and then click the button ") == ""

@@ -23,6 +23,7 @@ _URL = re.compile(r"(?:https?:)?//[^\s<>()\[\]\"']+|www\.[^\s<>()\[\]\"']+", re.
 _WORD = re.compile(r"[a-z0-9']+")
 _MARKUP = re.compile(r"[<\[]|//|www\.", re.IGNORECASE)
 _COMPLETE_WORD = re.compile(r"\S*\s+")
+_CITATION = re.compile(r"\[[\d,\s]+\](?=[^(\[])")  # [1] or [1, 3], not followed by a link
 LEAK_WINDOW = 5  # this many words of the system prompt in a row make a line a leak
 REMOVED_LINK = "(link removed)"
 
@@ -99,13 +100,21 @@ def _relink(pieces: list[str]) -> str:
     return "".join(out)
 
 
+def _first_markup(text: str) -> int:
+    """Where the first thing `sanitize` might change starts (a closed `[n]` citation is not)."""
+    masked = _CITATION.sub(lambda m: "#" * len(m.group(0)), text)
+    found = _MARKUP.search(masked)
+    return found.start() if found else len(text)
+
+
 class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
     Plain words leave once complete, minus the last `LEAK_WINDOW - 1` of the line: those wait
     until the next word shows they do not start a quote of the system prompt (a quote cuts
-    the rest of its line). A line holding markup (`<`, `[`, `//`, `www.`) leaves whole, so a
-    link or tag split across deltas is judged in one piece.
+    the rest of its line). From the first markup on (`<`, `[` other than a closed citation,
+    `//`, `www.`) the line waits for its end, so a link or tag split across deltas is judged
+    in one piece.
     """
 
     def __init__(self, hosts: set[str]) -> None:
@@ -130,12 +139,11 @@ class StreamSanitizer:
         if self.quoting:
             self.pending = ""
             return ""
-        if _MARKUP.search(self.pending):
-            return ""
-        words = _COMPLETE_WORD.findall(self.pending)
-        if (start := quote_start(self.pending)) is not None:  # the rest of the line goes
-            ready, self.quoting, self.pending = self.pending[:start], True, ""
+        plain = self.pending[: _first_markup(self.pending)]  # what nothing later can change
+        if (start := quote_start(plain)) is not None:  # the rest of the line goes
+            ready, self.quoting, self.pending = plain[:start], True, ""
             return ready
+        words = _COMPLETE_WORD.findall(plain)
         ready = "".join(words[: max(0, len(words) - (LEAK_WINDOW - 1))])
         self.pending = self.pending[len(ready) :]
         return ready
