@@ -10,6 +10,7 @@ from types import FrameType
 
 import uvicorn
 from rich.console import Console
+from starlette.types import ASGIApp
 
 from tandem.api.app import build_services, create_app
 from tandem.api.deps import Services
@@ -63,6 +64,17 @@ def with_vllm_key(settings: Settings) -> Settings:
     return settings.model_copy(update={"vllm": vllm})
 
 
+def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """SIGTERM/Ctrl-C: stop accepting, let streams in flight finish for `drain_s`, then stop."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.drain_s),
+    )
+
+
 def run_up(settings: Settings) -> None:
     """Start everything, serve until Ctrl-C/SIGTERM, then stop what was started."""
     started = time.monotonic()
@@ -98,14 +110,7 @@ def run_up(settings: Settings) -> None:
         )
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        # SIGTERM/Ctrl-C: stop accepting, let streams in flight finish for `drain_s`, stop
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            timeout_graceful_shutdown=int(settings.drain_s),
-        )
+        uvicorn.Server(server_config(app, settings)).run()
     except TandemError as error:
         console.print(f"[red]error:[/] {error}")
         raise SystemExit(2) from error
