@@ -61,4 +61,12 @@ def test_citations_do_not_hold_the_line_but_links_do() -> None:
     sent = stream.feed("Open Settings [1] and then click the big red button ")
     assert sent.startswith("Open Settings [1] and")
     held = StreamSanitizer(set())
-    assert held.feed("See [the page](https://evil.example/x) and then click the button ") == ""
+    sent = held.feed("See [the page](https://evil.example/x) and then click the button ")
+    assert sent == "See "  # the link waits for its line to end
+    assert held.feed("\n") == "the page and then click the button \n"
+
+
+def test_only_words_that_could_begin_a_quote_wait() -> None:
+    stream = StreamSanitizer(set())
+    assert stream.feed("Click Save. You are ") == "Click Save. "  # "you are" starts the prompt
+    assert stream.feed("done now ") == "You are done now "

@@ -52,6 +52,7 @@ def _windows(text: str) -> set[tuple[str, ...]]:
 
 
 _PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
+_PROMPT_STARTS = {w[:k] for w in _PROMPT_WINDOWS for k in range(1, LEAK_WINDOW)}
 
 
 def quote_start(line: str) -> int | None:
@@ -100,6 +101,15 @@ def _relink(pieces: list[str]) -> str:
     return "".join(out)
 
 
+def _quote_prefix(words: list[str]) -> int:
+    """How many of the last `words` could begin a quote of the system prompt (they wait)."""
+    for held in range(min(len(words), LEAK_WINDOW - 1), 0, -1):
+        tokens = tuple(_WORD.findall("".join(words[-held:]).lower()))
+        if not tokens or tokens in _PROMPT_STARTS or len(tokens) >= LEAK_WINDOW:
+            return held  # (a word without letters, or several in one, waits to be safe)
+    return 0
+
+
 def _first_markup(text: str) -> int:
     """Where the first thing `sanitize` might change starts (a closed `[n]` citation is not)."""
     masked = _CITATION.sub(lambda m: "#" * len(m.group(0)), text)
@@ -110,9 +120,9 @@ def _first_markup(text: str) -> int:
 class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
-    Plain words leave once complete, minus the last `LEAK_WINDOW - 1` of the line: those wait
-    until the next word shows they do not start a quote of the system prompt (a quote cuts
-    the rest of its line). From the first markup on (`<`, `[` other than a closed citation,
+    Plain words leave once complete, except the last few when they could begin a quote of the
+    system prompt: those wait until the next word shows they do not (a quote cuts the rest
+    of its line). From the first markup on (`<`, `[` other than a closed citation,
     `//`, `www.`) the line waits for its end, so a link or tag split across deltas is judged
     in one piece.
     """
@@ -144,7 +154,7 @@ class StreamSanitizer:
             ready, self.quoting, self.pending = plain[:start], True, ""
             return ready
         words = _COMPLETE_WORD.findall(plain)
-        ready = "".join(words[: max(0, len(words) - (LEAK_WINDOW - 1))])
+        ready = "".join(words[: len(words) - _quote_prefix(words)])
         self.pending = self.pending[len(ready) :]
         return ready
 
