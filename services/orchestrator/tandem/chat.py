@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from tandem.answer_safety import StreamSanitizer, hosts_in, sanitize
+from tandem.answer_safety import StreamSanitizer, sanitize
 from tandem.documents import ScoredChunk
 from tandem.errors import BadInput, NotFound, TimedOut
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
@@ -50,11 +50,6 @@ class PreparedChat:
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-
-    @property
-    def hosts(self) -> set[str]:
-        """Hosts an answer may link to: those in the documentation it was given."""
-        return hosts_in(s.chunk.text for s in self.sources)
 
     def timings(self, generation_ms: float) -> dict[str, float]:
         total = (time.perf_counter() - self.started) * 1000
@@ -107,6 +102,7 @@ class ChatService:
     ) -> None:
         self.settings = settings
         self.counter = counter or counter_for(settings.model_path)
+        self.link_hosts = {h.lower() for h in settings.link_hosts}  # answers may link there
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
@@ -199,7 +195,7 @@ class ChatService:
             raise
         finally:
             self.in_flight.leave(prepared.in_flight)
-        generation.text = sanitize(generation.text, prepared.hosts).strip()
+        generation.text = sanitize(generation.text, self.link_hosts).strip()
         gen_ms = (time.perf_counter() - gen_started) * 1000
         return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
 
@@ -208,7 +204,7 @@ class ChatService:
         gen_started = time.perf_counter()
         deadline = gen_started + self.settings.vllm.request_timeout_s
         usage = Usage()
-        safe = StreamSanitizer(prepared.hosts)
+        safe = StreamSanitizer(self.link_hosts)
         try:
             async for item in self.pool.chat_stream(
                 prepared.model, prepared.messages, prepared.generation, self._reload(prepared)

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 120
     max_request_bytes: int = 64_000
     max_messages: int = 40
+    link_hosts: CommaList = Field(default_factory=list)  # hosts answers may link to
     drain_s: float = 20.0  # on SIGTERM, streams in flight get this long to finish
 
     vllm: VllmSettings = Field(default_factory=VllmSettings)
@@ -141,7 +142,9 @@ class Settings(BaseSettings):
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
 
-    _split = field_validator("index_roots", "api_keys", "admin_keys", mode="before")(_split_commas)
+    _split = field_validator("index_roots", "api_keys", "admin_keys", "link_hosts", mode="before")(
+        _split_commas
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
