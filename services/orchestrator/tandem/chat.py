@@ -11,17 +11,19 @@ from typing import Any
 
 import anyio
 
+from tandem.answer_safety import StreamSanitizer, sanitize
 from tandem.documents import ScoredChunk
-from tandem.errors import BadInput, NotFound
+from tandem.errors import BadInput, NotFound, TimedOut
 from tandem.grounding import CitationFilter, Grounding, RelevanceGate, check_citations, judge
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
+from tandem.llm.budget import TokenCounter, check_budget, counter_for
 from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
 from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
-from tandem.settings import Settings
+from tandem.settings import GenerationSettings, Settings
 
 BASE_ADAPTER = "none"
 SHORT_QUERY_WORDS = 6  # a user turn this short leans on the conversation for its topic
@@ -37,6 +39,7 @@ class ChatOptions:
     retrieval: bool = True
     top_k: int | None = None
     conversation_id: str | None = None
+    generation: GenerationSettings | None = None  # None: the configured defaults
 
 
 @dataclass
@@ -52,6 +55,7 @@ class PreparedChat:
     started: float
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
     abstained: str | None = None  # the relevance gate declined: no generation
 
     def declined(self) -> Generation:
@@ -117,9 +121,16 @@ class ChatService:
     """Plain async functions the chat routes (native and OpenAI-compatible) call."""
 
     def __init__(
-        self, settings: Settings, retriever: Retriever, registry: AdapterRegistry, pool: VllmPool
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        registry: AdapterRegistry,
+        pool: VllmPool,
+        counter: TokenCounter | None = None,
     ) -> None:
         self.settings = settings
+        self.counter = counter or counter_for(settings.model_path)
+        self.link_hosts = {h.lower() for h in settings.link_hosts}  # answers may link there
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
@@ -144,6 +155,7 @@ class ChatService:
         self, conversation: Sequence[ChatMessage], options: ChatOptions
     ) -> PreparedChat:
         started = time.perf_counter()
+        self.pool.require_serving()  # vLLM down or full: 503 now, not after retrieval
         top_k = options.top_k or self.settings.retrieval.top_k
         if not 1 <= top_k <= self.settings.retrieval.max_top_k:
             raise BadInput(f"top_k must be between 1 and {self.settings.retrieval.max_top_k}")
@@ -169,6 +181,14 @@ class ChatService:
             [s.chunk for s in sources] if options.retrieval else None,
             index.release if index else None,
         )
+        generation = options.generation or self.settings.generation
+        try:
+            check_budget(
+                messages, generation.max_tokens, self.settings.vllm.max_model_len, self.counter
+            )
+        except BadInput:
+            self.in_flight.leave(token)
+            raise
         return PreparedChat(
             id=f"chat-{uuid.uuid4().hex[:16]}",
             model=adapter.served_name if adapter else self.settings.model.name,
@@ -179,6 +199,7 @@ class ChatService:
             started=started,
             retrieval_ms=retrieval_ms,
             in_flight=token,
+            generation=generation,
             abstained=abstained,
         )
 
@@ -198,13 +219,20 @@ class ChatService:
         prepared = await self.prepare(conversation, options)
         gen_started = time.perf_counter()
         try:
-            generation = prepared.declined() if prepared.abstained else await self._chat(prepared)
+            with anyio.fail_after(self.settings.vllm.request_timeout_s):
+                generation = (
+                    prepared.declined() if prepared.abstained else await self._chat(prepared)
+                )
+        except TimeoutError as error:
+            record_error(prepared.adapter)
+            raise TimedOut("the answer took longer than the request deadline") from error
         except Exception:
             record_error(prepared.adapter)
             raise
         finally:
             self.in_flight.leave(prepared.in_flight)
-        generation.text, citations = check_citations(generation.text, len(prepared.sources))
+        text = sanitize(generation.text, self.link_hosts).strip()
+        generation.text, citations = check_citations(text, len(prepared.sources))
         retrieval = prepared.index is not None
         grounding = judge(generation.text, citations, retrieval, prepared.abstained)
         gen_ms = (time.perf_counter() - gen_started) * 1000
@@ -212,7 +240,7 @@ class ChatService:
 
     async def _chat(self, prepared: PreparedChat) -> Generation:
         return await self.pool.chat(
-            prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+            prepared.model, prepared.messages, prepared.generation, self._reload(prepared)
         )
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -221,11 +249,14 @@ class ChatService:
         `done` carries usage, timings and the grounding (see `Grounding.to_dict`).
         """
         gen_started = time.perf_counter()
+        deadline = gen_started + self.settings.vllm.request_timeout_s
         usage = Usage()
         citations = CitationFilter(len(prepared.sources))
         sent: list[str] = []
         try:
             async for item in self._generate(prepared):
+                if time.perf_counter() > deadline:
+                    raise TimedOut("the answer took longer than the request deadline")
                 if isinstance(item, Usage):
                     usage = item
                 elif text := citations.feed(item):
@@ -251,11 +282,13 @@ class ChatService:
         )
 
     async def _generate(self, prepared: PreparedChat) -> AsyncIterator[str | Usage]:
-        """vLLM's stream, or the fallback sentence in one piece when the gate declined."""
+        """vLLM's stream, sanitised; or the fallback sentence whole when the gate declined."""
         if prepared.abstained:
             yield prepared.declined().text
             return
+        safe = StreamSanitizer(self.link_hosts)
         async for item in self.pool.chat_stream(
-            prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
+            prepared.model, prepared.messages, prepared.generation, self._reload(prepared)
         ):
-            yield item
+            yield item if isinstance(item, Usage) else safe.feed(item)
+        yield safe.flush()

@@ -61,6 +61,20 @@ class DependencyDown(TandemError):
         self.retry_after = retry_after
 
 
+class TimedOut(TandemError):
+    """A request ran past its deadline (`TANDEM_VLLM__REQUEST_TIMEOUT_S`)."""
+
+    status = 504
+    type = "timeout"
+
+
+class StorageFailed(TandemError):
+    """The data dir refused a write (full, read-only, over a quota) during a build."""
+
+    status = 507
+    type = "storage_failed"
+
+
 class IndexEmpty(DependencyDown):
     type = "index_unavailable"
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -33,8 +34,10 @@ class VllmSettings(BaseModel):
     max_model_len: int = 4096
     kv_cache_gb: int = 1
     startup_timeout_s: float = 300.0
-    request_timeout_s: float = 120.0
-    api_key: str | None = None
+    request_timeout_s: float = 120.0  # also the whole request's deadline
+    api_key: str | None = None  # `tandem up` makes one per run for the vLLM it starts
+    max_in_flight: int = 32  # per replica; more requests get 503 at once, not a queue
+    max_restarts: int = 5  # `tandem up` restarts a dead vLLM this many times in a row
 
     _split = field_validator("urls", mode="before")(_split_commas)
 
@@ -92,6 +95,17 @@ class GenerationSettings(BaseModel):
     temperature: float = 0.2
     top_p: float = 0.9
     repetition_penalty: float = 1.1
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class LimitSettings(BaseModel):
+    """Caps on what one request may ask, checked before any model call."""
+
+    max_message_chars: int = 16_000
+    max_tokens: int = 1024  # the most a request may ask for (`max_tokens`)
+    max_temperature: float = 2.0
+    max_stop: int = 4
 
 
 class AdapterSettings(BaseModel):
@@ -124,6 +138,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 120
     max_request_bytes: int = 64_000
     max_messages: int = 40
+    link_hosts: CommaList = Field(default_factory=list)  # hosts answers may link to
+    drain_s: float = 20.0  # on SIGTERM, streams in flight get this long to finish
 
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
@@ -131,15 +147,22 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
-    _split = field_validator("index_roots", "api_keys", "admin_keys", mode="before")(_split_commas)
+    _split = field_validator("index_roots", "api_keys", "admin_keys", "link_hosts", mode="before")(
+        _split_commas
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
-        if self.open_access and self.host not in {"127.0.0.1", "localhost", "::1"}:
+        if self.open_access and self.host not in LOOPBACK:
             raise ValueError(
                 "TANDEM_API_KEYS and TANDEM_ADMIN_KEYS are both unset: Tandem only runs open "
                 f"on 127.0.0.1, not on {self.host}. Set keys to listen on other addresses."
+            )
+        if not self.vllm.external and self.vllm.host not in LOOPBACK:
+            raise ValueError(
+                f"the vLLM that Tandem starts listens on loopback only, not {self.vllm.host}"
             )
         if set(self.api_keys) & set(self.admin_keys):
             raise ValueError("a key may not be both a chat key and an admin key")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import time
 from types import FrameType
 
 import uvicorn
 from rich.console import Console
+from starlette.types import ASGIApp
 
 from tandem.api.app import build_services, create_app
 from tandem.api.deps import Services
@@ -16,6 +18,7 @@ from tandem.errors import TandemError
 from tandem.indexing.reindex import index_release
 from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
+from tandem.llm.supervisor import VllmSupervisor
 from tandem.progress import progress_bar
 from tandem.settings import Settings
 
@@ -50,6 +53,28 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through `finally`, which stops vLLM
 
 
+def with_vllm_key(settings: Settings) -> Settings:
+    """A fresh key between Tandem and the vLLM it starts, unless one is configured.
+
+    vLLM then refuses its /v1 routes (runtime LoRA loading included) to anyone else.
+    """
+    if settings.vllm.external or settings.vllm.api_key:
+        return settings
+    vllm = settings.vllm.model_copy(update={"api_key": secrets.token_urlsafe(32)})
+    return settings.model_copy(update={"vllm": vllm})
+
+
+def server_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """SIGTERM/Ctrl-C: stop accepting, let streams in flight finish for `drain_s`, then stop."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.drain_s),
+    )
+
+
 def run_up(settings: Settings) -> None:
     """Start everything, serve until Ctrl-C/SIGTERM, then stop what was started."""
     started = time.monotonic()
@@ -59,20 +84,25 @@ def run_up(settings: Settings) -> None:
             "[yellow]no TANDEM_API_KEYS / TANDEM_ADMIN_KEYS set: open access, "
             f"listening on {settings.host} only[/]"
         )
-    vllm: VllmProcess | None = None
+    settings = with_vllm_key(settings)
+    supervisor: VllmSupervisor | None = None
     if not settings.vllm.external:
         prepare_base_model(settings.model_path, settings.model.name)
         vllm = VllmProcess(settings, settings.data_dir / "logs" / "vllm.log")
-        vllm.start()
+        supervisor = VllmSupervisor(
+            vllm, settings.vllm.startup_timeout_s, max_restarts=settings.vllm.max_restarts
+        )
+        supervisor.start()  # it loads while the corpus is indexed
         console.print(f"vllm: starting on {vllm.url}, log: {vllm.log_path}")
     try:
         services = build_services(settings)
         # leftovers of an interrupted build are removed by index_release before it builds,
         # and by the app's start-up otherwise
         index_corpus_if_empty(services, settings)
-        if vllm is not None:
-            seconds = vllm.wait_healthy(settings.vllm.startup_timeout_s)
-            console.print(f"vllm: healthy after {seconds:.0f} s")
+        if supervisor is not None:
+            seconds = supervisor.watch()
+            services.vllm_report = supervisor.report
+            console.print(f"vllm: healthy after {seconds:.0f} s (supervised)")
         app = create_app(settings, services_factory=lambda _: services)
         console.print(
             f"api: http://{settings.host}:{settings.port} "
@@ -80,11 +110,11 @@ def run_up(settings: Settings) -> None:
         )
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Server(server_config(app, settings)).run()
     except TandemError as error:
         console.print(f"[red]error:[/] {error}")
         raise SystemExit(2) from error
     finally:
-        if vllm is not None:
-            vllm.stop()
-            console.print("vllm: stopped")
+        if supervisor is not None:
+            supervisor.stop()
+            console.print("vllm: stopped (whole process group)")

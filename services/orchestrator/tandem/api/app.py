@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
 
 from tandem import __version__
 from tandem.api.deps import RateLimiter, Services
-from tandem.api.errors import error_response, install_error_handlers
+from tandem.api.errors import install_error_handlers
+from tandem.api.middleware import BodyLimitAndMetrics
 from tandem.api.routes import adapters, admin, chat, health, openai
 from tandem.chat import ChatService
 from tandem.indexing.history import recover_interrupted_builds
@@ -23,7 +23,6 @@ from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.llm.swap import AdapterSwapper
 from tandem.llm.upkeep import keep_adapters_loaded
-from tandem.metrics import REQUESTS
 from tandem.rag.embedder import Embedder, embedder_from_settings
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
@@ -51,28 +50,6 @@ def build_services(
     pool = pool or VllmPool.from_settings(settings.vllm)
     chat_service = ChatService(settings, retriever, registry, pool)
     return Services(settings, stores, embedder, retriever, registry, pool, chat_service)
-
-
-class BodyLimitAndMetrics(BaseHTTPMiddleware):
-    """413 for oversized bodies (by Content-Length); request counts per route and status."""
-
-    def __init__(self, app: object, max_bytes: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
-        self.max_bytes = max_bytes
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
-            response: Response = error_response(
-                413, "too_large", f"request body over {self.max_bytes} bytes"
-            )
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        REQUESTS.labels(
-            route=getattr(route, "path", "unmatched"), status=str(response.status_code)
-        ).inc()
-        return response
 
 
 def create_app(

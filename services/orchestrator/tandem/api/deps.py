@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -30,6 +32,7 @@ class Services:
     registry: AdapterRegistry
     pool: VllmPool
     chat: ChatService
+    vllm_report: Callable[[], dict[str, Any]] | None = None  # the supervisor's, under `up`
 
 
 class RateLimiter:
@@ -65,6 +68,14 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+def key_in(key: str, keys: list[str]) -> bool:
+    """Constant-time membership: every configured key is compared, each in constant time."""
+    found = False
+    for known in keys:
+        found |= hmac.compare_digest(key.encode(), known.encode())
+    return found
+
+
 def require_chat_key(request: Request, services: ServicesDep) -> str:
     """Chat routes: a chat key or an admin key."""
     settings = services.settings
@@ -72,10 +83,11 @@ def require_chat_key(request: Request, services: ServicesDep) -> str:
     if not settings.open_access:
         if key is None:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        if key not in settings.api_keys and key not in settings.admin_keys:
+        if not key_in(key, [*settings.api_keys, *settings.admin_keys]):
             raise Unauthorized("unknown API key")
     limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(key or request.client.host if request.client else "anonymous")
+    client = request.client.host if request.client else "anonymous"
+    limiter.check(key or client)
     return key or "open"
 
 
@@ -87,9 +99,9 @@ def require_admin_key(request: Request, services: ServicesDep) -> str:
         return "open"
     if key is None:
         raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>'")
-    if key in settings.api_keys:
+    if key_in(key, settings.api_keys):
         raise Forbidden("this is a chat key; admin routes need an admin key")
-    if key not in settings.admin_keys:
+    if not key_in(key, settings.admin_keys):
         raise Unauthorized("unknown API key")
     return key
 

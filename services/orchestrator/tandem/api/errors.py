@@ -26,6 +26,7 @@ _HTTP_TYPES = {
     422: "invalid_request",
     429: "rate_limited",
     503: "dependency_unavailable",
+    504: "timeout",
 }
 
 

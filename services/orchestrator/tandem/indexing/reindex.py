@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tandem.documents import Chunk
-from tandem.errors import BadInput, TandemError
+from tandem.errors import BadInput, StorageFailed, TandemError
 from tandem.indexing.builds import DOC_PREFIX, Beat, build_marker
 from tandem.indexing.changes import outline, release_changes
 from tandem.indexing.chunking import chunk_release
@@ -244,12 +246,13 @@ def index_release(
     now may still be answering queries); `batch_size`: texts per embed call.
     """
     started = time.perf_counter()
-    recover_interrupted_builds(stores, alias)
+    with _storage_failures(release):
+        recover_interrupted_builds(stores, alias)
     pages, chunks = _load_chunks(folder, release, embedder)
     report = IndexReport(release, collection_name(release), pages=pages, chunks=len(chunks))
     report.vector_space = vector_space(embedder)
     t0 = _timed(report, "load_chunk", started)
-    with build_marker(stores.state, report.collection, release) as beat:
+    with _storage_failures(release), build_marker(stores.state, report.collection, release) as beat:
         say = _with_heartbeat(progress, beat)
         serving = _read_serving(stores, alias, report.vector_space)
         _compare(report, chunks, serving)
@@ -257,6 +260,18 @@ def index_release(
         _build(stores.docs, embedder, chunks, serving, report, say, batch_size)
         _publish(stores, alias, report, keep, started)
     return report
+
+
+@contextmanager
+def _storage_failures(release: str) -> Iterator[None]:
+    """Disk full, read-only data dir, quota: the build stops with StorageFailed, nothing moved."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as error:
+        raise StorageFailed(
+            f"building {release} failed writing to the store ({error}); the serving "
+            "release is unchanged and the partial build is removed at the next start"
+        ) from error
 
 
 def _with_heartbeat(progress: Progress | None, beat: Beat) -> Progress:

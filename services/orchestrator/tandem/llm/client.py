@@ -108,6 +108,10 @@ class VllmClient:
             "repetition_penalty": gen.repetition_penalty,
             "stream": stream,
         }
+        if gen.stop:
+            body["stop"] = list(gen.stop)
+        if gen.seed is not None:
+            body["seed"] = gen.seed
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

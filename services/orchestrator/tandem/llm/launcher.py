@@ -55,7 +55,41 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
             "DO_NOT_TRACK": "1",
         }
     )
+    # the key goes by environment, not argv: `ps` and vLLM's logged arguments show argv
+    env.pop("VLLM_API_KEY", None)
+    if settings.vllm.api_key:
+        env["VLLM_API_KEY"] = settings.vllm.api_key
     return env
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # fields after the ")" that ends the command name: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
+def end_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM every process of the group, SIGKILL what is left after `grace_s`.
+
+    Works when the group's leader is already dead: vLLM's engine-core and worker
+    processes stay in the group and would otherwise live on as orphans.
+    """
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + wait_s
+        while group_members(pgid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
 
 
 class VllmProcess:
@@ -65,6 +99,7 @@ class VllmProcess:
         self.settings = settings
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.pgid: int | None = None  # kept from the start: the leader may die first
 
     @property
     def url(self) -> str:
@@ -80,16 +115,24 @@ class VllmProcess:
             env=vllm_environment(self.settings),
             start_new_session=True,
         )
+        self.pgid = self.process.pid  # a new session: the leader's pid is the group id
         log.close()
+
+    def exit_reason(self) -> str | None:
+        """None while the API server runs; else how it ended ("killed by SIGKILL", ...)."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        code = self.process.returncode
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
 
     def wait_healthy(self, timeout_s: float) -> float:
         """Block until /health answers; returns the seconds it took."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
-            if self.process is not None and self.process.poll() is not None:
-                raise DependencyDown(
-                    f"vLLM exited with code {self.process.returncode}; see {self.log_path}"
-                )
+            if (reason := self.exit_reason()) is not None:
+                raise DependencyDown(f"vLLM {reason}; see {self.log_path}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=2.0).is_success:
                     return time.monotonic() - started
@@ -99,15 +142,11 @@ class VllmProcess:
         raise DependencyDown(f"vLLM was not healthy after {timeout_s:.0f} s; see {self.log_path}")
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the whole process group, SIGKILL whatever is left after `grace_s`."""
-        if self.process is None or self.process.poll() is not None:
+        """End the whole process group, also when its leader is already dead."""
+        if self.pgid is None:
             return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):  # workers may outlive the API process
-            os.killpg(pgid, signal.SIGKILL)
+        end_group(self.pgid, grace_s)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)  # reap the leader
+        self.pgid = None

@@ -3,12 +3,16 @@
 A replica that fails a request and then its health check is marked down and the request
 moves to the next one (before any text was sent). A replica that answers "no such model"
 (it restarted and lost its runtime adapters) gets the adapter loaded and the request again.
+Each replica takes at most `max_in_flight` requests; vLLM batches those, and one more is
+refused at once (503 + Retry-After) instead of waiting in an unbounded queue.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from tandem.errors import DependencyDown, NotFound
 from tandem.llm.client import Generation, Usage, VllmClient
@@ -22,28 +26,55 @@ StreamItem = str | Usage
 class VllmPool:
     """The vLLM replicas; `healthy` is refreshed by the background checker."""
 
-    def __init__(self, clients: list[VllmClient]) -> None:
+    def __init__(self, clients: list[VllmClient], max_in_flight: int = 32) -> None:
         if not clients:
             raise ValueError("at least one vLLM endpoint is needed")
         self.clients = clients
         self.healthy: dict[str, bool] = {c.base_url: True for c in clients}
+        self.max_in_flight = max_in_flight
+        self.in_flight: Counter[str] = Counter()
         self._turn = itertools.count()
 
     @classmethod
     def from_settings(cls, settings: VllmSettings) -> VllmPool:
-        return cls(
-            [
-                VllmClient(url, settings.request_timeout_s, settings.api_key)
-                for url in settings.endpoints()
-            ]
-        )
+        clients = [
+            VllmClient(url, settings.request_timeout_s, settings.api_key)
+            for url in settings.endpoints()
+        ]
+        return cls(clients, settings.max_in_flight)
 
     def candidates(self) -> list[VllmClient]:
-        """Healthy replicas starting at the next round-robin turn (all when none is healthy)."""
-        healthy = [c for c in self.clients if self.healthy.get(c.base_url, True)]
-        pool = healthy or self.clients  # none known healthy: one may be back since the check
+        """Healthy replicas with room, from the next round-robin turn (all down: all with room).
+
+        Raises DependencyDown at once when every replica is full.
+        """
+        roomy = self._with_room()
+        healthy = [c for c in roomy if self.healthy.get(c.base_url, True)]
+        pool = healthy or roomy  # none known healthy: one may be back since the check
         start = next(self._turn) % len(pool)
         return pool[start:] + pool[:start]
+
+    def require_serving(self) -> None:
+        """Fail fast (503) when no replica is known healthy or every one is full."""
+        if not any(self.healthy.values()):
+            raise DependencyDown("no vLLM replica is up; retry shortly")
+        self._with_room()
+
+    def _with_room(self) -> list[VllmClient]:
+        roomy = [c for c in self.clients if self.in_flight[c.base_url] < self.max_in_flight]
+        if not roomy:
+            raise DependencyDown(
+                f"every vLLM replica has {self.max_in_flight} requests in flight", retry_after=2
+            )
+        return roomy
+
+    @contextmanager
+    def _slot(self, client: VllmClient) -> Iterator[None]:
+        self.in_flight[client.base_url] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[client.base_url] -= 1
 
     def pick(self) -> VllmClient:
         """The next healthy replica (or any replica when none is known healthy)."""
@@ -70,13 +101,14 @@ class VllmPool:
         error: DependencyDown | None = None
         for client in self.candidates():
             try:
-                try:
-                    return await client.chat(model, messages, gen)
-                except NotFound:
-                    if reload is None:
-                        raise
-                    await reload(client)
-                    return await client.chat(model, messages, gen)
+                with self._slot(client):
+                    try:
+                        return await client.chat(model, messages, gen)
+                    except NotFound:
+                        if reload is None:
+                            raise
+                        await reload(client)
+                        return await client.chat(model, messages, gen)
             except DependencyDown as down:
                 if not await self._failed(client):
                     raise
@@ -93,21 +125,25 @@ class VllmPool:
         """Deltas then usage; fails over to another replica only before the first item."""
         error: DependencyDown | None = None
         for client in self.candidates():
-            try:
-                stream, first = await _open(client, model, messages, gen, reload)
-            except DependencyDown as down:
-                if not await self._failed(client):
+            with self._slot(client):
+                try:
+                    stream, first = await _open(client, model, messages, gen, reload)
+                except DependencyDown as down:
+                    if not await self._failed(client):
+                        raise
+                    error = down
+                    continue
+                try:
+                    if first is not None:
+                        yield first
+                    async for item in stream:
+                        yield item
+                except DependencyDown:
+                    await self._failed(client)  # down mid-stream: new chats get 503 at once
                     raise
-                error = down
-                continue
-            try:
-                if first is not None:
-                    yield first
-                async for item in stream:
-                    yield item
-            finally:
-                if (close := getattr(stream, "aclose", None)) is not None:
-                    await close()
+                finally:
+                    if (close := getattr(stream, "aclose", None)) is not None:
+                        await close()
             return
         raise error or DependencyDown("no vLLM replica could answer")
 

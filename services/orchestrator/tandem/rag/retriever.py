@@ -8,7 +8,7 @@ from tandem.documents import ScoredChunk
 from tandem.errors import IndexEmpty
 from tandem.rag.embedder import Embedder
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import CollectionGone
+from tandem.rag.store import CollectionGone, store_reads
 from tandem.storage import Stores
 
 
@@ -34,6 +34,7 @@ class Retriever:
         self.prefetch = prefetch
         self._releases: dict[str, str] = {}  # collection -> release; collections are immutable
 
+    @store_reads
     def index_info(self) -> IndexInfo:
         """The collection and release the pointer serves now (shared by all replicas)."""
         collection = self.stores.docs.pointer_target(self.alias)
@@ -47,6 +48,7 @@ class Retriever:
             self._releases[collection] = record.release if record else "unknown"
         return IndexInfo(release=self._releases[collection], collection=collection)
 
+    @store_reads
     def retrieve(self, query: str, top_k: int) -> Retrieval:
         """The top-k chunks for `query` from the serving release."""
         dense, sparse = self.embedder.embed_query(query), query_vector(query)

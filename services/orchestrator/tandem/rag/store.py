@@ -8,23 +8,45 @@ and serves through an alias. Chat, retrieval and indexing only see `DocStore`.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from tandem.documents import Chunk, ScoredChunk
-from tandem.errors import DependencyDown
+from tandem.errors import DependencyDown, TandemError
 from tandem.rag.sparse import SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"
 RRF_K = 2  # Qdrant's default reciprocal-rank-fusion constant (server, client and edge)
+P = ParamSpec("P")
+R = TypeVar("R")
 _NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a43-2f6d4b1e7a10")
 
 
 class CollectionGone(DependencyDown):
     """The collection was deleted between reading the pointer and querying it."""
+
+
+def store_reads(method: Callable[P, R]) -> Callable[P, R]:
+    """A read that serving depends on: the store failing becomes a 503 (DependencyDown).
+
+    Embedded and server Qdrant fail with different exceptions (a closed shard, a lost
+    connection); either way the request must not go on without its retrieval.
+    """
+
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except TandemError:
+            raise
+        except Exception as error:
+            raise DependencyDown(f"the document store failed: {error!r}"[:300]) from error
+
+    return read
 
 
 @dataclass(frozen=True)

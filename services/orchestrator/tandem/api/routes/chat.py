@@ -25,15 +25,19 @@ from tandem.chat import ChatAnswer, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput
 from tandem.metrics import ADAPTER_REQUESTS, CHAT_STAGE_SECONDS, TOKENS
 from tandem.rag.prompt import ChatMessage
+from tandem.settings import Settings
 
 router = APIRouter(tags=["chat"])
 SNIPPET_CHARS = 240
 
 
-def conversation_of(body: ChatRequest, max_messages: int) -> list[ChatMessage]:
-    """The request's messages, checked: at most `max_messages`, ending with a user turn."""
+def conversation_of(body: ChatRequest, settings: Settings) -> list[ChatMessage]:
+    """The request's messages, checked: count and length capped, ending with a user turn."""
+    max_messages, max_chars = settings.max_messages, settings.limits.max_message_chars
     if len(body.messages) > max_messages:
         raise BadInput(f"at most {max_messages} messages per request")
+    if any(len(m.content) > max_chars for m in body.messages):
+        raise BadInput(f"a message may have at most {max_chars} characters")
     if body.messages[-1].role != "user":
         raise BadInput("the last message must come from the user")
     return [ChatMessage(role=m.role, content=m.content) for m in body.messages]
@@ -129,7 +133,7 @@ async def chat_events(chat: ChatService, prepared: PreparedChat) -> AsyncIterato
 @router.post("/v1/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, services: ServicesDep, key: ChatKey) -> Any:
     """Answer the conversation's last user turn from the docs, through the adapter."""
-    conversation = conversation_of(body, services.settings.max_messages)
+    conversation = conversation_of(body, services.settings)
     options = ChatOptions(body.adapter, body.retrieval, body.top_k, body.conversation_id)
     if body.stream:
         prepared = await services.chat.prepare(conversation, options)

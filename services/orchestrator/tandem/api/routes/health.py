@@ -61,6 +61,8 @@ async def readiness(services: ServicesDep) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     await services.pool.refresh_health()
     checks["vllm"] = any(services.pool.healthy.values())
+    if services.vllm_report is not None:  # why vLLM is down, and whether it comes back
+        checks["vllm_supervisor"] = services.vllm_report()
     checks.update(await adapter_readiness(services))
     checks.update(await index_readiness(services.retriever.index_info))
     return checks

