@@ -46,10 +46,7 @@ def make_services(settings: Settings) -> Services:
     store = DocStore(QdrantClient(location=":memory:"), embedder.dim)
     retriever = Retriever(store, embedder, "docs", 10)
     registry = AdapterRegistry(settings.adapters_dir, store)
-    client = VllmClient("http://vllm.test", 5)
-    client.http = httpx.AsyncClient(
-        base_url="http://vllm.test", transport=httpx.MockTransport(fake_vllm)
-    )
+    client = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
     pool = VllmPool([client])
     return Services(
         settings,

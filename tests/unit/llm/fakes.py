@@ -99,8 +99,4 @@ class FakeVllm:
         return _json(200, {"choices": [choice], "usage": usage})
 
     def client(self) -> VllmClient:
-        client = VllmClient(self.url, timeout_s=5)
-        client.http = httpx.AsyncClient(
-            base_url=self.url, transport=httpx.MockTransport(self.handle)
-        )
-        return client
+        return VllmClient(self.url, timeout_s=5, transport=httpx.MockTransport(self.handle))
