@@ -9,6 +9,8 @@ before issue 13, and the current defaults), loads the newest support adapter, an
   single stream  the held-out questions of the sample product one at a time (their ~550-token
                  prompts): time to first token p50, completion tokens/s, format compliance;
   concurrency    k clients at once over the same questions: tokens/s, TTFT p50/p95, errors.
+`lora=false` serves the base model without LoRA support (compiled by vLLM on CPU): the
+speed a model with the adapter merged into its weights would have (same shapes).
 `--repeat` asks every question a second time (what vLLM's prefix cache serves from memory).
 Configs run one after another; the last table prints every figure as a ratio to the first
 config. Prints figures; asserts nothing about time.
@@ -135,16 +137,21 @@ async def run_load(
 
 
 async def measure(
-    url: str, args: argparse.Namespace, prompts: list[HeldOutPrompt], settings: Settings
+    url: str,
+    args: argparse.Namespace,
+    prompts: list[HeldOutPrompt],
+    settings: Settings,
+    lora: bool,
 ) -> dict[str, dict[str, float]]:
     gen = GenerationSettings(max_tokens=args.max_tokens)
     client = VllmClient(url, 600.0)
     rows: dict[str, dict[str, float]] = {}
     try:
-        newest = sorted(existing_versions(SLOT))[-1]
-        await client.load_adapter(ADAPTER, str(SLOT / f"v{newest}"))
+        if lora:
+            newest = sorted(existing_versions(SLOT))[-1]
+            await client.load_adapter(ADAPTER, str(SLOT / f"v{newest}"))
         models = {"adapter": ADAPTER, "base": settings.model.name}
-        for label in args.models.split(","):
+        for label in args.models.split(",") if lora else ["base"]:
             model = models[label]
             await run_load(client, model, prompts[:1], gen, 1)  # warm-up
             for k in args.concurrency:
@@ -161,15 +168,17 @@ async def measure(
 
 
 def run_config(name: str, overrides: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    lora = overrides.pop("lora", "true") == "true"  # lora=false: base model, no LoRA support
     vllm = VllmSettings(**{**overrides, "port": free_port()})  # type: ignore[arg-type]
     settings = Settings(vllm=vllm)
     prompts = held_out_prompts(SLOT / "data" / "eval.jsonl", args.n)
-    process = VllmProcess(settings, Path(tempfile.mkdtemp(prefix="bench-latency-")) / "vllm.log")
+    log = Path(tempfile.mkdtemp(prefix="bench-latency-")) / "vllm.log"
+    process = VllmProcess(settings, log, lora=lora)
     process.start()
     try:
         started = process.wait_healthy(settings.vllm.startup_timeout_s)
         print(f"[{name}] {overrides or 'defaults'}: healthy after {started:.0f} s", flush=True)
-        rows = asyncio.run(measure(process.url, args, prompts, settings))
+        rows = asyncio.run(measure(process.url, args, prompts, settings, lora))
     finally:
         process.stop()
     for label, figures in rows.items():

@@ -22,13 +22,18 @@ VLLM_MODULES = {
 }
 
 
-def vllm_command(settings: Settings) -> list[str]:
-    """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading."""
+def vllm_command(settings: Settings, lora: bool = True) -> list[str]:
+    """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading.
+
+    `lora=False` serves the model as it is, without adapters (on CPU vLLM then compiles it;
+    bench/bench_latency.py measures what a model with merged-in adapter weights would give).
+    """
     v = settings.vllm
+    lora_flags = ["--enable-lora", "--max-lora-rank", str(v.max_lora_rank)]
     return [
         sys.executable,
         "-m",
-        VLLM_MODULES[v.lora_kernel],
+        VLLM_MODULES[v.lora_kernel if lora else "vllm"],
         "--model",
         str(settings.model_path),
         "--served-model-name",
@@ -37,11 +42,7 @@ def vllm_command(settings: Settings) -> list[str]:
         v.host,
         "--port",
         str(v.port),
-        "--enable-lora",
-        "--max-lora-rank",
-        str(v.max_lora_rank),
-        "--max-loras",
-        str(v.max_loras),
+        *(lora_flags + ["--max-loras", str(v.max_loras)] if lora else []),
         "--max-model-len",
         str(v.max_model_len),
         "--dtype",
@@ -75,9 +76,10 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
 class VllmProcess:
     """A vLLM child process in its own process group, so stopping it leaves no orphans."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, lora: bool = True) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.lora = lora
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +90,7 @@ class VllmProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            vllm_command(self.settings),
+            vllm_command(self.settings, self.lora),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=vllm_environment(self.settings),
