@@ -27,7 +27,7 @@ def _inputs(indices: list[int], dtype: torch.dtype) -> dict[str, torch.Tensor]:
     }
 
 
-INDEX_SETS = ([1] * TOKENS, [0] * 20 + [2] * 10 + [-1] * 7, [2, 0, 2, 1, -1, 0])
+INDEX_SETS = ([2], [1] * TOKENS, [0] * 20 + [2] * 10 + [-1] * 7, [2, 0, 2, 1, -1, 0])
 
 
 def _both(

@@ -4,8 +4,9 @@ vLLM's PyTorch-native punica ops (`vllm.lora.ops.torch_ops`, what its CPU backen
 gather a copy of the adapter's A/B matrices for every token (`weights[indices]`) and run a
 batched mat-vec per token: for a 550-token prompt that materialises 550 copies of each
 matrix in every layer, which is why a LoRA request prefilled ~4.6x slower than the base
-model. The same arithmetic, grouped by adapter, is one matrix product per adapter in the
-batch (`x[rows] @ W.T`), so an adapter costs what its rank says (~2x16/576 of the layer).
+model, and its einsum over the gathered copies made every decode step ~2x slower too. The
+same arithmetic, grouped by adapter, is one matrix product per adapter in the batch
+(`x[rows] @ W.T`), so an adapter costs about what its rank says (~2x16/576 of the layer).
 
 These functions keep vLLM's signatures and semantics (index -1 selects the last slot, as
 `weights[-1]` does there); `install()` swaps them into vLLM's CPU punica wrapper, checking
@@ -23,9 +24,9 @@ import torch
 
 log = logging.getLogger("tandem.cpu_lora")
 PUNICA_CPU = "vllm.lora.punica_wrapper.punica_cpu"
-# Up to this many tokens (decode steps) the per-token gather costs less than grouping them
-# (torch.unique and a host sync in every LoRA layer); prefill chunks are far longer.
-GATHER_BELOW = 16
+# Decode steps (a few tokens) multiply in float32: a bf16 matmul this small costs ~2x more
+# on CPU than converting to float32 first; prefill chunks stay in the model's dtype.
+FLOAT32_UP_TO = 16
 
 
 def grouped_products(
@@ -34,17 +35,16 @@ def grouped_products(
     """Row i of the result is `inputs[i] @ weights[indices[i]].T`, one matmul per adapter."""
     if weights.dim() == 4:
         weights = weights.squeeze(dim=1)
-    inputs = inputs.to(dtype=dtype)
-    if inputs.shape[0] <= GATHER_BELOW:  # decode steps: a few tokens, vLLM's way is cheaper
-        return torch.einsum("bi, boi -> bo", inputs, weights[indices].to(dtype=dtype))
-    used = torch.unique(indices)
-    if used.numel() == 1:
-        return inputs @ weights[int(used.item())].to(dtype=dtype).t()
+    compute = torch.float32 if inputs.shape[0] <= FLOAT32_UP_TO else dtype
+    inputs = inputs.to(dtype=compute)
+    first = int(indices[0]) if indices.numel() else 0
+    if bool((indices == first).all()):  # the usual batch: every token on one adapter
+        return (inputs @ weights[first].to(dtype=compute).t()).to(dtype=dtype)
     outputs = inputs.new_empty((inputs.shape[0], weights.shape[1]))
-    for index in used.tolist():
+    for index in torch.unique(indices).tolist():
         rows = indices == index
-        outputs[rows] = inputs[rows] @ weights[index].to(dtype=dtype).t()
-    return outputs
+        outputs[rows] = inputs[rows] @ weights[index].to(dtype=compute).t()
+    return outputs.to(dtype=dtype)
 
 
 def bgmv_shrink(
