@@ -53,6 +53,9 @@ class VllmSettings(BaseModel):
     max_num_seqs: int | None = None  # None: vLLM's default
     max_num_batched_tokens: int | None = None  # None: vLLM's default
     threads_bind: str | None = None  # VLLM_CPU_OMP_THREADS_BIND; None: vLLM's "auto"
+    # VLLM_CPU_NUM_OF_RESERVED_CPU: cores "auto" keeps off the model for vLLM's API process;
+    # None: vLLM's default (1 on x86, which leaves one of two cores to the model)
+    reserved_cpus: int | None = None
     startup_timeout_s: float = 300.0
     request_timeout_s: float = 120.0
     api_key: str | None = None

@@ -32,6 +32,7 @@ def test_each_lever_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_VLLM__MAX_NUM_SEQS", "8")
     monkeypatch.setenv("TANDEM_VLLM__MAX_NUM_BATCHED_TOKENS", "1024")
     monkeypatch.setenv("TANDEM_VLLM__THREADS_BIND", "0-1")
+    monkeypatch.setenv("TANDEM_VLLM__RESERVED_CPUS", "0")
     settings = Settings()
     command = vllm_command(settings)
     assert command[2] == "vllm.entrypoints.openai.api_server"
@@ -39,7 +40,8 @@ def test_each_lever_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "--no-enable-prefix-caching" in command
     assert _flag(command, "--max-num-seqs") == "8"
     assert _flag(command, "--max-num-batched-tokens") == "1024"
-    assert vllm_environment(settings)["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    env = vllm_environment(settings)
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
 
 
 def test_a_model_served_without_adapters_has_no_lora_flags() -> None:

@@ -65,11 +65,21 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
             "VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gb),
-            **({"VLLM_CPU_OMP_THREADS_BIND": bind} if (bind := settings.vllm.threads_bind) else {}),
+            **_cpu_binding(settings),
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }
     )
+    return env
+
+
+def _cpu_binding(settings: Settings) -> dict[str, str]:
+    """vLLM's CPU thread settings, only where Tandem's settings name them."""
+    v, env = settings.vllm, {}
+    if v.threads_bind:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = v.threads_bind
+    if v.reserved_cpus is not None:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(v.reserved_cpus)
     return env
 
 
