@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,12 @@ def start_servers(configs: list[str]) -> dict[str, Any]:
     return servers
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # `timeout` sends SIGTERM: stop the vLLM servers started here
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser()
     parser.add_argument("--vllm-url")
     parser.add_argument("--versions", default=None, help="e.g. v1,v2 (default: the newest)")

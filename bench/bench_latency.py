@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import signal
 import statistics
 import tempfile
 import time
@@ -210,7 +211,12 @@ def print_ratios(results: dict[str, dict[str, dict[str, float]]]) -> None:
             )
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # `timeout` sends SIGTERM: stop the vLLM servers started here
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", action="append", help="NAME[:key=value,...] (repeatable)")
     parser.add_argument("-n", type=int, default=8, help="held-out questions")
