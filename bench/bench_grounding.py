@@ -34,8 +34,8 @@ from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
 from tandem.rag.prompt import ChatMessage  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
-from tandem.rag.store import DocStore  # noqa: E402
 from tandem.settings import PROJECT_ROOT, RetrievalSettings, Settings  # noqa: E402
+from tandem.storage import Stores  # noqa: E402
 
 PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
 SETS = {  # name -> (QA file, {release: docs folder}); items without a release use the only one
@@ -81,7 +81,7 @@ def previous_rule(turns: Sequence[ChatMessage]) -> str:
     return users[-1]
 
 
-def measure(store: DocStore, embedder: Embedder, settings: RetrievalSettings) -> list[Measured]:
+def measure(store: Stores, embedder: Embedder, settings: RetrievalSettings) -> list[Measured]:
     measured = []
     for name, (qa_file, releases) in SETS.items():
         retrievers = {}

@@ -111,7 +111,7 @@ def main() -> None:
     generation = GenerationSettings(max_tokens=args.max_tokens)
     settings = stack_settings(data, args.vllm_url, generation=generation)
     services = build_services(settings)
-    index_release(services.store, services.embedder, CORPUS / RELEASE, RELEASE, "docs")
+    index_release(services.stores, services.embedder, CORPUS / RELEASE, RELEASE, "docs")
     model = services.registry.active(settings.default_slot).served_name
     rows: list[dict[str, Any]] = []
     for url in serve(settings, services):

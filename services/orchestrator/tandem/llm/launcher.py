@@ -15,14 +15,25 @@ import httpx
 from tandem.errors import DependencyDown
 from tandem.settings import Settings
 
+# the server module per `TANDEM_VLLM__LORA_KERNEL`: vLLM's own, or with Tandem's CPU kernels
+VLLM_MODULES = {
+    "vllm": "vllm.entrypoints.openai.api_server",
+    "grouped": "tandem.llm.vllm_entry",
+}
 
-def vllm_command(settings: Settings) -> list[str]:
-    """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading."""
+
+def vllm_command(settings: Settings, lora: bool = True) -> list[str]:
+    """The vLLM server command line: OpenAI API, LoRA enabled, runtime adapter loading.
+
+    `lora=False` serves the model as it is, without adapters (on CPU vLLM then compiles it;
+    bench/bench_latency.py measures what a model with merged-in adapter weights would give).
+    """
     v = settings.vllm
+    lora_flags = ["--enable-lora", "--max-lora-rank", str(v.max_lora_rank)]
     return [
         sys.executable,
         "-m",
-        "vllm.entrypoints.openai.api_server",
+        VLLM_MODULES[v.lora_kernel if lora else "vllm"],
         "--model",
         str(settings.model_path),
         "--served-model-name",
@@ -31,17 +42,20 @@ def vllm_command(settings: Settings) -> list[str]:
         v.host,
         "--port",
         str(v.port),
-        "--enable-lora",
-        "--max-lora-rank",
-        str(v.max_lora_rank),
-        "--max-loras",
-        str(v.max_loras),
+        *(lora_flags + ["--max-loras", str(v.max_loras)] if lora else []),
         "--max-model-len",
         str(v.max_model_len),
         "--dtype",
-        "float32",
+        v.dtype,
+        "--enable-prefix-caching" if v.prefix_caching else "--no-enable-prefix-caching",
+        *_optional("--max-num-seqs", v.max_num_seqs),
+        *_optional("--max-num-batched-tokens", v.max_num_batched_tokens),
         "--disable-uvicorn-access-log",
     ]
+
+
+def _optional(flag: str, value: int | None) -> list[str]:
+    return [] if value is None else [flag, str(value)]
 
 
 def vllm_environment(settings: Settings) -> dict[str, str]:
@@ -51,6 +65,7 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
             "VLLM_CPU_KVCACHE_SPACE": str(settings.vllm.kv_cache_gb),
+            **_cpu_binding(settings),
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         }
@@ -59,6 +74,16 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
     env.pop("VLLM_API_KEY", None)
     if settings.vllm.api_key:
         env["VLLM_API_KEY"] = settings.vllm.api_key
+    return env
+
+
+def _cpu_binding(settings: Settings) -> dict[str, str]:
+    """vLLM's CPU thread settings, only where Tandem's settings name them."""
+    v, env = settings.vllm, {}
+    if v.threads_bind:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = v.threads_bind
+    if v.reserved_cpus is not None:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(v.reserved_cpus)
     return env
 
 
@@ -95,9 +120,10 @@ def end_group(pgid: int, grace_s: float) -> None:
 class VllmProcess:
     """A vLLM child process in its own process group, so stopping it leaves no orphans."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, lora: bool = True) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.lora = lora
         self.process: subprocess.Popen[bytes] | None = None
         self.pgid: int | None = None  # kept from the start: the leader may die first
 
@@ -109,7 +135,7 @@ class VllmProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            vllm_command(self.settings),
+            vllm_command(self.settings, self.lora),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=vllm_environment(self.settings),

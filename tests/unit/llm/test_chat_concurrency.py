@@ -1,0 +1,75 @@
+"""The orchestrator adds nothing that serialises chats: concurrent chats reach vLLM together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from tandem.chat import ChatOptions, ChatService
+from tandem.indexing.reindex import index_release
+from tandem.llm.adapters import AdapterRegistry
+from tandem.llm.client import VllmClient
+from tandem.llm.pool import VllmPool
+from tandem.rag.embedder import HashEmbedder
+from tandem.rag.retriever import Retriever
+from tandem.settings import PROJECT_ROOT, Settings
+from tandem.storage import Stores
+
+CHATS = 8
+
+
+class Barrier:
+    """A vLLM that answers only once all `n` chats are inside it at the same time."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.inside = 0
+        self.all_in = asyncio.Event()
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/health":
+            return httpx.Response(200)
+        if path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "support-v1"}]})
+        self.inside += 1
+        if self.inside == self.n:
+            self.all_in.set()
+        # a serialising orchestrator never sends the n-th chat while the first one waits
+        await asyncio.wait_for(self.all_in.wait(), timeout=20)
+        body = json.loads(request.content)
+        usage = {"prompt_tokens": 5, "completion_tokens": 2}
+        message = {"role": "assistant", "content": f"answer from {body['model']}"}
+        return httpx.Response(
+            200, json={"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage}
+        )
+
+
+@pytest.mark.parametrize("retrieval", [True, False])
+def test_concurrent_chats_reach_vllm_together(
+    settings: Settings, registry: AdapterRegistry, store: Stores, retrieval: bool
+) -> None:
+    embedder = HashEmbedder(8)
+    index_release(store, embedder, PROJECT_ROOT / "corpus" / "v4.2", "v4.2", "docs")
+    registry.save_pointer("support", {"active": "v1"})
+    vllm = Barrier(CHATS)
+    client = VllmClient("http://vllm.test", 30, transport=httpx.MockTransport(vllm.handle))
+    service = ChatService(
+        settings, Retriever(store, embedder, "docs", 8), registry, VllmPool([client])
+    )
+
+    async def chats() -> list[str]:
+        options = ChatOptions(retrieval=retrieval)
+        answers = await asyncio.gather(
+            *(
+                service.answer([{"role": "user", "content": f"How do I export {i}?"}], options)
+                for i in range(CHATS)
+            )
+        )
+        return [a.generation.text for a in answers]
+
+    assert asyncio.run(chats()) == ["answer from support-v1"] * CHATS
+    assert vllm.inside == CHATS
