@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from tandem.errors import TandemError
-from tandem.llm.adapters import validate_adapter_folder
+from tandem.llm.adapter_check import validate_adapter_folder
 from tandem.settings import PROJECT_ROOT, Settings, get_settings
 
 SLOT = "support"

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tandem.answer_format import check_answer
-from tandem.llm.adapters import AdapterRegistry, validate_adapter_folder
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapters import AdapterRegistry
 from tandem.settings import Settings
 from tandem.training.dataset import chat_messages
 from tandem.training.validate import held_out_prompts

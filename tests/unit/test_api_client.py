@@ -7,9 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tandem.api_client import ApiError, TandemClient, Unreachable, error_from_response
+from tandem.api_client import TandemClient, error_from_response
 from tandem.errors import (
     AdapterInvalid,
+    ApiError,
     BadInput,
     Conflict,
     DependencyDown,
@@ -18,6 +19,7 @@ from tandem.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    Unreachable,
 )
 from tandem.evaluation.make_eval import _index
 

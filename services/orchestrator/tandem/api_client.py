@@ -15,6 +15,7 @@ import httpx
 
 from tandem.errors import (
     AdapterInvalid,
+    ApiError,
     BadInput,
     Conflict,
     DependencyDown,
@@ -25,6 +26,7 @@ from tandem.errors import (
     TandemError,
     TooLarge,
     Unauthorized,
+    Unreachable,
 )
 
 JOB_DONE = frozenset({"succeeded", "failed"})
@@ -40,19 +42,6 @@ _BY_STATUS: dict[int, type[TandemError]] = {
 }
 _NAMED: list[type[TandemError]] = [*_BY_STATUS.values(), AdapterInvalid, IndexEmpty]
 _BY_TYPE = {cls.type: cls for cls in _NAMED}
-
-
-class Unreachable(DependencyDown):
-    """Nothing answers at the Tandem URL."""
-
-
-class ApiError(TandemError):
-    """An error answer no domain error names (a 422, a 500): keeps its status and type."""
-
-    def __init__(self, message: str, status: int, type_: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
 
 
 def error_from_response(response: httpx.Response) -> TandemError:

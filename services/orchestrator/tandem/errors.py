@@ -81,3 +81,17 @@ class IndexEmpty(DependencyDown):
 
 class AdapterInvalid(BadInput):
     type = "adapter_invalid"
+
+
+class Unreachable(DependencyDown):
+    """Nothing answers at a Tandem URL (the clients of its API raise this)."""
+
+
+class ApiError(TandemError):
+    """An error answer of Tandem's API that no class above names (a 422, a 500), as the
+    API client sees it: it keeps the answer's status and type."""
+
+    def __init__(self, message: str, status: int, type_: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_

@@ -11,7 +11,8 @@ import pytest
 from tests.unit.llm.fakes import write_adapter
 
 from tandem.errors import AdapterInvalid, BadInput, NotFound
-from tandem.llm.adapters import AdapterRegistry, register_version, validate_adapter_folder
+from tandem.llm.adapter_check import validate_adapter_folder
+from tandem.llm.adapters import AdapterRegistry, register_version
 from tandem.settings import BASE_MODEL_ID
 from tandem.storage import Stores
 

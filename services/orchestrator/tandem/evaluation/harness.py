@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from tandem.api_client import TandemClient, Unreachable, error_from_response
-from tandem.errors import BadInput
+from tandem.api_client import TandemClient, error_from_response
+from tandem.errors import BadInput, Unreachable
 from tandem.evaluation.qa import QAItem
 
 

@@ -36,7 +36,6 @@ __all__ = [
     "AdapterVersion",
     "in_canary",
     "register_version",
-    "validate_adapter_folder",
 ]
 
 POINTER_TTL_S = 1.0
