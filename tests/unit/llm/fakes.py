@@ -53,7 +53,7 @@ class FakeVllm:
         self.refuse: set[str] = set()  # adapter names whose load fails (HTTP 500)
         self.models_used: list[str] = []
         self.unloads: list[str] = []
-        self.load_s = 0.0  # how long a LoRA load takes (lets two swaps overlap for real)
+        self.delay_s = 0.0  # how long loads and chats take (lets two swaps overlap for real)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
@@ -66,7 +66,7 @@ class FakeVllm:
             names = [BASE_MODEL_ID, *sorted(self.loaded)]
             return _json(200, {"data": [{"id": n} for n in names]})
         if path == "/v1/load_lora_adapter":
-            await asyncio.sleep(self.load_s)
+            await asyncio.sleep(self.delay_s)
             return self._load(body["lora_name"])
         if path == "/v1/unload_lora_adapter":
             if body["lora_name"] not in self.loaded:
@@ -74,6 +74,7 @@ class FakeVllm:
             self.loaded.discard(body["lora_name"])
             self.unloads.append(body["lora_name"])
             return httpx.Response(200, text="removed")
+        await asyncio.sleep(self.delay_s)
         return self._chat(body)
 
     def _load(self, name: str) -> httpx.Response:

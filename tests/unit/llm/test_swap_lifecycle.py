@@ -76,7 +76,7 @@ def test_concurrent_activations_get_one_conflict(
     settings: Settings, registry: AdapterRegistry, pool: VllmPool, replicas: list[FakeVllm]
 ) -> None:
     for replica in replicas:
-        replica.load_s = 0.2  # the first swap is still loading when the second one starts
+        replica.delay_s = 0.2  # the first swap is still probing when the second one starts
     other_replica = AdapterSwapper(
         settings, AdapterRegistry(registry.root, registry.state), pool, InFlight(60)
     )
@@ -90,6 +90,7 @@ def test_concurrent_activations_get_one_conflict(
         )
 
     for first, second in ((mine, mine), (mine, other_replica)):
+        registry.save_pointer("support", {"active": "v3"})  # both activations change something
         outcomes = run(both(first, second))
         assert sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
         assert sum(isinstance(o, dict) for o in outcomes) == 1
