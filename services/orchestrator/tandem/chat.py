@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,9 +21,11 @@ from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages
 from tandem.rag.retriever import IndexInfo, Retriever
 from tandem.settings import Settings
+from tandem.state.feedback import AnswerLog, AnswerRecord
 
 BASE_ADAPTER = "none"
 SHORT_QUERY_WORDS = 6
+log = logging.getLogger("tandem.chat")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class PreparedChat:
     started: float
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
+    conversation: list[ChatMessage] = field(default_factory=list)  # as the customer sent it
 
     def timings(self, generation_ms: float) -> dict[str, float]:
         total = (time.perf_counter() - self.started) * 1000
@@ -89,12 +93,18 @@ class ChatService:
     """Plain async functions the chat routes (native and OpenAI-compatible) call."""
 
     def __init__(
-        self, settings: Settings, retriever: Retriever, registry: AdapterRegistry, pool: VllmPool
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        registry: AdapterRegistry,
+        pool: VllmPool,
+        answers: AnswerLog | None = None,
     ) -> None:
         self.settings = settings
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
+        self.answers = answers  # every answer given is kept here, for feedback on it
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
     def resolve_adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
@@ -144,7 +154,18 @@ class ChatService:
             started=started,
             retrieval_ms=retrieval_ms,
             in_flight=token,
+            conversation=list(conversation),
         )
+
+    async def keep(self, prepared: PreparedChat, text: str) -> None:
+        """Log the answer as the customer saw it (JSON and streamed, native and OpenAI)."""
+        if self.answers is None:
+            return
+        record = answer_record(prepared, text)
+        try:
+            await anyio.to_thread.run_sync(self.answers.record_answer, record)
+        except Exception:  # the customer still gets the answer; feedback on it will 404
+            log.exception("could not log answer %s for feedback", prepared.id)
 
     def _reload(self, prepared: PreparedChat) -> Reload | None:
         """How to put the adapter back on a replica that lost it (it restarted)."""
@@ -171,6 +192,7 @@ class ChatService:
         finally:
             self.in_flight.leave(prepared.in_flight)
         generation.text = generation.text.strip()
+        await self.keep(prepared, generation.text)
         gen_ms = (time.perf_counter() - gen_started) * 1000
         return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
 
@@ -178,6 +200,7 @@ class ChatService:
         """("delta", {...}) events, then one ("done", {...}) with usage and timings."""
         gen_started = time.perf_counter()
         usage = Usage()
+        parts: list[str] = []
         try:
             async for item in self.pool.chat_stream(
                 prepared.model, prepared.messages, self.settings.generation, self._reload(prepared)
@@ -185,9 +208,11 @@ class ChatService:
                 if isinstance(item, Usage):
                     usage = item
                 else:
+                    parts.append(item)
                     yield "delta", {"text": item}
         finally:
             self.in_flight.leave(prepared.in_flight)
+        await self.keep(prepared, "".join(parts).strip())
         gen_ms = (time.perf_counter() - gen_started) * 1000
         yield (
             "done",
@@ -199,3 +224,28 @@ class ChatService:
                 "timings_ms": prepared.timings(gen_ms),
             },
         )
+
+
+def answer_record(prepared: PreparedChat, text: str) -> AnswerRecord:
+    """What the answer log keeps: the conversation, answer, full source blocks, versions."""
+    sources = [
+        {
+            "n": n,
+            "file": s.chunk.file,
+            "heading": s.chunk.heading,
+            "release": s.chunk.release,
+            "text": s.chunk.text,
+            "score": round(s.score, 4),
+        }
+        for n, s in enumerate(prepared.sources, start=1)
+    ]
+    return AnswerRecord(
+        id=prepared.id,
+        created=time.time(),
+        conversation=prepared.conversation,
+        answer=text,
+        sources=sources,
+        adapter=prepared.adapter.label if prepared.adapter else None,
+        release=prepared.index.release if prepared.index else None,
+        collection=prepared.index.collection if prepared.index else None,
+    )

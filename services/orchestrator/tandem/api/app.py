@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from tandem import __version__
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import error_response, install_error_handlers
-from tandem.api.routes import adapters, admin, chat, health, openai
+from tandem.api.routes import adapters, admin, chat, feedback, health, openai, widget
 from tandem.chat import ChatService
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
@@ -28,6 +29,8 @@ from tandem.rag.embedder import Embedder, embedder_from_settings
 from tandem.rag.retriever import Retriever
 from tandem.rag.store import DocStore, open_client
 from tandem.settings import Settings, get_settings
+from tandem.state.feedback import SqliteFeedbackLog
+from tandem.state.sqlite import StateDatabase
 
 log = logging.getLogger("tandem")
 ServicesFactory = Callable[[Settings], Services]
@@ -40,8 +43,11 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     retriever = Retriever(store, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, store)
     pool = VllmPool.from_settings(settings.vllm)
-    chat_service = ChatService(settings, retriever, registry, pool)
-    return Services(settings, store, embedder, retriever, registry, pool, chat_service)
+    answers = SqliteFeedbackLog(
+        StateDatabase(settings.state_path), settings.feedback.retention_days
+    )
+    chat_service = ChatService(settings, retriever, registry, pool, answers)
+    return Services(settings, store, embedder, retriever, registry, pool, chat_service, answers)
 
 
 class BodyLimitAndMetrics(BaseHTTPMiddleware):
@@ -100,7 +106,16 @@ def create_app(
     app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
+    if settings.widget.origins:  # outermost, so preflights and error responses carry CORS
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.widget.origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     install_error_handlers(app)
-    for module in (health, chat, openai, admin, adapters):
+    for module in (health, chat, openai, admin, adapters, feedback, widget):
         app.include_router(module.router)
     return app

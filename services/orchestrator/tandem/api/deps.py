@@ -17,6 +17,7 @@ from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.rag.store import DocStore
 from tandem.settings import Settings
+from tandem.state.feedback import FeedbackLog
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     registry: AdapterRegistry
     pool: VllmPool
     chat: ChatService
+    feedback: FeedbackLog | None = None  # the answer log behind POST /v1/feedback
     extras: dict[str, object] = field(default_factory=dict)
 
 

@@ -45,11 +45,20 @@ def _raise_for(response: httpx.Response, what: str) -> None:
 class VllmClient:
     """One vLLM server. Never imports vLLM: HTTP only."""
 
-    def __init__(self, base_url: str, timeout_s: float, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        api_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: an httpx.MockTransport
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url.rstrip("/")
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=5.0), headers=headers
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            headers=headers,
+            transport=transport,
         )
 
     async def aclose(self) -> None:
