@@ -90,17 +90,24 @@ def serve(settings: Settings, services: Services) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
+def run_stack(
+    data_dir: Path, vllm_url: str, embedder: Embedder, **overrides: object
 ) -> Iterator[Stack]:
-    """The API over the sample product's latest release, with keys, on real services."""
-    settings = stack_settings(tmp_path_factory.mktemp("stack"), vllm_url)
+    """The API over the sample product's latest release, with keys, served until closed."""
+    settings = stack_settings(data_dir, vllm_url, **overrides)
     services = build_services(settings, embedder)
     index_release(services.store, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
     for url in serve(settings, services):
         wait_ready(url)
         yield Stack(url, settings, services)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
+) -> Iterator[Stack]:
+    """The API over the sample product's latest release, with keys, on real services."""
+    yield from run_stack(tmp_path_factory.mktemp("stack"), vllm_url, embedder)
 
 
 def wait_ready(url: str, timeout_s: float = 120) -> None:

@@ -37,7 +37,8 @@ button, textarea { font: inherit; color: inherit; }
 .panel[hidden] { display: none; }
 header { display: flex; align-items: center; gap: 8px; padding: 10px 12px;
   background: var(--accent); color: var(--accent-text); }
-header h2 { font-size: 16px; margin: 0; flex: 1; }
+.titles { flex: 1; }
+header h2 { font-size: 16px; margin: 0; }
 header p { margin: 0; font-size: 12px; opacity: .9; }
 .close { background: transparent; border: 0; color: inherit; font-size: 22px; cursor: pointer;
   min-width: 44px; min-height: 44px; }
@@ -202,7 +203,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         el("label", { for: "tandem-input", class: "sr", text: "Your question" }), this.input, this.send);
       this.panel = el("section", { id: "tandem-panel", class: "panel", role: "dialog",
         "aria-label": this.config.title, hidden: true },
-        el("header", {}, el("div", { style: "flex:1" }, el("h2", { text: this.config.title }), this.release),
+        el("header", {}, el("div", { class: "titles" }, el("h2", { text: this.config.title }), this.release),
           el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×",
             on: { click: () => this.toggle(false) } })),
         this.log, this.status, this.form);
@@ -300,21 +301,26 @@ button:disabled { opacity: .55; cursor: not-allowed; }
     openSource(message, n) {
       const item = this.log.querySelector(`[data-source="${CSS_ID(message.id)}-${n}"]`);
       if (!item) return;
-      item.open = true;
+      for (let fold = item; fold; fold = fold.parentElement && fold.parentElement.closest("details")) fold.open = true;
       const summary = item.querySelector("summary");
       summary.focus();
       summary.scrollIntoView({ block: "nearest", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
     }
 
+    /* Cited sources first and open to click; the other blocks searched fold away. */
     renderSources(message) {
       const cited = new Set([...message.content.matchAll(CITE)].map((m) => Number(m[1])));
-      const ordered = [...message.sources].sort((a, b) => cited.has(b.n) - cited.has(a.n) || a.n - b.n);
       const list = el("ul", { class: "sources", "aria-label": "Sources" });
-      for (const s of ordered) {
+      const others = el("ul", { class: "sources" });
+      for (const s of message.sources) {
         const details = el("details", { "data-source": `${CSS_ID(message.id)}-${s.n}` },
-          el("summary", { text: `[${s.n}] ${s.file} › ${s.heading || "(top)"} · release ${s.release}${cited.has(s.n) ? " · cited" : ""}` }),
+          el("summary", { class: "source", text: `[${s.n}] ${s.file} › ${s.heading || "(top)"} · release ${s.release}` }),
           el("p", { class: "snippet", text: s.snippet || "" }));
-        list.append(el("li", { class: cited.has(s.n) ? "cited" : "" }, details));
+        (cited.has(s.n) ? list : others).append(el("li", {}, details));
+      }
+      if (others.children.length) {
+        const label = list.children.length ? "Other sources searched" : "Sources searched";
+        list.append(el("li", {}, el("details", {}, el("summary", { text: `${label} (${others.children.length})` }), others)));
       }
       return list;
     }
