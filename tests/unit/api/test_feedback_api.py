@@ -4,7 +4,7 @@ the customer, reviewed by an agent. vLLM is played at the transport; Qdrant is i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -48,6 +48,22 @@ def fake_vllm(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, text="".join(lines), headers={"content-type": "text/event-stream"})
 
 
+def services_with(log: InMemoryFeedbackLog) -> Callable[[Settings], Services]:
+    """Real app services around an in-memory Qdrant, the fake vLLM and `log`."""
+
+    def services(settings: Settings) -> Services:
+        embedder = HashEmbedder()
+        store = DocStore(QdrantClient(location=":memory:"), embedder.dim)
+        retriever = Retriever(store, embedder, "docs", 10)
+        registry = AdapterRegistry(settings.adapters_dir, store)
+        vllm = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
+        pool = VllmPool([vllm])
+        chat = ChatService(settings, retriever, registry, pool, log)
+        return Services(settings, store, embedder, retriever, registry, pool, chat, log)
+
+    return services
+
+
 @pytest.fixture
 def log() -> InMemoryFeedbackLog:
     return InMemoryFeedbackLog()
@@ -62,17 +78,7 @@ def client(log: InMemoryFeedbackLog) -> Iterator[TestClient]:
         feedback=FeedbackSettings(max_comment_chars=50),
     )
 
-    def services(settings: Settings) -> Services:
-        embedder = HashEmbedder()
-        store = DocStore(QdrantClient(location=":memory:"), embedder.dim)
-        retriever = Retriever(store, embedder, "docs", 10)
-        registry = AdapterRegistry(settings.adapters_dir, store)
-        vllm = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
-        pool = VllmPool([vllm])
-        chat = ChatService(settings, retriever, registry, pool, log)
-        return Services(settings, store, embedder, retriever, registry, pool, chat, log)
-
-    with TestClient(create_app(settings, services_factory=services)) as test_client:
+    with TestClient(create_app(settings, services_factory=services_with(log))) as test_client:
         yield test_client
 
 
@@ -188,3 +194,15 @@ def test_cors_allows_only_the_configured_origins(client: TestClient) -> None:
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
     refused = client.options("/v1/chat", headers={"Origin": "https://evil.example", **preflight})
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_open_mode_demo_needs_no_key(log: InMemoryFeedbackLog) -> None:
+    """A fresh `make run` (no keys, loopback): the demo page has no key and chat needs none."""
+    settings = Settings()
+    assert settings.open_access
+
+    with TestClient(create_app(settings, services_factory=services_with(log))) as client:
+        assert 'data-key=""' in client.get("/widget/demo").text
+        answer_id = ask(client)
+        response = client.post("/v1/feedback", json={"id": answer_id, "rating": "up"})
+        assert response.status_code == 202
