@@ -60,15 +60,15 @@ class Stack:
 
 
 def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        vllm=VllmSettings(url=vllm_url),
-        api_keys=[CHAT_KEY],
-        admin_keys=[ADMIN_KEY],
-        index_roots=[str(CORPUS), str(PAPERLESS)],
-        rate_limit_per_minute=10_000,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "vllm": VllmSettings(url=vllm_url),
+        "api_keys": [CHAT_KEY],
+        "admin_keys": [ADMIN_KEY],
+        "index_roots": [str(CORPUS), str(PAPERLESS)],
+        "rate_limit_per_minute": 10_000,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 def serve(settings: Settings, services: Services) -> Iterator[str]:

@@ -70,6 +70,17 @@ def widget_stack(
     yield from run_stack(data, relay.url, embedder, widget=WidgetSettings(key=CHAT_KEY))
 
 
+@pytest.fixture(scope="module")
+def limited_stack(
+    tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
+) -> Iterator[Stack]:
+    """A stack that allows one request a minute per key."""
+    data = tmp_path_factory.mktemp("limited-stack")
+    yield from run_stack(
+        data, vllm_url, embedder, widget=WidgetSettings(key=CHAT_KEY), rate_limit_per_minute=1
+    )
+
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
     for path in (CHROMIUM, CHROMEDRIVER):
@@ -166,8 +177,9 @@ def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_st
     if os.environ.get("TANDEM_UPDATE_DOCS_SCREENSHOT"):
         shutil.copyfile(picture, ROOT / "docs" / "widget-demo.png")
 
+    comment = answer.find_element(By.CSS_SELECTOR, ".comment textarea")
+    assert not comment.is_displayed()  # asked for only after a thumbs-down
     answer.find_element(By.CSS_SELECTOR, "button[data-rating='down']").click()
-    comment = wait_for(browser, lambda: answer.find_element(By.CSS_SELECTOR, ".comment textarea"))
     wait_for(browser, comment.is_displayed)
     comment.send_keys("<img src=x onerror=alert(1)> the limit is per key")
     answer.find_element(By.CSS_SELECTOR, ".comment button").click()
@@ -220,6 +232,43 @@ def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
     assert answer.find_element(By.CSS_SELECTOR, ".body").text.strip()
     assert not one(browser, ".status").is_displayed()
     assert len(every(browser, "article.msg.assistant")) == 1  # the failed answer was replaced
+
+
+def test_network_loss_shows_error_and_retry_works(browser: WebDriver, widget_stack: Stack) -> None:
+    open_demo(browser, widget_stack)
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)  # type: ignore[attr-defined]
+    ask(browser, "How do I invite a teammate?")
+    status = wait_for(
+        browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
+    )
+    assert "connection" in status.text.lower()
+    assert every(browser, "[aria-busy='true']") == []
+    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Network.emulateNetworkConditions", {**offline, "offline": False}
+    )
+    status.find_element(By.CSS_SELECTOR, "button").click()
+    answer = wait_for(
+        browser,
+        lambda: (a := finished_answer(browser)) and a.find_elements(By.CSS_SELECTOR, ".rate") and a,
+        ANSWER_TIMEOUT_S,
+    )
+    assert answer.find_element(By.CSS_SELECTOR, ".body").text.strip()
+
+
+def test_rate_limit_shows_a_countdown(browser: WebDriver, limited_stack: Stack) -> None:
+    with limited_stack.client() as client:  # spends the key's one request of this minute
+        assert client.post("/v1/feedback", json={"id": "chat-x", "rating": "up"}).status_code == 404
+    open_demo(browser, limited_stack)
+    ask(browser, "How do I reset my password?")
+    status = wait_for(
+        browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
+    )
+    assert "Too many questions" in status.text
+    retry = status.find_element(By.CSS_SELECTOR, "button")
+    assert not retry.is_enabled() and "Retry in" in retry.text  # counts down Retry-After
+    assert every(browser, "[aria-busy='true']") == []
+    screenshot(browser, "rate-limited")
 
 
 def test_keyboard_only_and_phone_width(browser: WebDriver, widget_stack: Stack) -> None:

@@ -192,8 +192,8 @@ class ChatService:
         finally:
             self.in_flight.leave(prepared.in_flight)
         generation.text = generation.text.strip()
-        await self.keep(prepared, generation.text)
         gen_ms = (time.perf_counter() - gen_started) * 1000
+        await self.keep(prepared, generation.text)
         return ChatAnswer(prepared, generation, prepared.timings(gen_ms))
 
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -212,8 +212,8 @@ class ChatService:
                     yield "delta", {"text": item}
         finally:
             self.in_flight.leave(prepared.in_flight)
-        await self.keep(prepared, "".join(parts).strip())
         gen_ms = (time.perf_counter() - gen_started) * 1000
+        await self.keep(prepared, "".join(parts).strip())
         yield (
             "done",
             {

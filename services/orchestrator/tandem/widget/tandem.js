@@ -63,6 +63,7 @@ header p { margin: 0; font-size: 12px; opacity: .9; }
   border-radius: 6px; padding: 4px 10px; cursor: pointer; min-height: 36px; }
 .rate button[aria-pressed="true"] { border-color: var(--accent); background: #e6effa; }
 .comment { display: flex; flex-direction: column; gap: 6px; width: 100%; }
+[hidden] { display: none !important; }
 .error-text { color: var(--error); }
 .status { padding: 8px 12px; border-top: 1px solid var(--line); display: flex; gap: 8px;
   align-items: center; flex-wrap: wrap; }
