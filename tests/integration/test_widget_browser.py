@@ -224,6 +224,8 @@ def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
     retry = status.find_element(By.CSS_SELECTOR, "button")
     wait_for(browser, retry.is_enabled, 15)  # after the Retry-After countdown
     retry.click()
+    focused = "return document.querySelector('tandem-chat').shadowRoot.activeElement"
+    assert browser.execute_script(focused) == one(browser, "textarea#tandem-input")
     answer = wait_for(
         browser,
         lambda: (a := finished_answer(browser)) and a.find_elements(By.CSS_SELECTOR, ".rate") and a,

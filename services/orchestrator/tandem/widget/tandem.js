@@ -379,6 +379,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
     retry() {
       const last = this.state.messages[this.state.messages.length - 1];
       if (last && last.role === "assistant") { this.state.messages.pop(); this.log.lastElementChild.remove(); }
+      this.input.focus(); // the Retry button is about to go away
       this.answer();
     }
 
