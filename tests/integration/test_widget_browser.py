@@ -29,7 +29,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from tests.conftest import ROOT
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, SAMPLE_RELEASE, Stack, run_stack
-from tests.integration.vllm_relay import VllmRelay
+from tests.integration.stream_relay import StreamRelay
 
 from tandem.rag.embedder import Embedder
 from tandem.settings import WidgetSettings
@@ -55,15 +55,15 @@ QUESTION = "How many API requests per minute can I make?"
 
 
 @pytest.fixture(scope="module")
-def relay(vllm_url: str) -> Iterator[VllmRelay]:
-    server = VllmRelay(vllm_url).start()
+def relay(vllm_url: str) -> Iterator[StreamRelay]:
+    server = StreamRelay(vllm_url).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def widget_stack(
-    tmp_path_factory: pytest.TempPathFactory, relay: VllmRelay, embedder: Embedder
+    tmp_path_factory: pytest.TempPathFactory, relay: StreamRelay, embedder: Embedder
 ) -> Iterator[Stack]:
     """The stack as a site would run it: keys on, the demo page given the chat key."""
     data = tmp_path_factory.mktemp("widget-stack")
@@ -202,7 +202,7 @@ def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_st
 
 
 def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
-    browser: WebDriver, widget_stack: Stack, relay: VllmRelay
+    browser: WebDriver, widget_stack: Stack, relay: StreamRelay
 ) -> None:
     open_demo(browser, widget_stack)
     relay.cut_after = 3
@@ -236,25 +236,31 @@ def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
     assert len(every(browser, "article.msg.assistant")) == 1  # the failed answer was replaced
 
 
-def test_network_loss_shows_error_and_retry_works(browser: WebDriver, widget_stack: Stack) -> None:
-    open_demo(browser, widget_stack)
-    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
-    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)  # type: ignore[attr-defined]
-    ask(browser, "How do I invite a teammate?")
-    status = wait_for(
-        browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
-    )
-    assert "connection" in status.text.lower()
-    assert every(browser, "[aria-busy='true']") == []
-    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
-        "Network.emulateNetworkConditions", {**offline, "offline": False}
-    )
-    status.find_element(By.CSS_SELECTOR, "button").click()
-    answer = wait_for(
-        browser,
-        lambda: (a := finished_answer(browser)) and a.find_elements(By.CSS_SELECTOR, ".rate") and a,
-        ANSWER_TIMEOUT_S,
-    )
+def test_network_loss_mid_stream_shows_error_and_retry_works(
+    browser: WebDriver, widget_stack: Stack
+) -> None:
+    network = StreamRelay(widget_stack.url).start()  # the browser reaches Tandem through it
+    try:
+        open_demo(browser, Stack(network.url, widget_stack.settings, widget_stack.services))
+        network.cut_after = 2  # the `sources` event and one delta reach the page, then nothing
+        ask(browser, "How do I invite a teammate?")
+        status = wait_for(
+            browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
+        )
+        assert network.cuts == 1 and "connection" in status.text.lower()
+        assert every(browser, "[aria-busy='true']") == []
+        screenshot(browser, "network-lost")
+        network.cut_after = None
+        status.find_element(By.CSS_SELECTOR, "button").click()
+        answer = wait_for(
+            browser,
+            lambda: (
+                (a := finished_answer(browser)) and a.find_elements(By.CSS_SELECTOR, ".rate") and a
+            ),
+            ANSWER_TIMEOUT_S,
+        )
+    finally:
+        network.stop()
     assert answer.find_element(By.CSS_SELECTOR, ".body").text.strip()
 
 

@@ -1,5 +1,6 @@
-"""A real HTTP relay in front of vLLM that can cut a streamed answer part-way, the way a vLLM
-that dies mid-answer does (the connection reset before the stream's end)."""
+"""A real HTTP relay that can cut a streamed answer part-way: in front of vLLM it plays a vLLM
+that dies mid-answer, in front of Tandem a browser losing its network mid-stream (either way
+the connection is reset before the stream's end)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import httpx
 FORWARDED = ("content-type", "authorization")
 
 
-class VllmRelay:
-    """Relays every request to `upstream`; while `cut_after` is set, streamed completions are
-    cut (TCP reset) after that many `data:` lines."""
+class StreamRelay:
+    """Relays every request to `upstream`; while `cut_after` is set, a response is cut (TCP
+    reset) once more than that many `data:` lines (SSE events) have passed."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
@@ -30,7 +31,7 @@ class VllmRelay:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> VllmRelay:
+    def start(self) -> StreamRelay:
         self.thread.start()
         return self
 
