@@ -255,7 +255,8 @@ button:disabled { opacity: .55; cursor: not-allowed; }
       node.setAttribute("aria-busy", message.streaming ? "true" : "false");
       node.dataset.chunks = String(message.chunks || 0);
       if (message.sources && message.sources.length && !message.streaming) node.append(this.renderSources(message));
-      if (message.error) node.append(el("p", { class: "error-text", text: "This answer was interrupted." }));
+      if (message.error)
+        node.append(el("p", { class: "error-text", text: message.content ? "This answer was interrupted." : "Not answered yet." }));
       if (message.index || message.adapter) {
         const where = [message.index ? `Answered from docs release ${message.index.release}` : "Answered without docs",
           message.adapter ? `by ${message.adapter}` : ""].join(" ").trim();
