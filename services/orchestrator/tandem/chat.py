@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -24,6 +25,7 @@ from tandem.metrics import ADAPTER_REQUESTS
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import GenerationSettings, Settings
+from tandem.state.feedback import AnswerLog, AnswerRecord
 
 BASE_ADAPTER = "none"
 SHORT_QUERY_WORDS = 6  # a user turn this short leans on the conversation for its topic
@@ -31,6 +33,7 @@ CONTEXT_TURNS = 2  # earlier user turns a follow-up may carry into its retrieval
 _FOLLOW_UP_START = re.compile(
     r"^(and|also|but|or|so|then|what about|how about|same for|what if)\b", re.IGNORECASE
 )
+log = logging.getLogger("tandem.chat")
 
 
 @dataclass
@@ -55,6 +58,7 @@ class PreparedChat:
     started: float
     retrieval_ms: float = 0.0
     in_flight: int | None = None  # token of the in-flight count for the adapter
+    conversation: list[ChatMessage] = field(default_factory=list)  # as the customer sent it
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     abstained: str | None = None  # the relevance gate declined: no generation
 
@@ -127,6 +131,7 @@ class ChatService:
         registry: AdapterRegistry,
         pool: VllmPool,
         counter: TokenCounter | None = None,
+        answers: AnswerLog | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter or counter_for(settings.model_path)
@@ -135,6 +140,7 @@ class ChatService:
         self.registry = registry
         self.pool = pool
         self.gate = RelevanceGate(retriever, settings.retrieval)
+        self.answers = answers  # every answer given is kept here, for feedback on it
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
     def resolve_adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
@@ -201,7 +207,18 @@ class ChatService:
             in_flight=token,
             generation=generation,
             abstained=abstained,
+            conversation=list(conversation),
         )
+
+    async def keep(self, prepared: PreparedChat, text: str) -> None:
+        """Log the answer as the customer saw it (JSON and streamed, native and OpenAI)."""
+        if self.answers is None:
+            return
+        record = answer_record(prepared, text)
+        try:
+            await anyio.to_thread.run_sync(self.answers.record_answer, record)
+        except Exception:  # the customer still gets the answer; feedback on it will 404
+            log.exception("could not log answer %s for feedback", prepared.id)
 
     def _reload(self, prepared: PreparedChat) -> Reload | None:
         """How to put the adapter back on a replica that lost it (it restarted)."""
@@ -236,6 +253,7 @@ class ChatService:
         retrieval = prepared.index is not None
         grounding = judge(generation.text, citations, retrieval, prepared.abstained)
         gen_ms = (time.perf_counter() - gen_started) * 1000
+        await self.keep(prepared, generation.text)
         return ChatAnswer(prepared, generation, grounding, prepared.timings(gen_ms))
 
     async def _chat(self, prepared: PreparedChat) -> Generation:
@@ -269,6 +287,7 @@ class ChatService:
             self.in_flight.leave(prepared.in_flight)
         grounding = judge("".join(sent), citations, prepared.index is not None, prepared.abstained)
         gen_ms = (time.perf_counter() - gen_started) * 1000
+        await self.keep(prepared, "".join(sent).strip())
         yield (
             "done",
             {
@@ -292,3 +311,28 @@ class ChatService:
         ):
             yield item if isinstance(item, Usage) else safe.feed(item)
         yield safe.flush()
+
+
+def answer_record(prepared: PreparedChat, text: str) -> AnswerRecord:
+    """What the answer log keeps: the conversation, answer, full source blocks, versions."""
+    sources = [
+        {
+            "n": n,
+            "file": s.chunk.file,
+            "heading": s.chunk.heading,
+            "release": s.chunk.release,
+            "text": s.chunk.text,
+            "score": round(s.score, 4),
+        }
+        for n, s in enumerate(prepared.sources, start=1)
+    ]
+    return AnswerRecord(
+        id=prepared.id,
+        created=time.time(),
+        conversation=prepared.conversation,
+        answer=text,
+        sources=sources,
+        adapter=prepared.adapter.label if prepared.adapter else None,
+        release=prepared.index.release if prepared.index else None,
+        collection=prepared.index.collection if prepared.index else None,
+    )

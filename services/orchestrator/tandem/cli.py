@@ -10,6 +10,7 @@ import typer
 
 from tandem.indexing.cli import index_app
 from tandem.llm.cli import adapters_app
+from tandem.training.feedback_cli import dataset_from_feedback, feedback_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -21,6 +22,8 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 app.add_typer(index_app, name="index")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(feedback_app, name="feedback")
+dataset_app.command("from-feedback")(dataset_from_feedback)
 
 
 @app.command()

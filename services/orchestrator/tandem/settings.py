@@ -141,6 +141,26 @@ class AdapterSettings(BaseModel):
     probe_max_tokens: int = 2  # the probe is a real generation, kept short
 
 
+class WidgetSettings(BaseModel):
+    """The embeddable chat widget: which browser origins may call the chat API, and its key."""
+
+    # TANDEM_WIDGET__ORIGINS: origins (scheme://host[:port]) allowed to call /v1/chat and
+    # /v1/feedback from a browser; the demo page is same-origin and needs none
+    origins: CommaList = Field(default_factory=list)
+    # TANDEM_WIDGET__KEY: the chat key /widget/demo puts in its page; must be a chat key
+    # (never an admin key): whatever is in a page is public
+    key: str | None = None
+
+    _split = field_validator("origins", mode="before")(_split_commas)
+
+
+class FeedbackSettings(BaseModel):
+    """The answer log behind thumbs up/down: kept `retention_days`, 0 keeps nothing."""
+
+    retention_days: int = Field(default=30, ge=0)
+    max_comment_chars: int = Field(default=2_000, ge=1)
+
+
 class Settings(BaseSettings):
     """The one settings object; build it with `get_settings()`."""
 
@@ -172,6 +192,8 @@ class Settings(BaseSettings):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    widget: WidgetSettings = Field(default_factory=WidgetSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     _split = field_validator("index_roots", "api_keys", "admin_keys", "link_hosts", mode="before")(
         _split_commas
@@ -195,6 +217,11 @@ class Settings(BaseSettings):
                 f"the adapters folder {self.adapters_dir} does not exist. Set "
                 "TANDEM_ADAPTERS_DIR to the folder holding <slot>/vN/ versions (an installed, "
                 "non-editable package has no adapters/ beside it; the image mounts /adapters)."
+            )
+        if self.widget.key is not None and self.widget.key not in self.api_keys:
+            raise ValueError(
+                "TANDEM_WIDGET__KEY must be one of TANDEM_API_KEYS (a chat key): "
+                "the widget's key is public, so never an admin key"
             )
         return self
 

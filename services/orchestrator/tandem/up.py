@@ -106,7 +106,8 @@ def run_up(settings: Settings) -> None:
         app = create_app(settings, services_factory=lambda _: services)
         console.print(
             f"api: http://{settings.host}:{settings.port} "
-            f"(ready in {time.monotonic() - started:.0f} s; Ctrl-C stops all)"
+            f"(ready in {time.monotonic() - started:.0f} s; Ctrl-C stops all); "
+            f"support chat demo: http://{settings.host}:{settings.port}/widget/demo"
         )
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from tandem import __version__
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
-from tandem.api.routes import adapters, admin, chat, health, openai
+from tandem.api.routes import adapters, admin, chat, feedback, health, openai, widget
 from tandem.chat import ChatService
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
@@ -26,6 +27,8 @@ from tandem.llm.upkeep import keep_adapters_loaded
 from tandem.rag.embedder import Embedder, embedder_from_settings
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
+from tandem.state.feedback import SqliteFeedbackLog
+from tandem.state.sqlite import StateDatabase
 from tandem.storage import Stores, open_stores
 
 log = logging.getLogger("tandem")
@@ -48,8 +51,13 @@ def build_services(
     retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, stores.state)
     pool = pool or VllmPool.from_settings(settings.vllm)
-    chat_service = ChatService(settings, retriever, registry, pool)
-    return Services(settings, stores, embedder, retriever, registry, pool, chat_service)
+    answers = SqliteFeedbackLog(
+        StateDatabase(settings.state_path), settings.feedback.retention_days
+    )
+    chat_service = ChatService(settings, retriever, registry, pool, answers=answers)
+    return Services(
+        settings, stores, embedder, retriever, registry, pool, chat_service, feedback=answers
+    )
 
 
 def create_app(
@@ -86,7 +94,16 @@ def create_app(
     app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
+    if settings.widget.origins:  # outermost, so preflights and error responses carry CORS
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.widget.origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     install_error_handlers(app)
-    for module in (health, chat, openai, admin, adapters):
+    for module in (health, chat, openai, admin, adapters, feedback, widget):
         app.include_router(module.router)
     return app

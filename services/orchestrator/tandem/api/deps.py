@@ -18,6 +18,7 @@ from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
+from tandem.state.feedback import FeedbackLog
 from tandem.storage import Stores
 
 
@@ -33,6 +34,7 @@ class Services:
     pool: VllmPool
     chat: ChatService
     vllm_report: Callable[[], dict[str, Any]] | None = None  # the supervisor's, under `up`
+    feedback: FeedbackLog | None = None  # the answer log behind POST /v1/feedback
 
 
 class RateLimiter:

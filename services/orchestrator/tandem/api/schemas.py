@@ -124,6 +124,25 @@ class ActivateRequest(BaseModel):
     percent: int = Field(default=100, ge=1, le=100)
 
 
+class FeedbackRequest(BaseModel):
+    """Thumbs up/down on one answer; the route checks the comment's size cap (413)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    rating: Literal["up", "down"]
+    comment: str = ""
+
+
+class ReviewRequest(BaseModel):
+    """An agent's review: a corrected answer, and/or approval as training data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    corrected: str | None = Field(default=None, min_length=1, max_length=16_000)
+    approved: bool = True
+
+
 class ErrorBody(BaseModel):
     type: str
     message: str

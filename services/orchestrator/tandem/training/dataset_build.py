@@ -131,9 +131,13 @@ def context_blocks(
     return blocks, cited
 
 
-def _example(
-    conversation: list[ChatMessage], blocks: list[Chunk], release: str, answer: str
+def chat_example(
+    conversation: Sequence[ChatMessage],
+    blocks: list[Chunk] | None,
+    release: str | None,
+    answer: str,
 ) -> dict[str, Any]:
+    """One training line: the serving prompt (`build_messages`) and the target answer."""
     messages: list[dict[str, Any]] = [
         dict(m) for m in build_messages(conversation, blocks, release)
     ]
@@ -176,7 +180,7 @@ def item_examples(
             else house_answer(item.answer, item.steps, cited)
         )
         conversation: list[ChatMessage] = [{"role": "user", "content": question}]
-        examples.append(_example(conversation, blocks, item.release, answer))
+        examples.append(chat_example(conversation, blocks, item.release, answer))
     if item.followup:
         examples.append(_followup_example(item, questions[0], index, fallback_units, stats))
     return examples
@@ -215,7 +219,7 @@ def _followup_example(
         if fallback
         else house_answer(follow["answer"], follow.get("steps", []), cited)
     )
-    return _example(conversation, blocks, item.release, answer)
+    return chat_example(conversation, blocks, item.release, answer)
 
 
 def plan(items: list[QaItem]) -> tuple[set[str], set[str]]:

@@ -1,0 +1,1 @@
+"""The embeddable support chat widget (plain JavaScript, no build step) and its demo page."""

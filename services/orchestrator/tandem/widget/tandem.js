@@ -1,0 +1,466 @@
+/* Tandem support chat widget: one script tag, no build step.
+ *
+ *   <script src="https://support.example.com/widget/tandem.js"
+ *           data-api-base="https://support.example.com" data-key="<chat key>"
+ *           data-title="Help" data-greeting="Hi! Ask me anything about Kestrel."
+ *           data-accent="#0b5cad" defer></script>
+ *
+ * or set `window.TandemWidgetConfig = {apiBase, key, title, greeting, colors: {accent,
+ * accentText, background, text}}` before the script. The key must be a chat key (it is
+ * public). Everything the customer or the model writes is put in the page as text nodes;
+ * nothing is ever parsed as HTML.
+ */
+(() => {
+  "use strict";
+  if (customElements.get("tandem-chat")) return;
+
+  const script = document.currentScript;
+  const STALL_MS = 90000; // no byte for this long: the stream is dead
+  const MAX_TURNS = 20; // messages sent as history
+  const CITE = /\[(\d+)\]/g;
+  const STEP = /^\s*(\d+)[.)]\s+(.*)$/;
+
+  const CSS = `
+:host { all: initial; --accent: #0b5cad; --accent-text: #fff; --bg: #fff; --text: #1d2330;
+  --muted: #5a6475; --line: #d5dae3; --error: #a4161a; position: fixed; z-index: 2147483000;
+  right: 16px; bottom: 16px; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif;
+  color: var(--text); }
+* { box-sizing: border-box; }
+button, textarea { font: inherit; color: inherit; }
+.launcher { background: var(--accent); color: var(--accent-text); border: 0; border-radius: 999px;
+  padding: 12px 18px; cursor: pointer; box-shadow: 0 4px 14px rgb(0 0 0 / .2); }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.panel { position: absolute; right: 0; bottom: 0; width: min(400px, calc(100vw - 32px));
+  height: min(600px, calc(100vh - 32px)); display: flex; flex-direction: column;
+  background: var(--bg); border: 1px solid var(--line); border-radius: 12px;
+  box-shadow: 0 8px 30px rgb(0 0 0 / .25); overflow: hidden; transition: opacity .15s; }
+.panel[hidden] { display: none; }
+header { display: flex; align-items: center; gap: 8px; padding: 10px 12px;
+  background: var(--accent); color: var(--accent-text); }
+.titles { flex: 1; }
+header h2 { font-size: 16px; margin: 0; }
+header p { margin: 0; font-size: 12px; opacity: .9; }
+.close { background: transparent; border: 0; color: inherit; font-size: 22px; cursor: pointer;
+  min-width: 44px; min-height: 44px; }
+.log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 10px; }
+.msg { max-width: 92%; padding: 8px 12px; border-radius: 10px; overflow-wrap: anywhere; }
+.msg p { margin: 0 0 6px; }
+.msg ol { margin: 0 0 6px; padding-left: 22px; }
+.user { align-self: flex-end; background: var(--accent); color: var(--accent-text); white-space: pre-wrap; }
+.assistant { align-self: flex-start; background: #f1f3f7; }
+.cite { border: 1px solid var(--accent); background: var(--bg); color: var(--accent);
+  border-radius: 4px; padding: 0 4px; font-size: 12px; cursor: pointer; min-height: 24px; }
+.sources { font-size: 13px; margin: 6px 0 0; padding-left: 0; list-style: none; }
+.sources li { border-top: 1px solid var(--line); padding: 4px 0; }
+.sources summary { cursor: pointer; }
+.sources .snippet { color: var(--muted); white-space: pre-wrap; margin: 4px 0 0; }
+.meta { font-size: 12px; color: var(--muted); margin-top: 4px; }
+.thinking { color: var(--muted); }
+.thinking::after { content: "…"; display: inline-block; animation: blink 1s steps(2) infinite; }
+@keyframes blink { 50% { opacity: 0; } }
+.rate { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin-top: 6px; font-size: 13px; }
+.rate button, .status button, .comment button { border: 1px solid var(--line); background: var(--bg);
+  border-radius: 6px; padding: 4px 10px; cursor: pointer; min-height: 36px; }
+.rate button[aria-pressed="true"] { border-color: var(--accent); background: #e6effa; }
+.comment { display: flex; flex-direction: column; gap: 6px; width: 100%; }
+[hidden] { display: none !important; }
+.error-text { color: var(--error); }
+.status { padding: 8px 12px; border-top: 1px solid var(--line); display: flex; gap: 8px;
+  align-items: center; flex-wrap: wrap; }
+.status[hidden] { display: none; }
+form { display: flex; gap: 8px; padding: 10px 12px; border-top: 1px solid var(--line); }
+form textarea { flex: 1; resize: none; border: 1px solid var(--line); border-radius: 8px;
+  padding: 8px; min-height: 44px; max-height: 120px; background: var(--bg); }
+form button { background: var(--accent); color: var(--accent-text); border: 0; border-radius: 8px;
+  padding: 0 16px; min-height: 44px; cursor: pointer; }
+button:disabled { opacity: .55; cursor: not-allowed; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 480px) {
+  :host { right: 8px; bottom: 8px; }
+  .panel { position: fixed; inset: 0; width: 100vw; height: 100%; border-radius: 0; border: 0; }
+}
+@media (prefers-reduced-motion: reduce) {
+  .panel { transition: none; }
+  .thinking::after { animation: none; }
+}`;
+
+  function readConfig() {
+    const data = (script && script.dataset) || {};
+    const given = window.TandemWidgetConfig || {};
+    const origin = script && script.src ? new URL(script.src, location.href).origin : location.origin;
+    return {
+      apiBase: String(given.apiBase || data.apiBase || origin).replace(/\/+$/, ""),
+      key: given.key || data.key || null,
+      title: given.title || data.title || "Support",
+      greeting: given.greeting || data.greeting || "Hi! Ask a question about the product.",
+      colors: Object.assign({ accent: data.accent }, given.colors || {}),
+    };
+  }
+
+  /* The DOM, built with createElement and text nodes only. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") node.textContent = value;
+      else if (name === "on") Object.entries(value).forEach(([ev, fn]) => node.addEventListener(ev, fn));
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  /* SSE over fetch: yields {event, data} for each `event:`/`data:` block. */
+  async function* sseEvents(response, signal, onByte) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      onByte();
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, "");
+        let event = "message";
+        const data = [];
+        for (const line of block.split(/\r?\n/)) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
+      }
+      if (signal.aborted) break;
+    }
+  }
+
+  class ChatError extends Error {
+    constructor(message, retryAfter) {
+      super(message);
+      this.retryAfter = retryAfter || 0;
+    }
+  }
+
+  function errorFor(status, body, retryAfter) {
+    const type = body && body.error ? body.error.type : "";
+    if (status === 429) return new ChatError("Too many questions at once. You can try again shortly.", retryAfter || 5);
+    if (status === 503 || type === "dependency_unavailable" || type === "index_unavailable")
+      return new ChatError("Support is temporarily unavailable. Please try again in a moment.", retryAfter);
+    if (status === 401 || status === 403) return new ChatError("This chat is not set up correctly (its key was refused).");
+    if (status === 413) return new ChatError("That message is too long. Please shorten it.");
+    const detail = body && body.error ? ` (${body.error.message})` : "";
+    return new ChatError(`Sorry, something went wrong${detail}.`);
+  }
+
+  class TandemChat extends HTMLElement {
+    connectedCallback() {
+      if (this.shadowRoot) return;
+      this.config = readConfig();
+      this.storeKey = `tandem-widget:${this.config.apiBase}`;
+      this.state = this.load();
+      const root = this.attachShadow({ mode: "open" });
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+      const c = this.config.colors;
+      for (const [name, prop] of [["accent", "--accent"], ["accentText", "--accent-text"], ["background", "--bg"], ["text", "--text"]])
+        if (c[name]) this.style.setProperty(prop, c[name]);
+      this.build(root);
+      this.renderAll();
+      if (this.state.open) this.toggle(true, false);
+    }
+
+    load() {
+      try {
+        const saved = JSON.parse(sessionStorage.getItem(this.storeKey) || "null");
+        if (saved && Array.isArray(saved.messages))
+          // an answer cut off by the reload itself is dropped; its question can be asked again
+          return { open: !!saved.open, messages: saved.messages.filter((m) => !m.streaming && (m.content || m.error)) };
+      } catch (_) { /* a broken entry starts a fresh conversation */ }
+      return { open: false, messages: [] };
+    }
+
+    save() {
+      try {
+        sessionStorage.setItem(this.storeKey, JSON.stringify(this.state));
+      } catch (_) { /* storage full or blocked: the conversation still works, unsaved */ }
+    }
+
+    build(root) {
+      this.launcher = el("button", { type: "button", class: "launcher", "aria-expanded": "false",
+        "aria-controls": "tandem-panel", text: this.config.title, on: { click: () => this.toggle(true) } });
+      this.release = el("p", { class: "release" });
+      this.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
+      this.status = el("div", { class: "status", role: "alert", hidden: true });
+      this.input = el("textarea", { id: "tandem-input", rows: "1", maxlength: "4000",
+        placeholder: "Type your question…", "aria-label": "Your question" });
+      this.send = el("button", { type: "submit", text: "Send" });
+      this.input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); this.form.requestSubmit(); }
+      });
+      this.form = el("form", { on: { submit: (e) => { e.preventDefault(); this.ask(); } } },
+        el("label", { for: "tandem-input", class: "sr", text: "Your question" }), this.input, this.send);
+      this.panel = el("section", { id: "tandem-panel", class: "panel", role: "dialog",
+        "aria-label": this.config.title, hidden: true },
+        el("header", {}, el("div", { class: "titles" }, el("h2", { text: this.config.title }), this.release),
+          el("button", { type: "button", class: "close", "aria-label": "Close chat", text: "×",
+            on: { click: () => this.toggle(false) } })),
+        this.log, this.status, this.form);
+      this.panel.addEventListener("keydown", (e) => { if (e.key === "Escape") this.toggle(false); });
+      root.append(this.launcher, this.panel);
+    }
+
+    toggle(open, focus = true) {
+      this.panel.hidden = !open;
+      this.launcher.hidden = open;
+      this.launcher.setAttribute("aria-expanded", String(open));
+      this.state.open = open;
+      this.save();
+      if (focus) (open ? this.input : this.launcher).focus();
+      if (open) this.log.scrollTop = this.log.scrollHeight;
+    }
+
+    renderAll() {
+      this.log.replaceChildren(el("div", { class: "msg assistant", text: this.config.greeting }));
+      for (const message of this.state.messages) this.log.append(this.renderMessage(message));
+      const last = [...this.state.messages].reverse().find((m) => m.index || m.adapter);
+      this.showRelease(last);
+      const failed = this.state.messages[this.state.messages.length - 1];
+      if (failed && failed.error) this.showError(failed.error, 0);
+    }
+
+    showRelease(message) {
+      if (!message) return;
+      const parts = [];
+      if (message.index) parts.push(`Docs release ${message.index.release}`);
+      if (message.adapter) parts.push(message.adapter);
+      this.release.textContent = parts.join(" · ");
+    }
+
+    renderMessage(message) {
+      if (message.role === "user") return el("div", { class: "msg user", text: message.content });
+      const node = el("article", { class: "msg assistant", "aria-label": "Answer",
+        "aria-busy": message.streaming ? "true" : "false", "data-chunks": String(message.chunks || 0) });
+      this.fillAnswer(node, message);
+      return node;
+    }
+
+    fillAnswer(node, message) {
+      const body = el("div", { class: "body" });
+      if (!message.content && message.streaming) body.append(el("p", { class: "thinking", text: "Thinking" }));
+      else this.renderHouseFormat(body, message);
+      node.replaceChildren(body);
+      node.setAttribute("aria-busy", message.streaming ? "true" : "false");
+      node.dataset.chunks = String(message.chunks || 0);
+      if (message.sources && message.sources.length && !message.streaming) node.append(this.renderSources(message));
+      if (message.error)
+        node.append(el("p", { class: "error-text", text: message.content ? "This answer was interrupted." : "Not answered yet." }));
+      if (message.index || message.adapter) {
+        const where = [message.index ? `Answered from docs release ${message.index.release}` : "Answered without docs",
+          message.adapter ? `by ${message.adapter}` : ""].join(" ").trim();
+        node.append(el("p", { class: "meta", text: where }));
+      }
+      if (message.id && !message.streaming && !message.error) node.append(this.renderRating(message));
+    }
+
+    /* The house format: paragraphs, `Steps:` + numbered list as <ol>, [n] as citation buttons. */
+    renderHouseFormat(body, message) {
+      let list = null;
+      for (const raw of message.content.split("\n")) {
+        const line = raw.trim();
+        if (!line) { list = null; continue; }
+        const step = STEP.exec(line);
+        if (step) {
+          if (!list) { list = el("ol", { start: step[1] }); body.append(list); }
+          list.append(this.withCitations(el("li"), step[2], message));
+          continue;
+        }
+        list = null;
+        body.append(this.withCitations(el("p"), line, message));
+      }
+    }
+
+    withCitations(node, text, message) {
+      let at = 0;
+      for (const match of text.matchAll(CITE)) {
+        node.append(document.createTextNode(text.slice(at, match.index)));
+        const source = (message.sources || []).find((s) => s.n === Number(match[1]));
+        node.append(source ? this.citeButton(source, message) : document.createTextNode(match[0]));
+        at = match.index + match[0].length;
+      }
+      node.append(document.createTextNode(text.slice(at)));
+      return node;
+    }
+
+    citeButton(source, message) {
+      return el("button", { type: "button", class: "cite", text: `[${source.n}]`,
+        "aria-label": `Source ${source.n}: ${source.file}, ${source.heading}, release ${source.release}`,
+        on: { click: () => this.openSource(message, source.n) } });
+    }
+
+    openSource(message, n) {
+      const item = this.log.querySelector(`[data-source="${CSS_ID(message.id)}-${n}"]`);
+      if (!item) return;
+      for (let fold = item; fold; fold = fold.parentElement && fold.parentElement.closest("details")) fold.open = true;
+      const summary = item.querySelector("summary");
+      summary.focus();
+      summary.scrollIntoView({ block: "nearest", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+    }
+
+    /* Cited sources first and open to click; the other blocks searched fold away. */
+    renderSources(message) {
+      const cited = new Set([...message.content.matchAll(CITE)].map((m) => Number(m[1])));
+      const list = el("ul", { class: "sources", "aria-label": "Sources" });
+      const others = el("ul", { class: "sources" });
+      for (const s of message.sources) {
+        const details = el("details", { "data-source": `${CSS_ID(message.id)}-${s.n}` },
+          el("summary", { class: "source", text: `[${s.n}] ${s.file} › ${s.heading || "(top)"} · release ${s.release}` }),
+          el("p", { class: "snippet", text: s.snippet || "" }));
+        (cited.has(s.n) ? list : others).append(el("li", {}, details));
+      }
+      if (others.children.length) {
+        const label = list.children.length ? "Other sources searched" : "Sources searched";
+        list.append(el("li", {}, el("details", {}, el("summary", { text: `${label} (${others.children.length})` }), others)));
+      }
+      return list;
+    }
+
+    renderRating(message) {
+      const row = el("div", { class: "rate", role: "group", "aria-label": "Rate this answer" },
+        el("span", { text: "Helpful?" }));
+      const thanks = el("span", { class: "thanks", role: "status" });
+      const comment = el("div", { class: "comment", hidden: true });
+      const buttons = [["up", "👍", "Helpful"], ["down", "👎", "Not helpful"]].map(([rating, icon, label]) =>
+        el("button", { type: "button", "data-rating": rating, "aria-label": label, text: icon,
+          "aria-pressed": String(message.rating === rating),
+          on: { click: () => this.rate(message, rating, "", row, thanks, comment) } }));
+      const box = el("textarea", { rows: "2", maxlength: "2000", "aria-label": "What was wrong with this answer? (optional)",
+        placeholder: "What was wrong? (optional)" });
+      comment.append(box, el("button", { type: "button", text: "Send feedback",
+        on: { click: () => this.rate(message, "down", box.value, row, thanks, comment) } }));
+      row.append(...buttons, thanks, comment);
+      return row;
+    }
+
+    async rate(message, rating, comment, row, thanks, commentBox) {
+      thanks.textContent = "Sending…";
+      try {
+        const response = await fetch(`${this.config.apiBase}/v1/feedback`, {
+          method: "POST", headers: this.headers(), body: JSON.stringify({ id: message.id, rating, comment }) });
+        if (!response.ok) throw errorFor(response.status, await response.json().catch(() => null));
+        message.rating = rating;
+        this.save();
+        for (const b of row.querySelectorAll("button[data-rating]")) b.setAttribute("aria-pressed", String(b.dataset.rating === rating));
+        thanks.textContent = comment ? "Thanks, your comment was sent." : "Thanks for your feedback.";
+        commentBox.hidden = rating !== "down" || !!comment;
+        if (!commentBox.hidden) commentBox.querySelector("textarea").focus();
+      } catch (error) {
+        thanks.textContent = error instanceof ChatError ? error.message : "Feedback could not be sent; check your connection.";
+      }
+    }
+
+    headers() {
+      const h = { "Content-Type": "application/json" };
+      if (this.config.key) h.Authorization = `Bearer ${this.config.key}`;
+      return h;
+    }
+
+    ask() {
+      const text = this.input.value.trim();
+      if (!text || this.busy) return;
+      this.input.value = "";
+      const message = { role: "user", content: text };
+      this.state.messages.push(message);
+      this.log.append(this.renderMessage(message));
+      this.answer();
+    }
+
+    retry() {
+      const last = this.state.messages[this.state.messages.length - 1];
+      if (last && last.role === "assistant") { this.state.messages.pop(); this.log.lastElementChild.remove(); }
+      this.input.focus(); // the Retry button is about to go away
+      this.answer();
+    }
+
+    async answer() {
+      this.busy = true;
+      this.send.disabled = true;
+      this.hideError();
+      const history = this.state.messages.filter((m) => m.content && !m.error)
+        .map((m) => ({ role: m.role, content: m.content })).slice(-MAX_TURNS);
+      const message = { role: "assistant", content: "", streaming: true, chunks: 0 };
+      this.state.messages.push(message);
+      const node = this.renderMessage(message);
+      this.log.append(node);
+      this.log.scrollTop = this.log.scrollHeight;
+      try {
+        await this.stream(history, message, node);
+        if (!message.done) throw new ChatError("The connection dropped before the answer finished.");
+      } catch (error) {
+        message.error = error instanceof ChatError ? error.message : "The connection was lost. Check your network and try again.";
+        this.showError(message.error, error.retryAfter || 0);
+      } finally {
+        message.streaming = false;
+        this.fillAnswer(node, message);
+        this.showRelease(message);
+        this.busy = false;
+        this.send.disabled = false;
+        this.save();
+        this.log.scrollTop = this.log.scrollHeight;
+      }
+    }
+
+    async stream(history, message, node) {
+      const abort = new AbortController();
+      let stall = setTimeout(() => abort.abort(), STALL_MS);
+      const alive = () => { clearTimeout(stall); stall = setTimeout(() => abort.abort(), STALL_MS); };
+      try {
+        const response = await fetch(`${this.config.apiBase}/v1/chat`, { method: "POST", headers: this.headers(),
+          body: JSON.stringify({ messages: history, stream: true }), signal: abort.signal });
+        if (!response.ok)
+          throw errorFor(response.status, await response.json().catch(() => null), Number(response.headers.get("Retry-After")) || 0);
+        for await (const { event, data } of sseEvents(response, abort.signal, alive)) {
+          if (event === "sources") Object.assign(message, { id: data.id, sources: data.sources, adapter: data.adapter, index: data.index });
+          else if (event === "delta") { message.content += data.text; message.chunks += 1; this.fillAnswer(node, message); }
+          else if (event === "done") message.done = true;
+          else if (event === "error") throw errorFor(0, data, 5);
+        }
+      } catch (error) {
+        if (abort.signal.aborted && !(error instanceof ChatError)) throw new ChatError("The answer stalled and was stopped.");
+        throw error;
+      } finally {
+        clearTimeout(stall);
+      }
+    }
+
+    showError(text, retryAfter) {
+      const button = el("button", { type: "button", text: "Retry", on: { click: () => this.retry() } });
+      this.status.replaceChildren(el("span", { class: "error-text", text }), button);
+      this.status.hidden = false;
+      clearInterval(this.countdown);
+      let left = retryAfter;
+      const tick = () => {
+        button.disabled = left > 0;
+        button.textContent = left > 0 ? `Retry in ${left} s` : "Retry";
+        if (left-- <= 0) clearInterval(this.countdown);
+      };
+      tick();
+      if (retryAfter > 0) this.countdown = setInterval(tick, 1000);
+    }
+
+    hideError() {
+      clearInterval(this.countdown);
+      this.status.hidden = true;
+      this.status.replaceChildren();
+    }
+  }
+
+  const CSS_ID = (id) => String(id || "").replace(/[^A-Za-z0-9_-]/g, "");
+
+  customElements.define("tandem-chat", TandemChat);
+  const mount = () => { if (!document.querySelector("tandem-chat")) document.body.append(document.createElement("tandem-chat")); };
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
+})();

@@ -1,0 +1,92 @@
+"""A real HTTP relay that can cut a streamed answer part-way: in front of vLLM it plays a vLLM
+that dies mid-answer, in front of Tandem a browser losing its network mid-stream (either way
+the connection is reset before the stream's end)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+FORWARDED = ("content-type", "authorization")
+
+
+class StreamRelay:
+    """Relays every request to `upstream`; while `cut_after` is set, a response is cut (TCP
+    reset) once more than that many `data:` lines (SSE events) have passed."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.cut_after: int | None = None
+        self.cuts = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> StreamRelay:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.relay()
+
+            def do_POST(self) -> None:
+                self.relay()
+
+            def relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED}
+                url = relay.upstream + self.path
+                with (
+                    httpx.Client(timeout=300) as client,
+                    client.stream(self.command, url, content=body, headers=headers) as upstream,
+                ):
+                    self.send_response(upstream.status_code)
+                    self.send_header("content-type", upstream.headers.get("content-type", ""))
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    lines = 0
+                    for data in upstream.iter_bytes():
+                        lines += data.count(b"data:")
+                        if relay.cut_after is not None and lines > relay.cut_after:
+                            relay.cuts += 1
+                            self.reset()
+                            return
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+
+            def reset(self) -> None:
+                """Drop the connection with a TCP reset, mid-stream."""
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                self.close_connection = True
+
+            def finish(self) -> None:
+                with contextlib.suppress(OSError):  # the connection was reset on purpose
+                    super().finish()
+
+        return Handler
