@@ -90,6 +90,7 @@ def measure(store: DocStore, embedder: Embedder, settings: RetrievalSettings) ->
                 raise SystemExit(f"the docs of {name} {release} are not at {folder}")
             index_release(store, embedder, folder, release, f"{name}-{release}")
             retrievers[release] = Retriever(store, embedder, f"{name}-{release}", settings.prefetch)
+        gates = {r: RelevanceGate(r, settings) for r in retrievers.values()}
         for item in load_qa(qa_file):
             retriever = retrievers[item.release or next(iter(releases))]
 
@@ -98,10 +99,12 @@ def measure(store: DocStore, embedder: Embedder, settings: RetrievalSettings) ->
                 return [(c.chunk.file, c.chunk.heading) for c in found]
 
             query = retrieval_query(conversation(item))
-            chunks = retriever.retrieve(query, settings.top_k).chunks
+            found = retriever.retrieve(query, settings.top_k)
+            chunks = found.chunks
             hit = _hit(item, [(c.chunk.file, c.chunk.heading) for c in chunks])
             before = _hit(item, top(previous_rule(conversation(item)))) if item.history else hit
-            signals = relevance(query, chunks, RelevanceGate(retriever, settings).mentioned)
+            vocabulary = gates[retriever].vocabulary(found.index.collection)
+            signals = relevance(query, chunks, vocabulary)
             measured.append(Measured(name, item, split_of(item), signals, hit, before))
     return measured
 
