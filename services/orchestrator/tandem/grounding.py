@@ -157,6 +157,8 @@ def declines(signals: Relevance, gate: RetrievalSettings) -> bool:
     return (
         signals.similarity < gate.min_similarity
         or signals.overlap < gate.min_term_overlap
+        or signals.coverage < gate.min_coverage
+        or (gate.max_unseen_terms is not None and len(signals.unseen) > gate.max_unseen_terms)
         or (gate.decline_unknown_names and bool(signals.unknown_names))
     )
 

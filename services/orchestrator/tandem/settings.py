@@ -84,6 +84,8 @@ class RetrievalSettings(BaseModel):
     gate: bool = True
     min_similarity: float = 0.36  # best dense cosine of a retrieved block
     min_term_overlap: float = 0.2  # share of the question's content terms in the blocks
+    min_coverage: float = 0.0  # the same share with each term weighted by its IDF in the release
+    max_unseen_terms: int | None = None  # content terms the release never uses ("dark mode")
     decline_unknown_names: bool = True  # a name in the question ("Jira") no block mentions
 
 
