@@ -101,7 +101,9 @@ def test_the_gate_rule_declines_below_either_threshold_or_on_an_unknown_name() -
 def test_the_gate_rule_declines_on_low_coverage_or_too_many_unseen_terms() -> None:
     vocabulary = Vocabulary.of([RATE_LIMITS, Chunk("x.md", "API", "API tokens and the API.")])
     dark_mode = relevance("API rate limit in dark mode", [scored(0.6)], vocabulary)
-    gate = RetrievalSettings(min_similarity=0.4, min_term_overlap=0.5)
+    gate = RetrievalSettings(
+        min_similarity=0.4, min_term_overlap=0.5, min_coverage=0.0, max_unseen_terms=None
+    )
     assert not declines(dark_mode, gate)
     assert declines(dark_mode, gate.model_copy(update={"min_coverage": 0.5}))
     assert declines(dark_mode, gate.model_copy(update={"max_unseen_terms": 1}))
