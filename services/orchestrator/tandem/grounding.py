@@ -1,10 +1,13 @@
 """Grounded or silent: the relevance gate before generation, the citation check after it.
 
 The gate declines a question when no retrieved block is relevant enough: the best dense
-similarity is low, the retrieved text shares too few of the question's content terms, or the
-question names something (a product, a service: "Jira", "SharePoint") that no retrieved block
-mentions. Settings: `TANDEM_RETRIEVAL__MIN_SIMILARITY`, `__MIN_TERM_OVERLAP` and
-`__DECLINE_UNKNOWN_NAMES`, calibrated by `bench/bench_grounding.py`.
+similarity is low, the retrieved text shares too few of the question's content terms (plain
+share, and weighted by each term's IDF in the release), the question uses too many terms the
+release never uses, or it names something ("Jira", "SharePoint") that the release never
+mentions. The release's vocabulary is built from the store's blocks once per served
+collection. Settings: `TANDEM_RETRIEVAL__MIN_SIMILARITY`, `__MIN_TERM_OVERLAP`,
+`__MIN_COVERAGE`, `__MAX_UNSEEN_TERMS`, `__DECLINE_UNKNOWN_NAMES`, calibrated by
+`bench/bench_grounding.py`.
 
 The citation check removes `[n]` markers that point at no given block, as the text streams
 (a marker split across deltas is held back until it is complete), and reports which blocks
