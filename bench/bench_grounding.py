@@ -17,10 +17,14 @@ The split is fixed by a hash of the question: `calibration` thresholds are chose
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -49,8 +53,7 @@ SETS = {  # name -> (QA file, {release: docs folder}); items without a release u
     ),
 }
 MAX_WRONGLY_DECLINED = 0.05
-SIMILARITY_GRID = [round(0.10 + 0.01 * i, 2) for i in range(41)]
-OVERLAP_GRID = [round(0.05 * i, 2) for i in range(15)]
+TIMINGS: dict[str, list[float]] = {}  # seconds, by what was timed
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ def measure(store: Stores, embedder: Embedder, settings: RetrievalSettings) -> l
                 raise SystemExit(f"the docs of {name} {release} are not at {folder}")
             index_release(store, embedder, folder, release, f"{name}-{release}")
             retrievers[release] = Retriever(store, embedder, f"{name}-{release}", settings.prefetch)
+        gates = {r: RelevanceGate(r, settings) for r in retrievers.values()}
+        for retriever, gate in gates.items():
+            with timed("vocabulary"):
+                gate.vocabulary(retriever.index_info().collection)
         for item in load_qa(qa_file):
             retriever = retrievers[item.release or next(iter(releases))]
 
@@ -98,12 +105,31 @@ def measure(store: Stores, embedder: Embedder, settings: RetrievalSettings) -> l
                 return [(c.chunk.file, c.chunk.heading) for c in found]
 
             query = retrieval_query(conversation(item))
-            chunks = retriever.retrieve(query, settings.top_k).chunks
+            found = retriever.retrieve(query, settings.top_k)
+            chunks = found.chunks
             hit = _hit(item, [(c.chunk.file, c.chunk.heading) for c in chunks])
             before = _hit(item, top(previous_rule(conversation(item)))) if item.history else hit
-            signals = relevance(query, chunks, RelevanceGate(retriever, settings).mentioned)
+            with timed("gate"):
+                vocabulary = gates[retriever].vocabulary(found.index.collection)
+                signals = relevance(query, chunks, vocabulary)
             measured.append(Measured(name, item, split_of(item), signals, hit, before))
     return measured
+
+
+@contextmanager
+def timed(what: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    TIMINGS.setdefault(what, []).append(time.perf_counter() - start)
+
+
+def print_timings() -> None:
+    vocabulary, gate = TIMINGS["vocabulary"], TIMINGS["gate"]
+    print(
+        f"\ngate cost (noisy: shared 2-core machine): vocabulary of a release built once in "
+        f"{1000 * max(vocabulary):.0f} ms at most ({len(vocabulary)} releases); signals per "
+        f"question {1000 * sum(gate) / len(gate):.2f} ms mean, {1000 * max(gate):.2f} ms max"
+    )
 
 
 def _hit(item: QAItem, found: list[tuple[str, str]]) -> bool | None:
@@ -112,18 +138,17 @@ def _hit(item: QAItem, found: list[tuple[str, str]]) -> bool | None:
     return any(source_matches(item, file, heading) for file, heading in found)
 
 
-def thresholds(
-    serving: RetrievalSettings, sim: float, overlap: float, names: bool
-) -> RetrievalSettings:
-    update = {"min_similarity": sim, "min_term_overlap": overlap, "decline_unknown_names": names}
-    return serving.model_copy(update=update)
+GRID: dict[str, list[Any]] = {  # the gate's settings the calibration searches
+    "min_similarity": [round(0.10 + 0.01 * i, 2) for i in range(41)],
+    "min_term_overlap": [round(0.05 * i, 2) for i in range(15)],
+    "min_coverage": [round(0.05 * i, 2) for i in range(15)],
+    "max_unseen_terms": [None, 0, 1, 2],
+    "decline_unknown_names": [False, True],
+}
 
 
 def describe(gate: RetrievalSettings) -> str:
-    return (
-        f"min_similarity {gate.min_similarity}, min_term_overlap {gate.min_term_overlap}, "
-        f"decline_unknown_names {gate.decline_unknown_names}"
-    )
+    return ", ".join(f"{name} {getattr(gate, name)}" for name in GRID)
 
 
 def rates(rows: Sequence[Measured], gate: RetrievalSettings) -> str:
@@ -146,30 +171,28 @@ def calibrate(rows: Sequence[Measured], serving: RetrievalSettings) -> Retrieval
 
     Errors: each unanswerable question let through, and each answerable one declined counted
     twice (the gate's decline is final; a question let through still reaches the adapter,
-    which is trained to fall back). Among the equally good grid points, the one nearest their
-    centre, so a threshold is not chosen on the edge of the calibration questions.
+    which is trained to fall back). Among the equally good grid points, the one nearest the
+    centre of their thresholds, so a threshold is not chosen on the edge of the questions.
     """
     by_set = [[r for r in rows if r.set == name] for name in SETS]
     scored: list[tuple[int, RetrievalSettings]] = []
-    for names in (False, True):
-        for sim in SIMILARITY_GRID:
-            for overlap in OVERLAP_GRID:
-                gate = thresholds(serving, sim, overlap, names)
-                wrong = max(share(part, gate, answerable=True) for part in by_set)
-                if wrong <= MAX_WRONGLY_DECLINED:
-                    scored.append((sum(errors(part, gate) for part in by_set), gate))
+    for values in itertools.product(*GRID.values()):
+        gate = serving.model_copy(update=dict(zip(GRID, values, strict=True)))
+        wrong = max(share(part, gate, answerable=True) for part in by_set)
+        if wrong <= MAX_WRONGLY_DECLINED:
+            scored.append((sum(errors(part, gate) for part in by_set), gate))
     if not scored:
         raise SystemExit("no grid point keeps the wrongly declined share under the cap")
     fewest = min(cost for cost, _ in scored)
     best = [g for cost, g in scored if cost == fewest]
-    centre = (
-        sum(g.min_similarity for g in best) / len(best),
-        sum(g.min_term_overlap for g in best) / len(best),
-    )
-    return min(
-        best,
-        key=lambda g: (g.min_similarity - centre[0]) ** 2 + (g.min_term_overlap - centre[1]) ** 2,
-    )
+    return min(best, key=lambda g: _off_centre(g, best))
+
+
+def _off_centre(gate: RetrievalSettings, among: Sequence[RetrievalSettings]) -> float:
+    """Squared distance of the float thresholds from their mean over `among`."""
+    names = [n for n, values in GRID.items() if isinstance(values[-1], float)]
+    centre = {n: sum(getattr(g, n) for g in among) / len(among) for n in names}
+    return float(sum((getattr(gate, n) - centre[n]) ** 2 for n in names))
 
 
 def errors(rows: Sequence[Measured], gate: RetrievalSettings) -> int:
@@ -208,7 +231,9 @@ def dump(rows: list[Measured]) -> None:
     for r in sorted(rows, key=lambda r: (r.set, r.item.answerable, r.signals.similarity)):
         print(
             f"{r.set[:6]} {r.split[:5]} {'A' if r.item.answerable else 'U'} "
-            f"sim {r.signals.similarity:.3f} ovl {r.signals.overlap:.2f} hit {r.hit!s:5s} "
+            f"sim {r.signals.similarity:.3f} ovl {r.signals.overlap:.2f} "
+            f"cov {r.signals.coverage:.2f} unseen {','.join(r.signals.unseen):12.12s} "
+            f"hit {r.hit!s:5s} "
             f"{','.join(r.signals.unknown_names):14.14s} {' | '.join(r.item.user_turns())[:80]}"
         )
 
@@ -229,6 +254,7 @@ def main() -> None:
     calibrated = calibrate([r for r in rows if r.split == "calibration"], serving)
     report(rows, "calibrated on the calibration split", calibrated)
     print_follow_ups(rows)
+    print_timings()
 
 
 if __name__ == "__main__":

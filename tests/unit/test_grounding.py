@@ -12,6 +12,7 @@ from tandem.grounding import (
     NOT_RELEVANT,
     UNCITED,
     CitationFilter,
+    Vocabulary,
     check_citations,
     declines,
     judge,
@@ -61,8 +62,30 @@ def test_a_name_no_retrieved_block_mentions_is_unknown() -> None:
 
 
 def test_a_name_the_release_mentions_elsewhere_is_known() -> None:
-    elsewhere = relevance("Does the API accept a PDF?", [scored(0.7)], lambda name: True)
-    assert elsewhere.unknown_names == ()
+    vocabulary = Vocabulary.of([RATE_LIMITS, Chunk("upload.md", "Upload", "A PDF or a PNG.")])
+    elsewhere = relevance("Does the API accept a PDF?", [scored(0.7)], vocabulary)
+    assert elsewhere.unknown_names == () and elsewhere.unseen == ("accept",)
+
+
+def test_the_vocabulary_counts_blocks_and_weighs_rare_terms_more() -> None:
+    vocabulary = Vocabulary.of(
+        [
+            Chunk("a.md", "Invoices", "Send an invoice. Invoice totals."),
+            Chunk("b.md", "Invoices > Tax", "Tax rates on an invoice."),
+            Chunk("c.md", "Time", "Start a timer."),
+        ]
+    )
+    assert vocabulary.blocks == 3 and vocabulary.frequency["invoic"] == 2
+    assert "tax" in vocabulary and "payrol" not in vocabulary
+    assert vocabulary.idf("invoic") < vocabulary.idf("tax") < vocabulary.idf("payrol")
+
+
+def test_coverage_weighs_the_shared_terms_by_their_specificity() -> None:
+    vocabulary = Vocabulary.of([RATE_LIMITS, Chunk("x.md", "API", "API tokens and the API.")])
+    signals = relevance("API rate limit in dark mode", [scored(0.6)], vocabulary)
+    assert signals.overlap == pytest.approx(3 / 5)
+    assert signals.unseen == ("dark", "mode")  # the release never uses them: they weigh most
+    assert signals.coverage < signals.overlap
 
 
 def test_the_gate_rule_declines_below_either_threshold_or_on_an_unknown_name() -> None:
@@ -73,6 +96,18 @@ def test_the_gate_rule_declines_below_either_threshold_or_on_an_unknown_name() -
     assert declines(relevance("API rate limit for Jira", [scored(0.6)]), gate)
     lenient = gate.model_copy(update={"decline_unknown_names": False})
     assert not declines(relevance("API rate limit for Jira", [scored(0.6)]), lenient)
+
+
+def test_the_gate_rule_declines_on_low_coverage_or_too_many_unseen_terms() -> None:
+    vocabulary = Vocabulary.of([RATE_LIMITS, Chunk("x.md", "API", "API tokens and the API.")])
+    dark_mode = relevance("API rate limit in dark mode", [scored(0.6)], vocabulary)
+    gate = RetrievalSettings(
+        min_similarity=0.4, min_term_overlap=0.5, min_coverage=0.0, max_unseen_terms=None
+    )
+    assert not declines(dark_mode, gate)
+    assert declines(dark_mode, gate.model_copy(update={"min_coverage": 0.5}))
+    assert declines(dark_mode, gate.model_copy(update={"max_unseen_terms": 1}))
+    assert not declines(dark_mode, gate.model_copy(update={"max_unseen_terms": 2}))
 
 
 def test_markers_pointing_at_no_block_are_dropped_and_counted() -> None:

@@ -155,7 +155,7 @@ class ChatService:
     def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, str | None]:
         """The top-k blocks and the relevance gate's verdict on them (in a worker thread)."""
         result = self.retriever.retrieve(query, top_k)
-        return result, self.gate.abstain_reason(query, result.chunks)
+        return result, self.gate.abstain_reason(query, result)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions

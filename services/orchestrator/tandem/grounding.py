@@ -1,10 +1,13 @@
 """Grounded or silent: the relevance gate before generation, the citation check after it.
 
 The gate declines a question when no retrieved block is relevant enough: the best dense
-similarity is low, the retrieved text shares too few of the question's content terms, or the
-question names something (a product, a service: "Jira", "SharePoint") that no retrieved block
-mentions. Settings: `TANDEM_RETRIEVAL__MIN_SIMILARITY`, `__MIN_TERM_OVERLAP` and
-`__DECLINE_UNKNOWN_NAMES`, calibrated by `bench/bench_grounding.py`.
+similarity is low, the retrieved text shares too few of the question's content terms (plain
+share, and weighted by each term's IDF in the release), the question uses too many terms the
+release never uses, or it names something ("Jira", "SharePoint") that the release never
+mentions. The release's vocabulary is built from the store's blocks once per served
+collection. Settings: `TANDEM_RETRIEVAL__MIN_SIMILARITY`, `__MIN_TERM_OVERLAP`,
+`__MIN_COVERAGE`, `__MAX_UNSEEN_TERMS`, `__DECLINE_UNKNOWN_NAMES`, calibrated by
+`bench/bench_grounding.py`.
 
 The citation check removes `[n]` markers that point at no given block, as the text streams
 (a marker split across deltas is held back until it is complete), and reports which blocks
@@ -13,15 +16,17 @@ the answer cited.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.answer_format import is_fallback
-from tandem.documents import ScoredChunk
+from tandem.documents import Chunk, ScoredChunk
 from tandem.metrics import ANSWERS, CITATIONS_DROPPED
-from tandem.rag.retriever import Retriever
+from tandem.rag.retriever import Retrieval, Retriever
 from tandem.rag.sparse import tokenize
 from tandem.settings import RetrievalSettings
 
@@ -47,6 +52,32 @@ class Relevance:
     similarity: float  # the best dense cosine similarity of any retrieved block
     overlap: float  # share of the query's content terms that occur in the retrieved blocks
     unknown_names: tuple[str, ...] = ()  # names in the query the release never mentions
+    coverage: float = 1.0  # the same share, each term weighted by its IDF in the release
+    unseen: tuple[str, ...] = ()  # the query's content terms no block of the release contains
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """How many blocks of a release contain each term: the gate's measure of specificity."""
+
+    blocks: int
+    frequency: Mapping[str, int]
+
+    @classmethod
+    def of(cls, chunks: Iterable[Chunk]) -> Vocabulary:
+        frequency: Counter[str] = Counter()
+        blocks = 0
+        for chunk in chunks:
+            frequency.update(set(_chunk_terms(chunk)))
+            blocks += 1
+        return cls(blocks, frequency)
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self.frequency.get(term, 0) > 0
+
+    def idf(self, term: str) -> float:
+        """Rare terms weigh more; a term the release never uses weighs most."""
+        return math.log((self.blocks + 1) / (self.frequency.get(term, 0) + 0.5))
 
 
 def names(text: str) -> list[str]:
@@ -60,50 +91,67 @@ def names(text: str) -> list[str]:
     return found
 
 
+def _chunk_terms(chunk: Chunk) -> list[str]:
+    return tokenize(f"{chunk.file} {chunk.embed_text}")
+
+
 def _terms(chunks: Sequence[ScoredChunk]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunks:
-        found.update(tokenize(f"{chunk.chunk.file} {chunk.chunk.embed_text}"))
-    return found
+    return {term for scored in chunks for term in _chunk_terms(scored.chunk)}
 
 
 def relevance(
-    query: str, chunks: Sequence[ScoredChunk], mentioned: Callable[[str], bool] | None = None
+    query: str, chunks: Sequence[ScoredChunk], vocabulary: Vocabulary | None = None
 ) -> Relevance:
     """The gate's signals for `query` and what retrieval returned for it.
 
-    A name missing from the retrieved blocks is asked about with `mentioned` (does the release
-    mention it anywhere?); without it, missing from the blocks counts as unknown.
+    Without the release's `vocabulary`, a name or term missing from the blocks counts as
+    unknown to the release and every term weighs the same.
     """
     similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
     found = _terms(chunks)
-    unknown = tuple(
-        n
-        for n in names(query)
-        if not set(tokenize(n)) <= found and not (mentioned and mentioned(n))
-    )
-    terms = {t for t in tokenize(query) if not t.isdigit()}
-    overlap = len(terms & found) / len(terms) if terms else 0.0
-    return Relevance(similarity, overlap, unknown)
+    known = found | set(vocabulary.frequency) if vocabulary else found
+    unknown = tuple(n for n in names(query) if not set(tokenize(n)) <= known)
+    terms = list(dict.fromkeys(t for t in tokenize(query) if not t.isdigit()))
+    if not terms:
+        return Relevance(similarity, 0.0, unknown, 0.0)
+    weights = [vocabulary.idf(t) if vocabulary else 1.0 for t in terms]
+    shared = [t in found for t in terms]
+    coverage = sum(w for w, s in zip(weights, shared, strict=True) if s) / sum(weights)
+    unseen = tuple(t for t in terms if t not in known)
+    return Relevance(similarity, sum(shared) / len(terms), unknown, coverage, unseen)
 
 
 class RelevanceGate:
-    """The gate on the serving release; the Retriever tells whether the release names a thing."""
+    """The gate on the serving release, with the vocabulary of the collection it serves.
+
+    The vocabulary is built from the store's blocks the first time a collection is served
+    (collections never change) and replaced when the alias moves to another one.
+    """
 
     def __init__(self, retriever: Retriever, settings: RetrievalSettings) -> None:
         self.retriever = retriever
         self.settings = settings
+        self._vocabulary: tuple[str, Vocabulary] | None = None
+
+    def vocabulary(self, collection: str) -> Vocabulary:
+        cached = self._vocabulary
+        if cached is None or cached[0] != collection:
+            blocks = (chunk for chunk, _ in self.retriever.store.scroll_chunks(collection))
+            cached = (collection, Vocabulary.of(blocks))
+            self._vocabulary = cached
+        return cached[1]
 
     def mentioned(self, name: str) -> bool:
-        """Some block of the release contains `name` (BM25 puts such blocks in the top few)."""
-        probe = self.retriever.retrieve(name, self.settings.top_k).chunks
-        return set(tokenize(name)) <= _terms(probe)
+        """Some block of the serving release contains every term of `name`."""
+        vocabulary = self.vocabulary(self.retriever.index_info().collection)
+        return all(term in vocabulary for term in tokenize(name))
 
-    def abstain_reason(self, query: str, chunks: Sequence[ScoredChunk]) -> str | None:
+    def abstain_reason(self, query: str, retrieval: Retrieval) -> str | None:
         """`NOT_RELEVANT` when nothing retrieved is relevant enough to answer from, else None."""
         if not self.settings.gate:
             return None
-        signals = relevance(query, chunks, self.mentioned)
+        vocabulary = self.vocabulary(retrieval.index.collection)
+        signals = relevance(query, retrieval.chunks, vocabulary)
         return NOT_RELEVANT if declines(signals, self.settings) else None
 
 
@@ -112,6 +160,8 @@ def declines(signals: Relevance, gate: RetrievalSettings) -> bool:
     return (
         signals.similarity < gate.min_similarity
         or signals.overlap < gate.min_term_overlap
+        or signals.coverage < gate.min_coverage
+        or (gate.max_unseen_terms is not None and len(signals.unseen) > gate.max_unseen_terms)
         or (gate.decline_unknown_names and bool(signals.unknown_names))
     )
 

@@ -35,6 +35,7 @@ def test_loads_items_and_skips_blank_lines(qa_file: Path) -> None:
         ('{"question": "q", "answer_terms": [], "file": 3}', "'file' must be"),
         ('{"question": "q", "answer_terms": [], "heading": "H"}', "needs a 'file'"),
         ('{"question": "q", "answer_terms": [], "answer": "x"}', "unknown keys"),
+        ('{"question": "q", "answer_terms": [], "note": ""}', "'note' must be"),
     ],
 )
 def test_errors_name_the_line(tmp_path: Path, line: str, message: str) -> None:
@@ -48,6 +49,13 @@ def test_duplicate_questions_are_refused(tmp_path: Path) -> None:
     line = '{"question": "Same?", "answer_terms": []}'
     with pytest.raises(BadInput, match="qa.jsonl:2: duplicate question .*line 1"):
         load_qa(_write(tmp_path, f"{line}\n{line}\n"))
+
+
+def test_a_note_says_why_an_item_is_classified_so_and_is_otherwise_ignored(
+    tmp_path: Path,
+) -> None:
+    line = '{"question": "Gone?", "answer_terms": ["removed"], "note": "the notes say so"}'
+    assert load_qa(_write(tmp_path, line))[0].answer_terms == ("removed",)
 
 
 def test_same_question_for_two_releases_is_fine(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from tandem.errors import BadInput
 
-_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release", "history"}
+# `note`: why an item is classified as it is (for readers; the harness ignores it)
+_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release", "history", "note"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
         raise BadInput(f"{where}: 'history' must be a list of non-empty strings")
     file = _optional_text(record, "file", where)
     heading = _optional_text(record, "heading", where)
+    _optional_text(record, "note", where)
     if heading and not file:
         raise BadInput(f"{where}: 'heading' needs a 'file' as well")
     return QAItem(
