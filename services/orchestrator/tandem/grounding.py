@@ -136,7 +136,7 @@ class RelevanceGate:
     def vocabulary(self, collection: str) -> Vocabulary:
         cached = self._vocabulary
         if cached is None or cached[0] != collection:
-            blocks = (chunk for chunk, _ in self.retriever.store.scroll_chunks(collection))
+            blocks = (chunk for chunk, _ in self.retriever.stores.docs.scroll_chunks(collection))
             cached = (collection, Vocabulary.of(blocks))
             self._vocabulary = cached
         return cached[1]
