@@ -207,7 +207,7 @@ def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
     open_demo(browser, widget_stack)
     relay.cut_after = 3
     try:
-        ask(browser, "How do I export my data? <img src=x onerror=alert(1)>")
+        ask(browser, "How do I export my data?")
         status = wait_for(
             browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
         )
@@ -215,9 +215,6 @@ def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
     finally:
         relay.cut_after = None
     assert relay.cuts >= 1
-    user = every(browser, ".msg.user")[-1]  # shown as text: no element made from it
-    assert user.text.endswith("<img src=x onerror=alert(1)>")
-    assert user.find_elements(By.CSS_SELECTOR, "img") == []
     assert "temporarily unavailable" in status.text
     assert every(browser, "[aria-busy='true']") == [] and every(browser, ".thinking") == []
     screenshot(browser, "vllm-dropped")
@@ -268,10 +265,15 @@ def test_rate_limit_shows_a_countdown(browser: WebDriver, limited_stack: Stack) 
     with limited_stack.client() as client:  # spends the key's one request of this minute
         assert client.post("/v1/feedback", json={"id": "chat-x", "rating": "up"}).status_code == 404
     open_demo(browser, limited_stack)
-    ask(browser, "How do I reset my password?")
+    # markup in a question is shown as text (the relevance gate would decline this question:
+    # its markup words occur nowhere in the docs; the 429 comes first either way)
+    ask(browser, "How do I reset my password? <img src=x onerror=alert(1)>")
     status = wait_for(
         browser, lambda: one(browser, ".status").is_displayed() and one(browser, ".status")
     )
+    user = every(browser, ".msg.user")[-1]  # shown as text: no element made from it
+    assert user.text.endswith("<img src=x onerror=alert(1)>")
+    assert user.find_elements(By.CSS_SELECTOR, "img") == []
     assert "Too many questions" in status.text
     retry = status.find_element(By.CSS_SELECTOR, "button")
     assert not retry.is_enabled() and "Retry in" in retry.text  # counts down Retry-After
