@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tandem.training.versions import existing_versions
-
 from bench_swap import free_port
 from tandem.answer_format import check_answer
 from tandem.errors import TandemError
+from tandem.llm.adapter_versions import existing_versions
 from tandem.llm.client import Usage, VllmClient
 from tandem.llm.launcher import VllmProcess
 from tandem.rag.prompt import ChatMessage
