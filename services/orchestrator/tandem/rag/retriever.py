@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tandem.documents import ScoredChunk
 from tandem.errors import IndexEmpty
@@ -62,20 +62,4 @@ class Retriever:
             chunks = self.stores.docs.hybrid_query(
                 info.collection, dense, sparse, top_k, self.prefetch
             )
-        return Retrieval(chunks=self._with_similarity(dense, chunks), index=info)
-
-    def _with_similarity(self, dense: list[float], chunks: list[ScoredChunk]) -> list[ScoredChunk]:
-        """Fill in the dense similarity where the store did not report it (re-embeds those)."""
-        missing = [c for c in chunks if c.similarity is None]
-        if not missing:
-            return chunks
-        vectors = iter(self.embedder.embed_documents([c.chunk.embed_text for c in missing]))
-        return [
-            c if c.similarity is not None else replace(c, similarity=_dot(dense, next(vectors)))
-            for c in chunks
-        ]
-
-
-def _dot(a: list[float], b: list[float]) -> float:
-    """Cosine similarity of two normalised vectors."""
-    return float(sum(x * y for x, y in zip(a, b, strict=True)))
+        return Retrieval(chunks=chunks, index=info)  # both stores fill in `similarity`
