@@ -137,3 +137,21 @@ def test_summary_rates_include_failures_and_latency_excludes_them() -> None:
     assert summary.citation_validity_rate == pytest.approx(2 / 3)
     assert summary.latency_p50_ms == 200.0 and summary.latency_p95_ms == pytest.approx(290.0)
     assert summary.mean_prompt_tokens == 300 and summary.adapters == ["support@v3"]
+
+
+def test_summary_counts_declines_and_who_declined() -> None:
+    fallback = "I couldn't find this in the documentation for release v3.0.5."
+    gate = _outcome(NOT_IN_DOCS, "hybrid", fallback)
+    assert gate.response is not None
+    gate.response["abstained"] = "not_relevant"
+    model = _outcome(QAItem("Does it fly?", ()), "hybrid", fallback)
+    invented = _outcome(QAItem("Does it swim?", ()), "hybrid", "Yes, it swims.")
+    wrongly = _outcome(OCR, "hybrid", fallback)
+    answered = _outcome(OCR, "hybrid", "Set PAPERLESS_OCR_LANGUAGE=deu [1].\n\nSources: [1]")
+    scores = [score_outcome(o) for o in (gate, model, invented, wrongly, answered)]
+    assert [s.declined for s in scores] == [True, True, False, True, False]
+    assert scores[0].abstained == "not_relevant" and scores[1].abstained is None
+    summary = summarise("hybrid", "Hybrid", scores)
+    assert summary.unanswerable_questions == 3 and summary.gate_declined == 1
+    assert summary.declined_unanswerable_rate == pytest.approx(2 / 3)
+    assert summary.declined_answerable_rate == pytest.approx(1 / 2)

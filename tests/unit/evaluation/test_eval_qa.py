@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tandem.errors import BadInput
-from tandem.evaluation.qa import load_qa
+from tandem.evaluation.qa import QAItem, load_qa, stratified_sample
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -82,3 +83,28 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
         load_qa(tmp_path / "nope.jsonl")
     with pytest.raises(BadInput, match="no questions"):
         load_qa(_write(tmp_path, "\n\n"))
+
+
+def _items(answerable: int, follow_ups: int, unanswerable: int) -> list[QAItem]:
+    return (
+        [QAItem(f"a{n}", ("x",)) for n in range(answerable)]
+        + [QAItem(f"f{n}", ("x",), history=("before",)) for n in range(follow_ups)]
+        + [QAItem(f"u{n}", ()) for n in range(unanswerable)]
+    )
+
+
+def test_a_stratified_sample_keeps_each_kind_in_its_share_and_the_file_order() -> None:
+    items = _items(60, 6, 14)
+    sample = stratified_sample(items, 30, seed=1)
+    assert len(sample) == 30
+    assert Counter(i.kind for i in sample) == {"answerable": 23, "follow-up": 2, "unanswerable": 5}
+    assert sample == [i for i in items if i in sample]  # file order kept
+    assert sample == stratified_sample(items, 30, seed=1)  # seeded
+    assert sample != stratified_sample(items, 30, seed=2)
+
+
+def test_a_sample_keeps_a_rare_kind_and_covers_all_when_large_enough() -> None:
+    items = _items(40, 1, 1)
+    kinds = Counter(i.kind for i in stratified_sample(items, 10))
+    assert kinds == {"answerable": 8, "follow-up": 1, "unanswerable": 1}
+    assert stratified_sample(items, 42) == items

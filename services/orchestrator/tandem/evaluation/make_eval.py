@@ -2,13 +2,12 @@
 
 The sample product set runs once per release (v4.1, then v4.2, each indexed through the admin
 API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`.
-Run: `python -m tandem.evaluation.make_eval [--limit N] [--out DIR]`.
+Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--out DIR]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -17,10 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from tandem.api_client import TandemClient
 from tandem.errors import TandemError
+from tandem.evaluation.qa import load_qa, stratified_sample
 from tandem.evaluation.run import run_eval
 from tandem.settings import PROJECT_ROOT
 
@@ -81,19 +82,31 @@ def _index(api: TandemClient, folder: Path, release: str) -> None:
         raise SystemExit(f"indexing {release} failed: {job['error']}")
 
 
-def _qa_subset(name: str, release: str, limit: int | None, tmp: Path) -> Path:
-    lines = (PROJECT_ROOT / "eval" / f"{name}.jsonl").read_text().splitlines()
-    items = [json.loads(line) for line in lines if line.strip()]
-    items = [i for i in items if i.get("release") in (None, release)][:limit]
+def _qa_subset(name: str, release: str, args: argparse.Namespace, tmp: Path) -> Path:
+    """The set's questions for `release`: all, the first `--limit`, or a `--sample` stratified
+    by kind (answerable, follow-up, unanswerable; seeded, so every run picks the same ones)."""
+    source = PROJECT_ROOT / "eval" / f"{name}.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    items = [i for i in load_qa(source) if i.release in (None, release)]
+    if args.sample is not None:
+        items = stratified_sample(items, args.sample, seed=args.seed)
+    items = items[: args.limit]
+    kinds = Counter(i.kind for i in items)
+    kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    print(f"{name} {release}: {len(items)} questions ({kinds_text})")
     path = tmp / f"{name}-{release}.jsonl"
-    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    path.write_text("".join(lines[i.line - 1] + "\n" for i in items), encoding="utf-8")
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "eval-out")
-    parser.add_argument("--limit", type=int, default=None, help="questions per run")
+    parser.add_argument("--limit", type=int, default=None, help="the first N questions per run")
+    parser.add_argument(
+        "--sample", type=int, default=None, help="N questions per run, stratified by kind"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the --sample seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tandem-eval-"))
@@ -109,7 +122,7 @@ def main() -> None:
                 result = run_eval(
                     url,
                     chat_key,
-                    _qa_subset(name, release, args.limit, tmp),
+                    _qa_subset(name, release, args, tmp),
                     args.out / f"{name}-{release}",
                 )
                 print(f"{name} {release}: report in {result.files[0].parent}")

@@ -65,6 +65,10 @@ class AnswerScore:
     attempts: int
     answer: str
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # the answer is the house fallback sentence; `abstained` says who declined: the relevance
+    # gate ("not_relevant", no vLLM call) or the model ("model_fallback")
+    declined: bool = False
+    abstained: str | None = None
     adapter: str | None = None
     release: str | None = None
     expected: dict[str, Any] = field(default_factory=dict)  # the QA item it was scored against
@@ -155,6 +159,8 @@ def score_outcome(outcome: Outcome) -> AnswerScore:
         attempts=outcome.attempts,
         answer=answer,
         sources=[{k: s.get(k) for k in ("n", "file", "heading", "score")} for s in sources],
+        declined=fmt.is_fallback,
+        abstained=str(response["abstained"]) if response.get("abstained") else None,
         adapter=response.get("adapter"),
         release=release,
         expected=outcome.item.to_dict(),
@@ -201,6 +207,12 @@ class ConfigSummary:
     mean_prompt_tokens: float | None
     mean_completion_tokens: float | None
     adapters: list[str]
+    # grounded or silent: unanswerable questions answered with the fallback sentence, and
+    # answerable ones wrongly declined; `gate_declined`: the unanswerable ones the gate declined
+    unanswerable_questions: int = 0
+    declined_unanswerable_rate: float | None = None
+    declined_answerable_rate: float | None = None
+    gate_declined: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,4 +246,12 @@ def summarise(config: str, approach: str, scores: Sequence[AnswerScore]) -> Conf
             [s.completion_tokens for s in answered if s.completion_tokens is not None]
         ),
         adapters=sorted({s.adapter for s in answered if s.adapter}),
+        unanswerable_questions=sum(not _answerable(s) for s in scores),
+        declined_unanswerable_rate=_rate([s.declined for s in scores if not _answerable(s)]),
+        declined_answerable_rate=_rate([s.declined for s in scores if _answerable(s)]),
+        gate_declined=sum(s.abstained == "not_relevant" for s in scores if not _answerable(s)),
     )
+
+
+def _answerable(score: AnswerScore) -> bool:
+    return bool(score.expected.get("answer_terms"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,13 @@ class QAItem:
     @property
     def answerable(self) -> bool:
         return bool(self.answer_terms)
+
+    @property
+    def kind(self) -> str:
+        """The stratum a sample keeps in proportion: answerable, follow-up or unanswerable."""
+        if not self.answerable:
+            return "unanswerable"
+        return "follow-up" if self.history else "answerable"
 
     def user_turns(self) -> list[str]:
         """The conversation's user turns, the question last."""
@@ -118,3 +127,23 @@ def load_qa(path: Path) -> list[QAItem]:
             )
         seen[key] = item.line
     return items
+
+
+def stratified_sample(items: Sequence[QAItem], size: int, seed: int = 0) -> list[QAItem]:
+    """A seeded sample of `size` items with each `kind` in its share of `items` (rounded, at
+    least one of each kind present), in file order; all of them when `size` covers them."""
+    if size >= len(items):
+        return list(items)
+    strata: dict[str, list[QAItem]] = {}
+    for item in items:
+        strata.setdefault(item.kind, []).append(item)
+    exact = {k: size * len(v) / len(items) for k, v in strata.items()}
+    quota = {k: max(1, int(share)) for k, share in exact.items()}
+    by_remainder = sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True)
+    for kind in by_remainder[: max(0, size - sum(quota.values()))]:  # largest remainders
+        quota[kind] += 1
+    while sum(quota.values()) > size:  # a rare kind's minimum of one: trim the largest
+        quota[max(quota, key=lambda k: quota[k])] -= 1
+    rng = random.Random(seed)
+    chosen = {id(i) for k, v in strata.items() for i in rng.sample(v, min(quota[k], len(v)))}
+    return [i for i in items if id(i) in chosen]

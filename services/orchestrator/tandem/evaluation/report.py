@@ -33,6 +33,7 @@ METRICS = (
     Metric("source_hit_rate", "source hit rate", "answers checked against the docs page", True),
     Metric("compliance_rate", "format compliance", "a consistent house answer format", True),
     Metric("citation_validity_rate", "citation validity", "citations that must hold up", True),
+    Metric("declined_unanswerable_rate", "abstention", "questions the docs do not answer", True),
     Metric("mean_prompt_tokens", "prompt tokens", "the cheapest requests", False),
     Metric("latency_p95_ms", "latency p95", "latency-sensitive chat", False),
     Metric("mean_completion_tokens", "completion tokens", "short, cheap replies", False),
@@ -113,13 +114,23 @@ def _num(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:,.0f}{unit}"
 
 
+def _declined(summary: ConfigSummary) -> str:
+    """The unanswerable share declined, with how many and how many the gate declined."""
+    if summary.declined_unanswerable_rate is None:
+        return "n/a"
+    return (
+        f"{_pct(summary.declined_unanswerable_rate)} (n={summary.unanswerable_questions}, "
+        f"gate {summary.gate_declined})"
+    )
+
+
 def comparison_table(summaries: Sequence[ConfigSummary]) -> list[str]:
     """The RAG-vs-fine-tuning table, every cell measured."""
     lines = [
         "| Configuration (approach) | Key strength | Answer coverage | Source hit rate "
-        "| Format compliance | Citation validity | Prompt tokens | Completion tokens "
-        "| Latency p50 / p95 | Failures | Best for |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| Format compliance | Citation validity | Unanswerable declined | Answerable declined "
+        "| Prompt tokens | Completion tokens | Latency p50 / p95 | Failures | Best for |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summaries:
         strength = key_strength(s, summaries)
@@ -132,6 +143,7 @@ def comparison_table(summaries: Sequence[ConfigSummary]) -> list[str]:
         lines.append(
             f"| **{s.config}**: {s.approach} | {strength_text} | {_pct(s.mean_coverage)} "
             f"| {hit} | {_pct(s.compliance_rate)} | {_pct(s.citation_validity_rate)} "
+            f"| {_declined(s)} | {_pct(s.declined_answerable_rate)} "
             f"| {_num(s.mean_prompt_tokens)} | {_num(s.mean_completion_tokens)} "
             f"| {_num(s.latency_p50_ms)} / {_num(s.latency_p95_ms, ' ms')} "
             f"| {s.failed}/{s.questions} | {_cell(best_for(s, summaries))} |"
@@ -191,6 +203,9 @@ _DEFINITIONS = (
     "fallback). Source hit: the expected file (and heading) is among the sources, over "
     "questions with an expected file and retrieval on. Compliance: all house-format rules "
     "pass. Citation validity: every `[n]` in the answer names a block that was given. "
+    "Unanswerable declined: questions the docs do not answer that got the house fallback "
+    "sentence (gate: declined by the relevance gate before any vLLM call; the rest by the "
+    "model); answerable declined: questions the docs answer that got it all the same. "
     "Failed questions count as misses in every rate; latency and tokens are over answered "
     "questions (client-measured latency of the last try)."
 )
