@@ -149,3 +149,7 @@ def test_health_ready_and_metrics(stack: Stack) -> None:
         assert ready["ready"] and ready["checks"]["release"] == SAMPLE_RELEASE
         metrics = client.get("/metrics").text
     assert "tandem_adapter_requests_total" in metrics
+    points = [
+        line.split()[1] for line in metrics.splitlines() if line.startswith("tandem_index_points ")
+    ]
+    assert points and float(points[0]) > 0  # the serving collection's points

@@ -107,6 +107,12 @@ def main() -> None:
         "--sample", type=int, default=None, help="N questions per run, stratified by kind"
     )
     parser.add_argument("--seed", type=int, default=0, help="the --sample seed")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="questions in flight (latency is then under load)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tandem-eval-"))
@@ -124,6 +130,7 @@ def main() -> None:
                     chat_key,
                     _qa_subset(name, release, args, tmp),
                     args.out / f"{name}-{release}",
+                    concurrency=args.concurrency,
                 )
                 print(f"{name} {release}: report in {result.files[0].parent}")
     finally:

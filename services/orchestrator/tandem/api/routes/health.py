@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tandem.api.deps import Services, ServicesDep
 from tandem.errors import IndexEmpty, TandemError
+from tandem.metrics import INDEX_POINTS
 from tandem.rag.retriever import IndexInfo
 
 router = APIRouter(tags=["health"])
@@ -78,6 +79,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
+def count_serving_points(services: Services) -> None:
+    """`tandem_index_points`: the points of the collection the pointer serves now."""
+    retriever = services.retriever
+    with contextlib.suppress(Exception):  # no index yet or the store is down: keep the last
+        INDEX_POINTS.set(retriever.stores.docs.count(retriever.index_info().collection))
+
+
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(services: ServicesDep) -> Response:
+    await anyio.to_thread.run_sync(count_serving_points, services)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
