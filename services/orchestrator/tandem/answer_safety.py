@@ -48,6 +48,10 @@ def _windows(text: str) -> set[tuple[str, ...]]:
 
 _PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
 _PROMPT_STARTS = {w[:k] for w in _PROMPT_WINDOWS for k in range(1, LEAK_WINDOW)}
+_PROMPT_WORDS = {word for window in _PROMPT_WINDOWS for word in window}
+_PROMPT_WORD_STARTS = {word[:k] for word in _PROMPT_WORDS for k in range(1, len(word) + 1)}
+# an ending that more text could turn into markup: `![`, `//`, `http(s)://`, `www.`
+_MARKUP_START = re.compile(r"(?:!|/|w{1,3}|h(?:t(?:t(?:ps?:?)?)?)?)$", re.IGNORECASE)
 
 
 def quote_start(line: str) -> int | None:
@@ -105,6 +109,16 @@ def _quote_prefix(words: list[str]) -> int:
     return 0
 
 
+def settled(fragment: str) -> bool:
+    """Whether an unfinished word may go out: whatever follows, it begins no markup and is
+    no word of the system prompt (so no quote of it can start at or before this word)."""
+    tokens = _WORD.findall(fragment.lower())
+    if not tokens or _MARKUP_START.search(fragment):
+        return False
+    open_ended = _WORD.fullmatch(fragment[-1].lower()) is not None  # the last word may grow
+    return tokens[-1] not in (_PROMPT_WORD_STARTS if open_ended else _PROMPT_WORDS)
+
+
 def _first_markup(text: str) -> int:
     """Where the first thing `sanitize` might change starts (a closed `[n]` citation is not)."""
     masked = _CITATION.sub(lambda m: "#" * len(m.group(0)), text)
@@ -117,43 +131,48 @@ class StreamSanitizer:
 
     Plain words leave once complete, except the last few when they could begin a quote of the
     system prompt: those wait until the next word shows they do not (a quote cuts the rest
-    of its line). From the first markup on (`<`, `[` other than a closed citation,
-    `//`, `www.`) the line waits for its end, so a link or tag split across deltas is judged
-    in one piece.
+    of its line). An unfinished last word leaves too when no ending of it can be a word of the
+    system prompt or begin markup (`settled`), so the first token of an answer usually goes
+    out as soon as vLLM sends it instead of one decode step later. From the first markup on
+    (`<`, `[` other than a closed citation, `//`, `www.`) the line waits for its end, so a
+    link or tag split across deltas is judged in one piece.
     """
 
     def __init__(self, hosts: set[str]) -> None:
         self.hosts = hosts
-        self.pending = ""  # the current line, not sent yet
-        self.quoting = False  # the current line quotes the system prompt: drop it
+        self.line = ""  # the current line so far
+        self.sent = 0  # how much of `line` went out already (nothing can change it)
+        self.quoting = False  # the current line quotes the system prompt: drop the rest
 
     def feed(self, delta: str) -> str:
         out = []
-        self.pending += delta
-        while "\n" in self.pending:
-            line, self.pending = self.pending.split("\n", 1)
+        self.line += delta
+        while "\n" in self.line:
+            line, self.line = self.line.split("\n", 1)
             if not self.quoting:
-                out.append(sanitize(line, self.hosts))
+                out.append(sanitize(line, self.hosts)[self.sent :])
             out.append("\n")
-            self.quoting = False
-        out.append(self._words())
+            self.sent, self.quoting = 0, False
+        out.append(self._ready())
         return "".join(out)
 
-    def _words(self) -> str:
-        """The words of the current line that are safe to send now."""
+    def _ready(self) -> str:
+        """The part of the current line that is safe to send now (and was not sent yet)."""
         if self.quoting:
-            self.pending = ""
             return ""
-        plain = self.pending[: _first_markup(self.pending)]  # what nothing later can change
+        plain = self.line[: _first_markup(self.line)]  # what nothing later can change
         if (start := quote_start(plain)) is not None:  # the rest of the line goes
-            ready, self.quoting, self.pending = plain[:start], True, ""
-            return ready
+            self.quoting = True
+            return plain[self.sent : start]
         words = _COMPLETE_WORD.findall(plain)
-        ready = "".join(words[: len(words) - _quote_prefix(words)])
-        self.pending = self.pending[len(ready) :]
+        end = len("".join(words[: len(words) - _quote_prefix(words)]))
+        if plain == self.line and settled(plain[len("".join(words)) :]):
+            end = len(plain)
+        ready = plain[self.sent : end]
+        self.sent = max(self.sent, end)
         return ready
 
     def flush(self) -> str:
-        out = "" if self.quoting else sanitize(self.pending, self.hosts)
-        self.pending, self.quoting = "", False
+        out = "" if self.quoting else sanitize(self.line, self.hosts)[self.sent :]
+        self.line, self.sent, self.quoting = "", 0, False
         return out
