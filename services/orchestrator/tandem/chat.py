@@ -154,7 +154,7 @@ class ChatService:
         if name == BASE_ADAPTER:
             return None
         slot = name or self.settings.default_slot
-        if slot not in self.registry.slots():
+        if not self.registry.versions(slot):  # (not `slots()`: that lists every slot folder)
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)
 
