@@ -53,6 +53,7 @@ SPANS = {  # derived from the stamps
     "vLLM's first token as Tandem waits for it": ("prepared", "model_first_token"),
     "held back after vLLM's first token": ("model_first_token", "first_token"),
 }
+SPANS_NEED = {stamp for span in SPANS.values() for stamp in span}
 
 
 @dataclass
@@ -159,22 +160,23 @@ def report(pairs: list[Pair]) -> None:
     print(f"\n== orchestrator overhead to the first token, paperless-ngx {RELEASE} ==")
     print(f"pairs: {len(pairs)} (prompt tokens equal in {equal})")
     stamps = [p.tandem.timings_ms for p in pairs]
-    waits = [t["model_first_token"] - t["prepared"] for t in stamps]
-    for name, values in [
+    staged = all(set(SPANS_NEED) <= set(t) for t in stamps)  # (a Tandem before the stamps: no)
+    waits = [t["model_first_token"] - t["prepared"] if staged else 0.0 for t in stamps]
+    rows = [
         ("tandem TTFT", [(p.tandem.ttft_s or 0) * 1000 for p in pairs]),
         ("direct vLLM TTFT", [(p.direct.ttft_s or 0) * 1000 for p in pairs]),
         ("overhead: tandem - direct (paired)", [p.overhead_ms for p in pairs]),
-        (
-            "overhead within the request: tandem TTFT - its wait for vLLM",
-            [(p.tandem.ttft_s or 0) * 1000 - w for p, w in zip(pairs, waits, strict=True)],
-        ),
         ("tandem `sources` event", [(p.tandem.sources_s or 0) * 1000 for p in pairs]),
-    ]:
+    ]
+    if staged:
+        own = [(p.tandem.ttft_s or 0) * 1000 - w for p, w in zip(pairs, waits, strict=True)]
+        rows.insert(3, ("overhead within the request: tandem TTFT - its wait for vLLM", own))
+    for name, values in rows:
         print(f"{name}: {p50_p95(values)}")
     print("Tandem's own stamps (`timings_ms` of `done`, ms since the request reached chat):")
     for stage in sorted({k for t in stamps for k in t}):
         print(f"  {stage}: {p50_p95([t.get(stage, 0.0) for t in stamps])}")
-    for name, (start, end) in SPANS.items():
+    for name, (start, end) in SPANS.items() if staged else ():
         print(f"  {name}: {p50_p95([t[end] - t[start] for t in stamps])}")
     print("target: overhead p50 <= 25 ms")
 
