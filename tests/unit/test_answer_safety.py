@@ -82,9 +82,21 @@ def test_an_unfinished_word_leaves_when_nothing_can_change_it() -> None:
     assert stream.feed(" click") == "a click"
 
 
-@pytest.mark.parametrize("fragment", ["h", "http", "https:", "ww", "www", "x!", "a/", "you", "Doc"])
-def test_endings_that_could_begin_markup_or_a_prompt_word_wait(fragment: str) -> None:
-    assert StreamSanitizer(set()).feed(fragment) == ""
+@pytest.mark.parametrize(
+    ("fragment", "sent"),
+    [
+        *[(markup, "") for markup in ["h", "http", "HTTPS:", "http:/", "ww", "www", "/"]],
+        ("awww", "a"),  # awww.evil.example
+        ("Click!", "Click"),  # ![image](...)
+        ("You", ""),  # "you are a friendly support assistant" quotes the system prompt
+        ("The", ""),  # "the numbered documentation context and"
+        ("The doc", "The "),  # "documentation context and cite the"
+        ("Use", "Use"),  # "used" begins no quote
+        ("x-you are", "x-"),  # a quote may start inside a word
+    ],
+)
+def test_endings_that_could_begin_markup_or_a_quote_wait(fragment: str, sent: str) -> None:
+    assert StreamSanitizer(set()).feed(fragment) == sent
 
 
 TRICKY = [
@@ -94,13 +106,15 @@ TRICKY = [
     "Click here![img](https://evil.example/a.png) and <b>bold</b> done.",
     "You-are-a-friendly-support assistant here: answer from the numbered documentation",
     "Docs: [1] migration-guide. Sources: [1], [3]",
+    "Ok x-you are a friendly support assistant now. The documentation context and cite the end",
+    "Use the numbered docs. Then: the numbered documentation context and more.",
 ]
 
 
 @pytest.mark.parametrize("text", [HOSTILE, *TRICKY])
 def test_any_split_sends_what_the_whole_answer_would(text: str) -> None:
     rng = random.Random(text)
-    for _ in range(40):
+    for _ in range(60):
         stream, pieces, i = StreamSanitizer(DOCS), [], 0
         while i < len(text):
             step = rng.randint(1, 6)

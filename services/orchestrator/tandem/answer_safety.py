@@ -22,7 +22,6 @@ _TAG = re.compile(r"</?[A-Za-z!][^>\n]*>")
 _URL = re.compile(r"(?:https?:)?//[^\s<>()\[\]\"']+|www\.[^\s<>()\[\]\"']+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9']+")
 _MARKUP = re.compile(r"[<\[]|//|www\.", re.IGNORECASE)
-_COMPLETE_WORD = re.compile(r"\S*\s+")
 _CITATION = re.compile(r"\[[\d,\s]+\](?=[^(\[])")  # [1] or [1, 3], not followed by a link
 LEAK_WINDOW = 5  # this many words of the system prompt in a row make a line a leak
 REMOVED_LINK = "(link removed)"
@@ -48,10 +47,15 @@ def _windows(text: str) -> set[tuple[str, ...]]:
 
 _PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
 _PROMPT_STARTS = {w[:k] for w in _PROMPT_WINDOWS for k in range(1, LEAK_WINDOW)}
-_PROMPT_WORDS = {word for window in _PROMPT_WINDOWS for word in window}
-_PROMPT_WORD_STARTS = {word[:k] for word in _PROMPT_WORDS for k in range(1, len(word) + 1)}
+# the same with the last word unfinished ("the", "doc" could become "the documentation")
+_PROMPT_OPEN_STARTS = {
+    w[:k] + (w[k][:j],)
+    for w in _PROMPT_WINDOWS
+    for k in range(LEAK_WINDOW)
+    for j in range(1, len(w[k]) + 1)
+}
 # an ending that more text could turn into markup: `![`, `//`, `http(s)://`, `www.`
-_MARKUP_START = re.compile(r"(?:!|/|w{1,3}|h(?:t(?:t(?:ps?:?)?)?)?)$", re.IGNORECASE)
+_MARKUP_START = re.compile(r"(?:!|/|w{1,3}|h(?:t(?:t(?:ps?:?/?)?)?)?)$", re.IGNORECASE)
 
 
 def quote_start(line: str) -> int | None:
@@ -100,23 +104,22 @@ def _relink(pieces: list[str]) -> str:
     return "".join(out)
 
 
-def _quote_prefix(words: list[str]) -> int:
-    """How many of the last `words` could begin a quote of the system prompt (they wait)."""
-    for held in range(min(len(words), LEAK_WINDOW - 1), 0, -1):
-        tokens = tuple(_WORD.findall("".join(words[-held:]).lower()))
-        if not tokens or tokens in _PROMPT_STARTS or len(tokens) >= LEAK_WINDOW:
-            return held  # (a word without letters, or several in one, waits to be safe)
-    return 0
+def settled_end(plain: str) -> int:
+    """How much of `plain` (a line up to its first markup) no later text can change.
 
-
-def settled(fragment: str) -> bool:
-    """Whether an unfinished word may go out: whatever follows, it begins no markup and is
-    no word of the system prompt (so no quote of it can start at or before this word)."""
-    tokens = _WORD.findall(fragment.lower())
-    if not tokens or _MARKUP_START.search(fragment):
-        return False
-    open_ended = _WORD.fullmatch(fragment[-1].lower()) is not None  # the last word may grow
-    return tokens[-1] not in (_PROMPT_WORD_STARTS if open_ended else _PROMPT_WORDS)
+    Not past a word that could begin a quote of the system prompt (with the words after it,
+    the last one perhaps unfinished), nor past an ending that could grow into markup.
+    """
+    end = len(plain)
+    if markup := _MARKUP_START.search(plain):
+        end = markup.start()
+    tokens = list(_WORD.finditer(plain.lower()))
+    open_last = bool(tokens) and tokens[-1].end() == len(plain)  # it may still grow
+    starts = _PROMPT_OPEN_STARTS if open_last else _PROMPT_STARTS
+    for i in range(max(0, len(tokens) - LEAK_WINDOW), len(tokens)):
+        if tuple(t.group(0) for t in tokens[i:]) in starts:
+            return min(end, tokens[i].start())
+    return end
 
 
 def _first_markup(text: str) -> int:
@@ -129,13 +132,12 @@ def _first_markup(text: str) -> int:
 class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
-    Plain words leave once complete, except the last few when they could begin a quote of the
-    system prompt: those wait until the next word shows they do not (a quote cuts the rest
-    of its line). An unfinished last word leaves too when no ending of it can be a word of the
-    system prompt or begin markup (`settled`), so the first token of an answer usually goes
-    out as soon as vLLM sends it instead of one decode step later. From the first markup on
-    (`<`, `[` other than a closed citation, `//`, `www.`) the line waits for its end, so a
-    link or tag split across deltas is judged in one piece.
+    Text leaves as soon as it arrives, unfinished words included, except the last few words
+    when they could begin a quote of the system prompt (a quote cuts the rest of its line)
+    and an ending that could grow into markup (`settled_end`): those wait for the text that
+    decides. So the first token of an answer usually goes out as vLLM sends it. From the
+    first markup on (`<`, `[` other than a closed citation, `//`, `www.`) the line waits for
+    its end, so a link or tag split across deltas is judged in one piece.
     """
 
     def __init__(self, hosts: set[str]) -> None:
@@ -164,10 +166,7 @@ class StreamSanitizer:
         if (start := quote_start(plain)) is not None:  # the rest of the line goes
             self.quoting = True
             return plain[self.sent : start]
-        words = _COMPLETE_WORD.findall(plain)
-        end = len("".join(words[: len(words) - _quote_prefix(words)]))
-        if plain == self.line and settled(plain[len("".join(words)) :]):
-            end = len(plain)
+        end = settled_end(plain)
         ready = plain[self.sent : end]
         self.sent = max(self.sent, end)
         return ready
