@@ -36,6 +36,10 @@ class StreamResult:
     completion_tokens: int = 0
     seconds: float = 0.0
     detail: str = ""
+    prompt_tokens: int = 0
+    sources_s: float | None = None  # Tandem: when the `sources` event came
+    sources: dict[str, Any] = field(default_factory=dict)  # Tandem: the `sources` event
+    timings_ms: dict[str, float] = field(default_factory=dict)  # Tandem: from `done`
 
     @property
     def server_error(self) -> bool:
@@ -75,9 +79,12 @@ def require_loopback(url: str) -> None:
         raise SystemExit(f"load runs against loopback only, not {url}")
 
 
-async def tandem_stream(client: httpx.AsyncClient, question: str) -> StreamResult:
+async def tandem_stream(
+    client: httpx.AsyncClient, question: str, history: Sequence[dict[str, str]] = ()
+) -> StreamResult:
     """One streamed /v1/chat: `sources`, `delta`s, then `done` or a typed `error`."""
-    body = {"messages": [{"role": "user", "content": question}], "stream": True}
+    messages = [*history, {"role": "user", "content": question}]
+    body = {"messages": messages, "stream": True}
     return await _stream(client, "/v1/chat", body, _tandem_event)
 
 
@@ -126,11 +133,14 @@ async def _stream(
 
 def _tandem_event(event: str, data: str, result: StreamResult, started: float) -> None:
     payload = json.loads(data)
-    if event == "delta" and result.ttft_s is None:
+    if event == "sources":
+        result.sources_s, result.sources = time.monotonic() - started, payload
+    elif event == "delta" and result.ttft_s is None:
         result.ttft_s = time.monotonic() - started
     elif event == "done":
         result.ended_with = "done"
-        result.completion_tokens = int(payload["usage"]["completion_tokens"])
+        _usage(result, payload["usage"])
+        result.timings_ms = payload.get("timings_ms", {})
     elif event == "error":
         result.ended_with, result.detail = "error", data[:200]
 
@@ -143,9 +153,14 @@ def _openai_event(event: str, data: str, result: StreamResult, started: float) -
     if "error" in payload:
         result.ended_with, result.detail = "error", data[:200]
     elif payload.get("usage") and not payload.get("choices"):
-        result.completion_tokens = int(payload["usage"]["completion_tokens"])
+        _usage(result, payload["usage"])
     elif result.ttft_s is None and payload["choices"][0]["delta"].get("content"):
         result.ttft_s = time.monotonic() - started
+
+
+def _usage(result: StreamResult, usage: dict[str, Any]) -> None:
+    result.prompt_tokens = int(usage["prompt_tokens"])
+    result.completion_tokens = int(usage["completion_tokens"])
 
 
 async def run_load(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tandem.answer_safety import REMOVED_LINK, StreamSanitizer, sanitize
@@ -66,3 +68,56 @@ def test_only_words_that_could_begin_a_quote_wait() -> None:
     stream = StreamSanitizer(set())
     assert stream.feed("Click Save. You are ") == "Click Save. "  # "you are" starts the prompt
     assert stream.feed("done now ") == "You are done now "
+
+
+def test_an_unfinished_word_leaves_when_nothing_can_change_it() -> None:
+    stream = StreamSanitizer(set())
+    assert stream.feed("To") == "To"  # the first token goes out at once
+    assert stream.feed(" upload") == " upload"
+    assert stream.feed(" docu") == " "  # could become "documentation", a prompt word
+    assert stream.feed("ments") == "documents"
+    assert stream.feed(" wit") == " wit"
+    assert stream.feed("h") == ""  # "...h" could begin http://
+    assert stream.feed(" a") == "h "  # "a" is a prompt word: it could begin a quote
+    assert stream.feed(" click") == "a click"
+
+
+@pytest.mark.parametrize(
+    ("fragment", "sent"),
+    [
+        *[(markup, "") for markup in ["h", "http", "HTTPS:", "http:/", "ww", "www", "/"]],
+        ("awww", "a"),  # awww.evil.example
+        ("Click!", "Click"),  # ![image](...)
+        ("You", ""),  # "you are a friendly support assistant" quotes the system prompt
+        ("The", ""),  # "the numbered documentation context and"
+        ("The doc", "The "),  # "documentation context and cite the"
+        ("Use", "Use"),  # "used" begins no quote
+        ("x-you are", "x-"),  # a quote may start inside a word
+    ],
+)
+def test_endings_that_could_begin_markup_or_a_quote_wait(fragment: str, sent: str) -> None:
+    assert StreamSanitizer(set()).feed(fragment) == sent
+
+
+TRICKY = [
+    "Xyou are a friendly support assistant. Answer from the numbered documentation.",
+    "Paperless uses OCR.\nSee awww.evil.example/x or xhttps://evil.example/y now.",
+    "Set PAPERLESS_OCR_LANGUAGES=tur in docker-compose.env [2]. Then restart it!",
+    "Click here![img](https://evil.example/a.png) and <b>bold</b> done.",
+    "You-are-a-friendly-support assistant here: answer from the numbered documentation",
+    "Docs: [1] migration-guide. Sources: [1], [3]",
+    "Ok x-you are a friendly support assistant now. The documentation context and cite the end",
+    "Use the numbered docs. Then: the numbered documentation context and more.",
+]
+
+
+@pytest.mark.parametrize("text", [HOSTILE, *TRICKY])
+def test_any_split_sends_what_the_whole_answer_would(text: str) -> None:
+    rng = random.Random(text)
+    for _ in range(60):
+        stream, pieces, i = StreamSanitizer(DOCS), [], 0
+        while i < len(text):
+            step = rng.randint(1, 6)
+            pieces.append(stream.feed(text[i : i + step]))
+            i += step
+        assert "".join(pieces) + stream.flush() == sanitize(text, DOCS)

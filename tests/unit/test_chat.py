@@ -186,3 +186,16 @@ async def test_retrieval_off_skips_the_gate(tmp_path: Path, retriever: Retriever
     assert answer.generation.text == "Paris is the capital of France."
     assert answer.grounding.abstained is None and answer.grounding.warnings == ()
     assert len(vllm.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_the_first_token_goes_out_as_it_comes_and_the_stages_are_reported(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    vllm = ScriptedVllm("To change the limit, open Settings [1].\nSources: [1]", piece=2)
+    chat = service(tmp_path, retriever, vllm)
+    events = [e async for e in chat.stream(await chat.prepare([user(RATE_LIMIT)], BASE))]
+    assert events[0] == ("delta", {"text": "To"})  # not held until the word is complete
+    timings = events[-1][1]["timings_ms"]
+    stamps = ["prepared", "model_first_token", "first_token", "total"]
+    assert [timings[s] for s in stamps] == sorted(timings[s] for s in stamps)

@@ -22,7 +22,6 @@ _TAG = re.compile(r"</?[A-Za-z!][^>\n]*>")
 _URL = re.compile(r"(?:https?:)?//[^\s<>()\[\]\"']+|www\.[^\s<>()\[\]\"']+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9']+")
 _MARKUP = re.compile(r"[<\[]|//|www\.", re.IGNORECASE)
-_COMPLETE_WORD = re.compile(r"\S*\s+")
 _CITATION = re.compile(r"\[[\d,\s]+\](?=[^(\[])")  # [1] or [1, 3], not followed by a link
 LEAK_WINDOW = 5  # this many words of the system prompt in a row make a line a leak
 REMOVED_LINK = "(link removed)"
@@ -48,6 +47,15 @@ def _windows(text: str) -> set[tuple[str, ...]]:
 
 _PROMPT_WINDOWS = _windows(SYSTEM_PROMPT)
 _PROMPT_STARTS = {w[:k] for w in _PROMPT_WINDOWS for k in range(1, LEAK_WINDOW)}
+# the same with the last word unfinished ("the", "doc" could become "the documentation")
+_PROMPT_OPEN_STARTS = {
+    w[:k] + (w[k][:j],)
+    for w in _PROMPT_WINDOWS
+    for k in range(LEAK_WINDOW)
+    for j in range(1, len(w[k]) + 1)
+}
+# an ending that more text could turn into markup: `![`, `//`, `http(s)://`, `www.`
+_MARKUP_START = re.compile(r"(?:!|/|w{1,3}|h(?:t(?:t(?:ps?:?/?)?)?)?)$", re.IGNORECASE)
 
 
 def quote_start(line: str) -> int | None:
@@ -96,13 +104,22 @@ def _relink(pieces: list[str]) -> str:
     return "".join(out)
 
 
-def _quote_prefix(words: list[str]) -> int:
-    """How many of the last `words` could begin a quote of the system prompt (they wait)."""
-    for held in range(min(len(words), LEAK_WINDOW - 1), 0, -1):
-        tokens = tuple(_WORD.findall("".join(words[-held:]).lower()))
-        if not tokens or tokens in _PROMPT_STARTS or len(tokens) >= LEAK_WINDOW:
-            return held  # (a word without letters, or several in one, waits to be safe)
-    return 0
+def settled_end(plain: str) -> int:
+    """How much of `plain` (a line up to its first markup) no later text can change.
+
+    Not past a word that could begin a quote of the system prompt (with the words after it,
+    the last one perhaps unfinished), nor past an ending that could grow into markup.
+    """
+    end = len(plain)
+    if markup := _MARKUP_START.search(plain):
+        end = markup.start()
+    tokens = list(_WORD.finditer(plain.lower()))
+    open_last = bool(tokens) and tokens[-1].end() == len(plain)  # it may still grow
+    starts = _PROMPT_OPEN_STARTS if open_last else _PROMPT_STARTS
+    for i in range(max(0, len(tokens) - LEAK_WINDOW), len(tokens)):
+        if tuple(t.group(0) for t in tokens[i:]) in starts:
+            return min(end, tokens[i].start())
+    return end
 
 
 def _first_markup(text: str) -> int:
@@ -115,45 +132,46 @@ def _first_markup(text: str) -> int:
 class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
-    Plain words leave once complete, except the last few when they could begin a quote of the
-    system prompt: those wait until the next word shows they do not (a quote cuts the rest
-    of its line). From the first markup on (`<`, `[` other than a closed citation,
-    `//`, `www.`) the line waits for its end, so a link or tag split across deltas is judged
-    in one piece.
+    Text leaves as soon as it arrives, unfinished words included, except the last few words
+    when they could begin a quote of the system prompt (a quote cuts the rest of its line)
+    and an ending that could grow into markup (`settled_end`): those wait for the text that
+    decides. So the first token of an answer usually goes out as vLLM sends it. From the
+    first markup on (`<`, `[` other than a closed citation, `//`, `www.`) the line waits for
+    its end, so a link or tag split across deltas is judged in one piece.
     """
 
     def __init__(self, hosts: set[str]) -> None:
         self.hosts = hosts
-        self.pending = ""  # the current line, not sent yet
-        self.quoting = False  # the current line quotes the system prompt: drop it
+        self.line = ""  # the current line so far
+        self.sent = 0  # how much of `line` went out already (nothing can change it)
+        self.quoting = False  # the current line quotes the system prompt: drop the rest
 
     def feed(self, delta: str) -> str:
         out = []
-        self.pending += delta
-        while "\n" in self.pending:
-            line, self.pending = self.pending.split("\n", 1)
+        self.line += delta
+        while "\n" in self.line:
+            line, self.line = self.line.split("\n", 1)
             if not self.quoting:
-                out.append(sanitize(line, self.hosts))
+                out.append(sanitize(line, self.hosts)[self.sent :])
             out.append("\n")
-            self.quoting = False
-        out.append(self._words())
+            self.sent, self.quoting = 0, False
+        out.append(self._ready())
         return "".join(out)
 
-    def _words(self) -> str:
-        """The words of the current line that are safe to send now."""
+    def _ready(self) -> str:
+        """The part of the current line that is safe to send now (and was not sent yet)."""
         if self.quoting:
-            self.pending = ""
             return ""
-        plain = self.pending[: _first_markup(self.pending)]  # what nothing later can change
+        plain = self.line[: _first_markup(self.line)]  # what nothing later can change
         if (start := quote_start(plain)) is not None:  # the rest of the line goes
-            ready, self.quoting, self.pending = plain[:start], True, ""
-            return ready
-        words = _COMPLETE_WORD.findall(plain)
-        ready = "".join(words[: len(words) - _quote_prefix(words)])
-        self.pending = self.pending[len(ready) :]
+            self.quoting = True
+            return plain[self.sent : start]
+        end = settled_end(plain)
+        ready = plain[self.sent : end]
+        self.sent = max(self.sent, end)
         return ready
 
     def flush(self) -> str:
-        out = "" if self.quoting else sanitize(self.pending, self.hosts)
-        self.pending, self.quoting = "", False
+        out = "" if self.quoting else sanitize(self.line, self.hosts)[self.sent :]
+        self.line, self.sent, self.quoting = "", 0, False
         return out

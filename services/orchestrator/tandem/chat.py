@@ -61,6 +61,11 @@ class PreparedChat:
     conversation: list[ChatMessage] = field(default_factory=list)  # as the customer sent it
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     abstained: str | None = None  # the relevance gate declined: no generation
+    marks: dict[str, float] = field(default_factory=dict)  # stage -> ms since `started`
+
+    def mark(self, stage: str) -> None:
+        """Note when this request first reached `stage` (reported in `timings_ms`)."""
+        self.marks.setdefault(stage, round((time.perf_counter() - self.started) * 1000, 1))
 
     def declined(self) -> Generation:
         """The house fallback sentence for the serving release, in place of a generation."""
@@ -73,6 +78,7 @@ class PreparedChat:
             "retrieval": round(self.retrieval_ms, 1),
             "generation": round(generation_ms, 1),
             "total": round(total, 1),
+            **self.marks,
         }
 
 
@@ -148,7 +154,7 @@ class ChatService:
         if name == BASE_ADAPTER:
             return None
         slot = name or self.settings.default_slot
-        if slot not in self.registry.slots():
+        if not self.registry.versions(slot):  # (not `slots()`: that lists every slot folder)
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)
 
@@ -195,7 +201,7 @@ class ChatService:
         except BadInput:
             self.in_flight.leave(token)
             raise
-        return PreparedChat(
+        prepared = PreparedChat(
             id=f"chat-{uuid.uuid4().hex[:16]}",
             model=adapter.served_name if adapter else self.settings.model.name,
             adapter=adapter,
@@ -209,6 +215,8 @@ class ChatService:
             abstained=abstained,
             conversation=list(conversation),
         )
+        prepared.mark("prepared")
+        return prepared
 
     async def keep(self, prepared: PreparedChat, text: str) -> None:
         """Log the answer as the customer saw it (JSON and streamed, native and OpenAI)."""
@@ -279,6 +287,7 @@ class ChatService:
                     usage = item
                 elif text := citations.feed(item):
                     sent.append(text)
+                    prepared.mark("first_token")
                     yield "delta", {"text": text}
             if text := citations.flush():
                 sent.append(text)
@@ -309,6 +318,7 @@ class ChatService:
         async for item in self.pool.chat_stream(
             prepared.model, prepared.messages, prepared.generation, self._reload(prepared)
         ):
+            prepared.mark("model_first_token")
             yield item if isinstance(item, Usage) else safe.feed(item)
         yield safe.flush()
 

@@ -16,6 +16,7 @@ the answer cited.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -95,8 +96,14 @@ def _chunk_terms(chunk: Chunk) -> list[str]:
     return tokenize(f"{chunk.file} {chunk.embed_text}")
 
 
+@functools.lru_cache(maxsize=2048)
+def _chunk_term_set(chunk: Chunk) -> frozenset[str]:
+    """(Cached: the same blocks come back for many questions; tokenizing them was ~2 ms.)"""
+    return frozenset(_chunk_terms(chunk))
+
+
 def _terms(chunks: Sequence[ScoredChunk]) -> set[str]:
-    return {term for scored in chunks for term in _chunk_terms(scored.chunk)}
+    return set().union(*(_chunk_term_set(scored.chunk) for scored in chunks))
 
 
 def relevance(
@@ -109,15 +116,19 @@ def relevance(
     """
     similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
     found = _terms(chunks)
-    known = found | set(vocabulary.frequency) if vocabulary else found
-    unknown = tuple(n for n in names(query) if not set(tokenize(n)) <= known)
+    release_terms = vocabulary.frequency if vocabulary else {}  # (not copied: ~10k terms)
+
+    def known(term: str) -> bool:
+        return term in found or term in release_terms
+
+    unknown = tuple(n for n in names(query) if not all(known(t) for t in tokenize(n)))
     terms = list(dict.fromkeys(t for t in tokenize(query) if not t.isdigit()))
     if not terms:
         return Relevance(similarity, 0.0, unknown, 0.0)
     weights = [vocabulary.idf(t) if vocabulary else 1.0 for t in terms]
     shared = [t in found for t in terms]
     coverage = sum(w for w, s in zip(weights, shared, strict=True) if s) / sum(weights)
-    unseen = tuple(t for t in terms if t not in known)
+    unseen = tuple(t for t in terms if not known(t))
     return Relevance(similarity, sum(shared) / len(terms), unknown, coverage, unseen)
 
 

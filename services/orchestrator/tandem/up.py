@@ -103,7 +103,7 @@ def run_up(settings: Settings) -> None:
             seconds = supervisor.watch()
             services.vllm_report = supervisor.report
             console.print(f"vllm: healthy after {seconds:.0f} s (supervised)")
-        app = create_app(settings, services_factory=lambda _: services)
+        app = create_app(settings, services_factory=lambda _: services, freeze=True)
         console.print(
             f"api: http://{settings.host}:{settings.port} "
             f"(ready in {time.monotonic() - started:.0f} s; Ctrl-C stops all); "

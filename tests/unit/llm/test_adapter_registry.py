@@ -119,6 +119,19 @@ def test_registry_lists_versions_and_reads_the_pointer(
     assert store.state.slot_pointer("support").active == "v1"  # shared, not in memory
 
 
+def test_a_listing_serves_until_the_slot_folder_changes(
+    tmp_path: Path, registry: AdapterRegistry, adapters_root: Path
+) -> None:
+    """Every chat resolves its adapter: the folder is not listed again for each one."""
+    assert [v.version for v in registry.versions("support")] == ["v1", "v2", "v3"]
+    (adapters_root / "support" / "v3" / "adapter_config.json").unlink()  # folder unchanged
+    assert registry.active("support").version == "v3"  # the listing was kept
+    assert [v.version for v in registry.versions("support", fresh=True)] == ["v1", "v2"]
+    register_version(adapters_root, write_adapter(tmp_path / "new"), "support", BASE_MODEL_ID, 8)
+    assert registry.get("support", "v4").version == "v4"  # the folder changed: listed again
+    assert registry.versions("billing") == [] and registry.versions("../x") == []
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [

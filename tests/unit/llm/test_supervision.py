@@ -105,6 +105,17 @@ def test_the_token_budget_counts_with_the_model_tokenizer(tmp_path: Path) -> Non
         assert 100 <= used < 250
 
 
+def test_a_prompt_within_the_byte_bound_is_not_tokenized() -> None:
+    class Refusing:
+        def count(self, text: str) -> int:
+            raise AssertionError("the byte bound already showed the prompt fits")
+
+    messages = [{"role": "user", "content": "word " * 100}]
+    assert check_budget(messages, 100, 1000, Refusing()) == 508  # type: ignore[arg-type]
+    with pytest.raises(AssertionError):  # over the bound: counted exactly
+        check_budget(messages, 100, 600, Refusing())  # type: ignore[arg-type]
+
+
 def test_up_makes_a_vllm_key_per_run_unless_one_is_set() -> None:
     from tandem.up import with_vllm_key
 

@@ -5,4 +5,4 @@ Replicas run this against external services (`TANDEM_VLLM__URL(S)`, `TANDEM_QDRA
 
 from tandem.api.app import create_app
 
-app = create_app()
+app = create_app(freeze=True)

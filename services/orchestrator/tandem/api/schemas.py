@@ -44,9 +44,13 @@ class UsageOut(BaseModel):
 
 
 class Timings(BaseModel):
+    """Milliseconds: stage durations, and `prepared` (the prompt is ready, since the request
+    started); streams add `model_first_token` (vLLM's first item) and `first_token` (sent)."""
+
     retrieval: float
     generation: float
     total: float
+    prepared: float | None = None
 
 
 class ChatResponse(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 POINTER_TTL_S = 1.0
+LISTING_TTL_S = 1.0  # a folder's mtime ticks coarsely: list it again at least this often
 HISTORY_KEPT = 50
 
 
@@ -75,27 +77,39 @@ class AdapterRegistry:
         self.root = root
         self.state = state
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._listed: dict[str, tuple[float, tuple[int, int], list[AdapterVersion]]] = {}
 
     def slots(self) -> list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
 
-    def versions(self, slot: str) -> list[AdapterVersion]:
+    def versions(self, slot: str, fresh: bool = False) -> list[AdapterVersion]:
+        """The slot's versions, oldest first.
+
+        Every chat asks, so the folder is listed again only when it changed (one `stat`) or
+        its listing is over ~1 s old; versions are immutable folders published by rename.
+        """
         folder = self.root / slot
-        if not SLOT_NAME.match(slot) or not folder.is_dir():
+        try:
+            found = folder.stat() if SLOT_NAME.match(slot) else None
+        except OSError:
+            found = None
+        if found is None or not stat.S_ISDIR(found.st_mode):
             return []
-        found = [
-            AdapterVersion(slot, p.name, p.resolve())
-            for p in folder.iterdir()
-            if p.is_dir() and VERSION.match(p.name) and (p / CONFIG_FILE).is_file()
-        ]
-        return sorted(found, key=lambda v: version_number(v.version))
+        key, now = (found.st_ino, found.st_mtime_ns), time.monotonic()
+        listed = self._listed.get(slot)
+        if fresh or not listed or listed[1] != key or now - listed[0] >= LISTING_TTL_S:
+            listed = (now, key, _list_versions(folder, slot))
+            self._listed[slot] = listed
+        return list(listed[2])
 
     def get(self, slot: str, version: str) -> AdapterVersion:
-        for candidate in self.versions(slot):
-            if candidate.version == version:
-                return candidate
+        """One version; a miss lists the folder again (it may have just been registered)."""
+        for fresh in (False, True):
+            for candidate in self.versions(slot, fresh):
+                if candidate.version == version:
+                    return candidate
         raise NotFound(f"adapter {slot}@{version} does not exist in {self.root}")
 
     def pointer(self, slot: str, fresh: bool = False) -> dict[str, Any]:
@@ -139,6 +153,15 @@ class AdapterRegistry:
         """Every version chats of `slot` may be routed to (they must stay loaded)."""
         canary = self.canary(slot)
         return [self.active(slot), *([canary[0]] if canary else [])]
+
+
+def _list_versions(folder: Path, slot: str) -> list[AdapterVersion]:
+    found = [
+        AdapterVersion(slot, p.name, p.resolve())
+        for p in folder.iterdir()
+        if p.is_dir() and VERSION.match(p.name) and (p / CONFIG_FILE).is_file()
+    ]
+    return sorted(found, key=lambda v: version_number(v.version))
 
 
 def register_version(

