@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from tandem.chat import ChatService
 from tandem.errors import Forbidden, RateLimited, Unauthorized
+from tandem.indexing.embed_process import EmbedderFactory
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
@@ -35,6 +36,8 @@ class Services:
     chat: ChatService
     vllm_report: Callable[[], dict[str, Any]] | None = None  # the supervisor's, under `up`
     feedback: FeedbackLog | None = None  # the answer log behind POST /v1/feedback
+    # builds the admin index jobs' embedder in a child process; None: they use `embedder`
+    index_embedder: EmbedderFactory | None = None
 
 
 class RateLimiter:
