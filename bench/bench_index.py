@@ -187,7 +187,7 @@ def bench_release_upgrade(embedder: Embedder, questions: list[str], in_child: bo
     factory = index_embedder_factory(settings) if in_child else None
     index = settings.index
     where = (
-        f"in a child process (nice +{index.embed_nice}, {index.embed_threads} thread)"
+        f"in a child process (nice +{index.embed_nice}, threads {index.embed_threads})"
         if in_child
         else "in the serving process (TANDEM_INDEX__EMBED_PROCESS=false)"
     )
