@@ -58,7 +58,7 @@ class RateLimiter:
         self.buckets[key] = (tokens - 1.0, now)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -81,7 +81,7 @@ def key_in(key: str, keys: list[str]) -> bool:
     return found
 
 
-def require_chat_key(request: Request, services: ServicesDep) -> str:
+async def require_chat_key(request: Request, services: ServicesDep) -> str:
     """Chat routes: a chat key or an admin key."""
     settings = services.settings
     key = _bearer(request)
@@ -96,7 +96,7 @@ def require_chat_key(request: Request, services: ServicesDep) -> str:
     return key or "open"
 
 
-def require_admin_key(request: Request, services: ServicesDep) -> str:
+async def require_admin_key(request: Request, services: ServicesDep) -> str:
     """Admin routes: an admin key; a chat key gets 403."""
     settings = services.settings
     key = _bearer(request)
