@@ -57,10 +57,11 @@ def _child(conn: Connection, factory: EmbedderFactory, niceness: int) -> None:
         conn.send(("ready", embedder.dim, vector_space(embedder)))
         while (texts := conn.recv()) is not None:
             conn.send(("vectors", embed_vectors(embedder, texts)))
-    except EOFError:  # the parent went away: nothing to answer
+    except (EOFError, BrokenPipeError):  # the parent went away: nothing to answer
         return
     except Exception as error:  # noqa: BLE001 - the parent turns it into the job's error
-        conn.send(("error", f"{type(error).__name__}: {error}"))
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(error).__name__}: {error}"))
 
 
 class EmbedProcess:
