@@ -6,7 +6,9 @@
    on eval/paperless-ngx.jsonl (hybrid retrieval, the expected file and heading in the top 4);
 2. re-index of the unchanged release, as a share of the full index;
 3. v2.20.15 -> v3.0.5 through the admin API of a served app while a client keeps querying
-   /v1/retrieve: embedded vs reused, query p95 latency idle and during the re-index, failures.
+   /v1/retrieve: embedded vs reused, query p95 latency idle and during the re-index, failures;
+   once with the job embedding in a child process (TANDEM_INDEX__EMBED_PROCESS, the default)
+   and once in the serving process, side by side.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tandem.api.app import build_services  # noqa: E402
 from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
+from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
 from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
@@ -117,9 +120,11 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def served(settings: Settings, embedder: Embedder) -> Iterator[tuple[str, Stores]]:
+def served(
+    settings: Settings, embedder: Embedder, index_embedder: EmbedderFactory | None
+) -> Iterator[tuple[str, Stores]]:
     """The real app over uvicorn in a thread, on its own store."""
-    services = build_services(settings, embedder)
+    services = build_services(settings, embedder, index_embedder=index_embedder)
     for url in serve(settings, services, log_level="error"):
         yield url, services.stores
 
@@ -170,7 +175,7 @@ def measure_traffic(url: str, questions: list[str], seconds: float) -> Traffic:
     return traffic
 
 
-def bench_release_upgrade(embedder: Embedder, questions: list[str]) -> None:
+def bench_release_upgrade(embedder: Embedder, questions: list[str], in_child: bool) -> None:
     """v2.20.15 served, v3.0.5 indexed through the admin API while a client queries."""
     data = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
     settings = Settings(
@@ -179,8 +184,15 @@ def bench_release_upgrade(embedder: Embedder, questions: list[str]) -> None:
         vllm=VllmSettings(url="http://127.0.0.1:9"),
         rate_limit_per_minute=1_000_000,
     )
+    factory = index_embedder_factory(settings) if in_child else None
+    index = settings.index
+    where = (
+        f"in a child process (nice +{index.embed_nice}, threads {index.embed_threads})"
+        if in_child
+        else "in the serving process (TANDEM_INDEX__EMBED_PROCESS=false)"
+    )
     try:
-        with served(settings, embedder) as (url, store):
+        with served(settings, embedder, factory) as (url, store):
             index_release(store, embedder, PAPERLESS / OLD, OLD, "docs")
             idle = measure_traffic(url, questions, 15)
             traffic = Traffic(url, questions)
@@ -190,13 +202,13 @@ def bench_release_upgrade(embedder: Embedder, questions: list[str]) -> None:
             traffic.join()
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    print_upgrade(result, idle, traffic)
+    print_upgrade(result, idle, traffic, where)
 
 
-def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic) -> None:
+def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic, where: str) -> None:
     chunks, embedded, reused = result["chunks"], result["embedded"], result["reused"]
     summary = result["changes"]["summary"]
-    print(f"\n## {OLD} -> {NEW} through the admin API, with queries running")
+    print(f"\n## {OLD} -> {NEW} through the admin API, with queries running; job embeds {where}")
     print(
         f"- chunks {chunks}: embedded {embedded} ({100 * embedded / chunks:.1f} %), reused "
         f"{reused} ({100 * reused / chunks:.1f} %), removed {result['removed']}"
@@ -226,6 +238,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(EMBED_BACKENDS), help="'' skips them")
     parser.add_argument("--skip-upgrade", action="store_true")
+    parser.add_argument(
+        "--upgrade-modes",
+        default="child,in-process",
+        help="where the upgrade's job embeds, in order: child, in-process (comma-separated)",
+    )
     args = parser.parse_args()
     qa = [item for item in load_qa(QA_FILE) if item.file]
     settings = get_settings()
@@ -240,7 +257,11 @@ def main() -> None:
         backend = settings.retrieval.embed_backend
         embedder = make_embedder(backend, settings.retrieval.embed_batch_size, settings.models_dir)
         print(f"\n(upgrade run on the {backend} backend, TANDEM_RETRIEVAL__EMBED_BACKEND)")
-        bench_release_upgrade(embedder, [item.question for item in qa])
+        modes = args.upgrade_modes.split(",")
+        if set(modes) - {"child", "in-process"}:
+            parser.error(f"--upgrade-modes: child or in-process, not {args.upgrade_modes!r}")
+        for mode in modes:
+            bench_release_upgrade(embedder, [item.question for item in qa], mode == "child")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -66,6 +66,21 @@ def retrieve_ms(url: str, qs: list[str], rounds: int = 2) -> list[float]:
     return times
 
 
+def split_ms(services: Services, qs: list[str], rounds: int = 2) -> dict[str, list[float]]:
+    """Where a request's time goes, in-process: the query embedding, then the whole retrieve."""
+    times: dict[str, list[float]] = {"embedding": [], "retrieve": []}
+    for _ in range(rounds):
+        for q in qs:
+            t0 = time.perf_counter()
+            services.embedder.embed_query(q)
+            t1 = time.perf_counter()
+            services.retriever.retrieve(q, 4)
+            t2 = time.perf_counter()
+            times["embedding"].append((t1 - t0) * 1000)
+            times["retrieve"].append((t2 - t1) * 1000)
+    return times
+
+
 def local_services(settings: Settings, embedder: Embedder, edge: Stores, path: Path) -> Services:
     """The same app over qdrant-client's local mode, holding a copy of the edge points."""
     docs = QdrantDocStore(QdrantClient(path=str(path)), embedder.dim)
@@ -126,7 +141,9 @@ def scale(store: DocStore, rows: Rows, probes: list[tuple[list[float], str]]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="20000", help="comma-separated generated corpus sizes")
+    parser.add_argument(
+        "--sizes", default="20000", help="comma-separated corpus sizes ('' skips the scale step)"
+    )
     parser.add_argument("--queries", type=int, default=52)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
@@ -154,11 +171,17 @@ def main() -> None:
             f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
             f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
         )
+        split = split_ms(edge_services, qs)
+        print("  where the edge request's time goes (in-process, same questions):")
+        for name, times in split.items():
+            print(f"    {name:<18} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+        http = pct(edge, 50) - pct(split["retrieve"], 50)
+        print(f"    HTTP + API (p50 over HTTP minus retrieve in-process): {http:.1f} ms")
         collection = report.collection
         rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
         probes = [(embedder.embed_query(q), q) for q in qs]
         print("\nscale (generated from paperless-ngx v3.0.5; hybrid query top 8, prefetch 24):")
-        for size in [int(s) for s in args.sizes.split(",")]:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
             corpus = generated(rows, size)
             backends: list[tuple[str, DocStore]] = [
                 ("edge", EdgeDocStore(work / f"scale-{size}", embedder.dim))

@@ -21,6 +21,7 @@ from tests.integration.app_server import serve
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, stack_settings
 
 from tandem.api.app import build_services
+from tandem.indexing.embed_process import index_embedder_factory
 from tandem.rag.embedder import Embedder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -54,9 +55,13 @@ def _auth(key: str) -> dict[str, str]:
 
 @pytest.fixture
 def api(tmp_path: Path, embedder: Embedder) -> Iterator[Api]:
-    """A fresh store and the real API on it; the vLLM URL points nowhere (retrieval only)."""
+    """A fresh store and the real API on it; the vLLM URL points nowhere (retrieval only).
+
+    Index jobs embed in a child process, as by default (TANDEM_INDEX__EMBED_PROCESS).
+    """
     settings = stack_settings(tmp_path, f"http://127.0.0.1:{free_port()}")
-    for url in serve(settings, build_services(settings, embedder)):
+    factory = index_embedder_factory(settings)
+    for url in serve(settings, build_services(settings, embedder, index_embedder=factory)):
         yield Api(url)
 
 

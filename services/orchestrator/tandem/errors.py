@@ -75,6 +75,13 @@ class StorageFailed(TandemError):
     type = "storage_failed"
 
 
+class EmbedderFailed(TandemError):
+    """The index job's embedding process died or refused to start; nothing was published."""
+
+    status = 500
+    type = "index_embedder_failed"
+
+
 class IndexEmpty(DependencyDown):
     type = "index_unavailable"
 

@@ -117,6 +117,17 @@ class RetrievalSettings(BaseModel):
     decline_unknown_names: bool = True  # a name in the question ("Jira") no block mentions
 
 
+class IndexSettings(BaseModel):
+    """How an index job started over the admin API embeds, beside the queries it serves."""
+
+    # TANDEM_INDEX__EMBED_PROCESS: embed in a child process at low priority on few threads, so
+    # /v1/retrieve keeps its idle latency during a re-index (bench/bench_index.py: p95 25.6x
+    # idle in-process); false: embed in the serving process, all cores (faster builds)
+    embed_process: bool = True
+    embed_threads: int = Field(default=1, ge=1)  # the child's compute threads
+    embed_nice: int = Field(default=19, ge=0, le=19)  # added to the child's niceness
+
+
 class GenerationSettings(BaseModel):
     max_tokens: int = 256  # the house format caps answers at ~180 words
     temperature: float = 0.2
@@ -192,6 +203,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

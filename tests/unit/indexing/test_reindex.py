@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,7 @@ from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.rag.store import point_id
-from tandem.settings import Settings
-from tandem.storage import Stores, open_stores
+from tandem.storage import Stores
 
 ALIAS = "docs"
 PAGES = {
@@ -29,13 +28,6 @@ def write_release(root: Path, pages: dict[str, str]) -> Path:
     for name, text in pages.items():
         (root / name).write_text(text, encoding="utf-8")
     return root
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Stores]:
-    stores = open_stores(Settings(data_dir=tmp_path / "data"), HashEmbedder().dim)
-    yield stores
-    stores.close()
 
 
 def doc_collections(store: Stores) -> list[str]:

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,10 @@ from tandem.indexing.history import load_history, recover_interrupted_builds, ro
 from tandem.indexing.reindex import index_release
 from tandem.indexing.releases import index_overview, release_changes_of
 from tandem.rag.embedder import HashEmbedder
-from tandem.settings import Settings
 from tandem.state.store import ReleaseRecord
-from tandem.storage import Stores, open_stores
+from tandem.storage import Stores
 
 ALIAS = "docs"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Stores]:
-    stores = open_stores(Settings(data_dir=tmp_path / "data"), HashEmbedder().dim)
-    yield stores
-    stores.close()
 
 
 def release(root: Path, name: str, limit: int) -> Path:

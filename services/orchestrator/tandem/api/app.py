@@ -19,6 +19,7 @@ from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
 from tandem.api.routes import adapters, admin, chat, feedback, health, openai, widget
 from tandem.chat import ChatService
+from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
 from tandem.llm.adapters import AdapterRegistry
@@ -42,12 +43,17 @@ def build_services(
     *,
     stores: Stores | None = None,
     pool: VllmPool | None = None,
+    index_embedder: EmbedderFactory | None = None,
 ) -> Services:
     """The real clients: the doc and state stores, the in-process embedder, vLLM over HTTP.
 
     Each client the settings would open can be passed in instead (tests pass fakes here).
+    Index jobs embed in a child process (TANDEM_INDEX__EMBED_PROCESS) when the embedder
+    comes from the settings, or when `index_embedder` says how to build one there.
     """
-    embedder = embedder or embedder_from_settings(settings)
+    if embedder is None:
+        embedder = embedder_from_settings(settings)
+        index_embedder = index_embedder or index_embedder_factory(settings)
     stores = stores or open_stores(settings, embedder.dim)
     retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, stores.state)
@@ -57,7 +63,15 @@ def build_services(
     )
     chat_service = ChatService(settings, retriever, registry, pool, answers=answers)
     return Services(
-        settings, stores, embedder, retriever, registry, pool, chat_service, feedback=answers
+        settings,
+        stores,
+        embedder,
+        retriever,
+        registry,
+        pool,
+        chat_service,
+        feedback=answers,
+        index_embedder=index_embedder,
     )
 
 

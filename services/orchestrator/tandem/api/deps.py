@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from tandem.chat import ChatService
 from tandem.errors import Forbidden, RateLimited, Unauthorized
+from tandem.indexing.embed_process import EmbedderFactory
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
@@ -35,6 +36,8 @@ class Services:
     chat: ChatService
     vllm_report: Callable[[], dict[str, Any]] | None = None  # the supervisor's, under `up`
     feedback: FeedbackLog | None = None  # the answer log behind POST /v1/feedback
+    # builds the admin index jobs' embedder in a child process; None: they use `embedder`
+    index_embedder: EmbedderFactory | None = None
 
 
 class RateLimiter:
@@ -55,7 +58,7 @@ class RateLimiter:
         self.buckets[key] = (tokens - 1.0, now)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -78,7 +81,7 @@ def key_in(key: str, keys: list[str]) -> bool:
     return found
 
 
-def require_chat_key(request: Request, services: ServicesDep) -> str:
+async def require_chat_key(request: Request, services: ServicesDep) -> str:
     """Chat routes: a chat key or an admin key."""
     settings = services.settings
     key = _bearer(request)
@@ -93,7 +96,7 @@ def require_chat_key(request: Request, services: ServicesDep) -> str:
     return key or "open"
 
 
-def require_admin_key(request: Request, services: ServicesDep) -> str:
+async def require_admin_key(request: Request, services: ServicesDep) -> str:
     """Admin routes: an admin key; a chat key gets 403."""
     settings = services.settings
     key = _bearer(request)

@@ -22,10 +22,11 @@ from tandem.errors import BadInput, StorageFailed, TandemError
 from tandem.indexing.builds import DOC_PREFIX, Beat, build_marker
 from tandem.indexing.changes import outline, release_changes
 from tandem.indexing.chunking import chunk_release
+from tandem.indexing.embed_process import Vectorize, embed_vectors
 from tandem.indexing.history import record_release, recover_interrupted_builds
 from tandem.indexing.loader import load_release
-from tandem.rag.embedder import Embedder
-from tandem.rag.sparse import document_vector, query_vector
+from tandem.rag.embedder import Embedder, vector_space
+from tandem.rag.sparse import query_vector
 from tandem.rag.store import DocStore, StoredVectors, point_id
 from tandem.state.store import ReleaseRecord
 from tandem.storage import Stores
@@ -101,11 +102,6 @@ def _unique(chunks: Sequence[Chunk]) -> list[Chunk]:
     return list(seen.values())
 
 
-def vector_space(embedder: Embedder) -> str:
-    """Which vectors an embedder makes; stored vectors are reused only within one space."""
-    return str(getattr(embedder, "vector_space", type(embedder).__name__))
-
-
 def _read_serving(stores: Stores, alias: str, space: str) -> Serving:
     collection = stores.docs.pointer_target(alias)
     if collection is None:
@@ -123,7 +119,7 @@ def _read_serving(stores: Stores, alias: str, space: str) -> Serving:
 def _embed_missing(
     chunks: Sequence[Chunk],
     reuse: dict[str, StoredVectors],
-    embedder: Embedder,
+    vectorize: Vectorize,
     say: Progress,
     batch_size: int = BATCH,
 ) -> list[StoredVectors]:
@@ -134,9 +130,9 @@ def _embed_missing(
     say("embed", 0, len(ordered))
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
-        dense = embedder.embed_documents([text for _, text in batch])
-        for (key, text), vector in zip(batch, dense, strict=True):
-            fresh[key] = StoredVectors(vector, document_vector(text))
+        vectors = vectorize([text for _, text in batch])
+        for (key, _), stored in zip(batch, vectors, strict=True):
+            fresh[key] = stored
         say("embed", min(start + batch_size, len(ordered)), len(ordered))
     return [reuse.get(reuse_key(c)) or fresh[reuse_key(c)] for c in chunks]
 
@@ -167,7 +163,7 @@ def _timed(report: IndexReport, stage: str, started: float) -> float:
 
 def _build(
     store: DocStore,
-    embedder: Embedder,
+    vectorize: Vectorize,
     chunks: list[Chunk],
     serving: Serving,
     report: IndexReport,
@@ -178,7 +174,7 @@ def _build(
     store.create_collection(report.collection)
     try:
         t0 = time.perf_counter()
-        vectors = _embed_missing(chunks, serving.vectors, embedder, say, batch_size)
+        vectors = _embed_missing(chunks, serving.vectors, vectorize, say, batch_size)
         t0 = _timed(report, "embed", t0)
         for start in range(0, len(chunks), UPSERT_BATCH):
             end = start + UPSERT_BATCH
@@ -239,11 +235,14 @@ def index_release(
     *,
     keep: int = DEFAULT_KEEP,
     batch_size: int = BATCH,
+    vectorize: Vectorize | None = None,
 ) -> IndexReport:
     """Build, verify and serve `release` from `folder`; the old release serves until the end.
 
     `keep`: collections kept, the serving one included (at least 2: the one that served until
-    now may still be answering queries); `batch_size`: texts per embed call.
+    now may still be answering queries); `batch_size`: texts per embed call; `vectorize`:
+    what embeds them (default: `embedder` in this process; see indexing/embed_process.py).
+    `embedder` names the vector space and counts tokens for the chunker.
     """
     started = time.perf_counter()
     with _storage_failures(release):
@@ -257,7 +256,8 @@ def index_release(
         serving = _read_serving(stores, alias, report.vector_space)
         _compare(report, chunks, serving)
         _timed(report, "read_serving", t0)
-        _build(stores.docs, embedder, chunks, serving, report, say, batch_size)
+        embed = vectorize or (lambda texts: embed_vectors(embedder, texts))
+        _build(stores.docs, embed, chunks, serving, report, say, batch_size)
         _publish(stores, alias, report, keep, started)
     return report
 

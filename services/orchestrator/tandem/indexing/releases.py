@@ -7,6 +7,7 @@ from typing import Any
 
 from tandem.errors import BadInput, Conflict, Forbidden, NotFound
 from tandem.indexing.builds import live_build
+from tandem.indexing.embed_process import EmbedderFactory, job_vectorizer
 from tandem.indexing.history import load_history, rollback
 from tandem.indexing.reindex import index_release
 from tandem.jobs import Job, JobManager, ProgressFn
@@ -35,12 +36,21 @@ def run_index(
     embedder: Embedder,
     folder: Path,
     release: str,
-    alias: str,
+    settings: Settings,
     progress: ProgressFn,
-    keep: int = 3,
+    index_embedder: EmbedderFactory | None = None,
 ) -> dict[str, Any]:
-    """Index one release and return its report (with the full what-changed lists)."""
-    return index_release(stores, embedder, folder, release, alias, progress, keep=keep).as_dict()
+    """Index one release and return its report (with the full what-changed lists).
+
+    With `index_embedder`, the embedding runs in a child process it builds the embedder in
+    (indexing/embed_process.py); else in this process with `embedder`.
+    """
+    alias, keep = settings.qdrant.alias, settings.qdrant.keep_releases
+    with job_vectorizer(embedder, index_embedder, settings.index.embed_nice) as vectorize:
+        report = index_release(
+            stores, embedder, folder, release, alias, progress, keep=keep, vectorize=vectorize
+        )
+    return report.as_dict()
 
 
 def start_index_job(
@@ -50,16 +60,18 @@ def start_index_job(
     settings: Settings,
     folder: Path,
     release: str,
+    index_embedder: EmbedderFactory | None = None,
 ) -> Job:
     """Queue an index build; 409 while one runs here or on any replica."""
     if (build := live_build(stores.state)) is not None:
         raise Conflict(
             f"an index build is already running: {build['release']} ({build['collection']})"
         )
-    alias, keep = settings.qdrant.alias, settings.qdrant.keep_releases
     return jobs.submit(
         "index",
-        lambda progress: run_index(stores, embedder, folder, release, alias, progress, keep),
+        lambda progress: run_index(
+            stores, embedder, folder, release, settings, progress, index_embedder
+        ),
     )
 
 

@@ -31,11 +31,13 @@ class SentenceTransformerEmbedder:
 
     backend = "torch"
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, model_path: Path | None = None, batch_size: int = 32, threads: int | None = None
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+        torch.set_num_threads(threads or max(1, torch.get_num_threads()))
         model = str(model_path or packaged_model_path())
         self._model: Any = SentenceTransformer(model, device="cpu")
         self._tokenizer: Any = self._model.tokenizer
@@ -67,22 +69,33 @@ def make_embedder(
     batch_size: int = 32,
     cache_dir: Path | None = None,
     model_path: Path | None = None,
+    threads: int | None = None,
 ) -> Embedder:
-    """The packaged model on `backend`; ONNX exports are cached under `cache_dir`."""
+    """The packaged model on `backend`; ONNX exports are cached under `cache_dir`.
+
+    `threads`: the backend's compute threads (None: every core).
+    """
     model = model_path or packaged_model_path()
     if backend == "torch":
-        return SentenceTransformerEmbedder(model, batch_size)
+        return SentenceTransformerEmbedder(model, batch_size, threads)
     from tandem.rag.onnx_embedder import OnnxEmbedder
 
     if cache_dir is None:
         raise ValueError("the onnx backends need a cache folder for the exported model")
-    return OnnxEmbedder(model, cache_dir, backend, batch_size)
+    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads)
 
 
-def embedder_from_settings(settings: Settings) -> Embedder:
+def embedder_from_settings(settings: Settings, threads: int | None = None) -> Embedder:
     """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
     retrieval = settings.retrieval
-    return make_embedder(retrieval.embed_backend, retrieval.embed_batch_size, settings.models_dir)
+    return make_embedder(
+        retrieval.embed_backend, retrieval.embed_batch_size, settings.models_dir, None, threads
+    )
+
+
+def vector_space(embedder: Embedder) -> str:
+    """Which vectors an embedder makes; stored vectors are reused only within one space."""
+    return str(getattr(embedder, "vector_space", type(embedder).__name__))
 
 
 class HashEmbedder:

@@ -42,6 +42,7 @@ async def start_index(
             services.settings,
             folder,
             body.release,
+            services.index_embedder,
         )
     )
     return JSONResponse({"job": job.id}, status_code=202)

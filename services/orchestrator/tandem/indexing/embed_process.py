@@ -1,0 +1,160 @@
+"""The index job's embedding in its own process, at low priority and on bounded threads.
+
+An index job started over the admin API runs in the serving process. Embedding there took
+both cores (the embedder's threads, plus the job's Python work under the GIL), and
+`/v1/retrieve` p95 rose 25x while a release built. In a child process at `nice` 19 with one
+thread, the kernel hands a query's embedding the cores whenever it needs them, and nothing
+of the job's heavy work holds the serving process's GIL (docs/ARCHITECTURE.md).
+
+The child builds its own embedder (same model and backend: the vector space is checked)
+and returns dense + sparse vectors; the parent keeps everything that touches the stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+from tandem.errors import EmbedderFailed
+from tandem.rag.embedder import Embedder, embedder_from_settings, vector_space
+from tandem.rag.sparse import document_vector
+from tandem.rag.store import StoredVectors
+from tandem.settings import Settings
+
+EmbedderFactory = Callable[[], Embedder]  # picklable: it runs in the child
+Vectorize = Callable[[Sequence[str]], list[StoredVectors]]
+START_TIMEOUT_S = 600.0  # a cold start exports the ONNX model once, at low priority
+
+
+def index_embedder_factory(settings: Settings) -> EmbedderFactory | None:
+    """The job embedder TANDEM_INDEX__EMBED_PROCESS asks for: the serving model on bounded
+    threads (None: the job embeds in the serving process)."""
+    if not settings.index.embed_process:
+        return None
+    return partial(embedder_from_settings, settings, settings.index.embed_threads)
+
+
+def embed_vectors(embedder: Embedder, texts: Sequence[str]) -> list[StoredVectors]:
+    """Dense and sparse vectors of `texts` (what a build stores for each new chunk)."""
+    dense = embedder.embed_documents(list(texts))
+    return [
+        StoredVectors(vector, document_vector(t)) for t, vector in zip(texts, dense, strict=True)
+    ]
+
+
+def _child(conn: Connection, factory: EmbedderFactory, niceness: int) -> None:
+    """The child's loop: build the embedder, then embed each batch until told to stop."""
+    os.nice(niceness)  # first: the model load runs at low priority too
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the tokenizer's own pool stays off
+    try:
+        embedder = factory()
+        conn.send(("ready", embedder.dim, vector_space(embedder)))
+        while (texts := conn.recv()) is not None:
+            conn.send(("vectors", embed_vectors(embedder, texts)))
+    except (EOFError, BrokenPipeError):  # the parent went away: nothing to answer
+        return
+    except Exception as error:  # noqa: BLE001 - the parent turns it into the job's error
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(error).__name__}: {error}"))
+
+
+class EmbedProcess:
+    """A child process that embeds batches for an index job (started at once, used lazily)."""
+
+    def __init__(self, factory: EmbedderFactory, serving: Embedder, niceness: int = 19) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_child,
+            args=(child_conn, factory, niceness),
+            name="tandem-index-embedder",
+            daemon=True,  # never outlives the orchestrator
+        )
+        self._process.start()
+        child_conn.close()  # the child's end lives in the child: its exit means EOF here
+        self._expected = (serving.dim, vector_space(serving))
+        self._ready = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def vectors(self, texts: Sequence[str]) -> list[StoredVectors]:
+        """Dense + sparse vectors of `texts`, computed in the child."""
+        if not self._ready:
+            self._check_ready()
+        self._send(list(texts))
+        vectors: list[StoredVectors] = self._receive("vectors", None)[0]
+        return vectors
+
+    def _check_ready(self) -> None:
+        dim, space = self._receive("ready", START_TIMEOUT_S)
+        if (dim, space) != self._expected:
+            raise EmbedderFailed(
+                f"the index embedder process makes {space} vectors ({dim}-d) but the serving "
+                f"embedder makes {self._expected[1]} ({self._expected[0]}-d); set "
+                "TANDEM_INDEX__EMBED_PROCESS=false or give both the same model"
+            )
+        self._ready = True
+
+    def _send(self, message: Any) -> None:
+        try:
+            self._conn.send(message)
+        except OSError as error:
+            raise self._failure(str(error)) from error
+
+    def _receive(self, kind: str, timeout_s: float | None) -> tuple[Any, ...]:
+        try:
+            if timeout_s is not None and not self._conn.poll(timeout_s):
+                raise self._failure(f"not ready after {timeout_s:.0f} s")
+            message = self._conn.recv()
+        except (EOFError, OSError) as error:
+            raise self._failure("it exited") from error
+        if message[0] == "error":
+            raise self._failure(message[1])
+        if message[0] != kind:
+            raise self._failure(f"unexpected answer {message[0]!r}")
+        return tuple(message[1:])
+
+    def _failure(self, why: str) -> EmbedderFailed:
+        self._process.join(timeout=5)
+        code = self._process.exitcode
+        status = "still running" if code is None else f"exit code {code}"
+        return EmbedderFailed(
+            f"the index job's embedding process failed ({why}; {status}); the serving "
+            "release is unchanged"
+        )
+
+    def close(self) -> None:
+        """Stop the child: asked first, then terminated, then killed."""
+        with contextlib.suppress(OSError):  # already gone
+            self._conn.send(None)
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+
+
+@contextmanager
+def job_vectorizer(
+    serving: Embedder, factory: EmbedderFactory | None, niceness: int = 19
+) -> Iterator[Vectorize]:
+    """How a job embeds: in a child built by `factory`, or (None) with `serving` in-process."""
+    if factory is None:
+        yield lambda texts: embed_vectors(serving, texts)
+        return
+    process = EmbedProcess(factory, serving, niceness)
+    try:
+        yield process.vectors
+    finally:
+        process.close()
