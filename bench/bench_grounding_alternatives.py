@@ -1,0 +1,164 @@
+"""Gate signals tried beside the shipped ones and kept out. Asserts nothing.
+
+    .venv/bin/python bench/bench_grounding_alternatives.py
+
+Same indexing and retrieval as bench_grounding.py (sample product v4.1/v4.2, paperless-ngx
+v3.0.5, MiniLM, the configured top_k). Prints, per set and split:
+- the shipped gate with `max_unseen_terms` 0 and 1, unseen terms counted after forgiving
+  scikit-learn's English stop words and words derivable from a known term (a shared
+  6-letter prefix, or two known terms joined);
+- the range of two per-block signals on answerable vs unanswerable questions: the best single
+  block's IDF-weighted coverage and the best single sentence's MiniLM similarity;
+- the answerable questions a "multi-word names must appear as a phrase" rule would decline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
+
+from bench_grounding import SETS, conversation, split_of  # noqa: E402
+from bench_index import temp_store  # noqa: E402
+from tandem.chat import retrieval_query  # noqa: E402
+from tandem.documents import ScoredChunk  # noqa: E402
+from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
+from tandem.grounding import RelevanceGate, Vocabulary, relevance  # noqa: E402
+from tandem.indexing.reindex import index_release  # noqa: E402
+from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.sparse import tokenize  # noqa: E402
+from tandem.settings import Settings  # noqa: E402
+
+STOP = {t for w in ENGLISH_STOP_WORDS for t in tokenize(w)} | set(ENGLISH_STOP_WORDS)
+SENTENCE = re.compile(r"(?<=[.?!])\s+|\n+")
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_.][A-Za-z0-9]+)*")
+Row = tuple[str, QAItem, str, list[ScoredChunk], Vocabulary, float, str]  # ..., query
+
+
+def name_phrases(text: str) -> list[str]:
+    """Runs of two or more words written as names (as `grounding.names` finds them)."""
+    phrases: list[str] = []
+    for sentence in re.split(r"(?<=[.?!:])\s+|\n+", text):
+        run: list[str] = []
+        for position, word in enumerate([*WORD.findall(sentence), ""]):
+            inner = any(c.isupper() for c in word[1:])
+            if len(word) > 1 and ((position > 0 and word[0].isupper()) or inner):
+                run.append(word)
+                continue
+            if len(run) > 1:
+                phrases.append(" ".join(run))
+            run = []
+    return phrases
+
+
+def block_terms(chunk: ScoredChunk) -> set[str]:
+    return set(tokenize(f"{chunk.chunk.file} {chunk.chunk.embed_text}"))
+
+
+def derivable(term: str, known: set[str]) -> bool:
+    if term in STOP or (len(term) >= 6 and any(k.startswith(term[:6]) for k in known)):
+        return True
+    return any(term[:i] in known and term[i:] in known for i in range(3, len(term) - 2))
+
+
+def declines(query: str, chunks: Sequence[ScoredChunk], voc: Vocabulary, max_unseen: int) -> bool:
+    signals = relevance(query, chunks, voc)
+    known = set(voc.frequency)
+    unseen = [t for t in signals.unseen if not derivable(t, known)]
+    return (
+        signals.similarity < 0.3
+        or signals.overlap < 0.2
+        or signals.coverage < 0.35
+        or len(unseen) > max_unseen
+        or bool(signals.unknown_names)
+    )
+
+
+def best_block_coverage(query: str, chunks: Sequence[ScoredChunk], voc: Vocabulary) -> float:
+    terms = list(dict.fromkeys(t for t in tokenize(query) if not t.isdigit()))
+    total = sum(voc.idf(t) for t in terms) or 1.0
+    return max(
+        (sum(voc.idf(t) for t in terms if t in block_terms(c)) / total for c in chunks), default=0.0
+    )
+
+
+def best_sentence(query: str, chunks: Sequence[ScoredChunk], embedder: Embedder) -> float:
+    sentences = [
+        s.strip() for c in chunks for s in SENTENCE.split(c.chunk.embed_text) if len(s.split()) >= 4
+    ]
+    if not sentences:
+        return 0.0
+    q = np.array(embedder.embed_query(query))
+    e = np.array(embedder.embed_documents(sentences))
+    return float((e @ q / (np.linalg.norm(e, axis=1) * np.linalg.norm(q))).max())
+
+
+def measure(embedder: Embedder) -> list[Row]:
+    settings = Settings().retrieval
+    rows: list[Row] = []
+    with temp_store(embedder.dim) as store:
+        for name, (qa_file, releases) in SETS.items():
+            retrievers = {}
+            for release, folder in releases.items():
+                index_release(store, embedder, folder, release, f"{name}-{release}")
+                retrievers[release] = Retriever(
+                    store, embedder, f"{name}-{release}", settings.prefetch
+                )
+            gates = {r: RelevanceGate(r, settings) for r in retrievers.values()}
+            for item in load_qa(qa_file):
+                retriever = retrievers[item.release or next(iter(releases))]
+                query = retrieval_query(conversation(item))
+                found = retriever.retrieve(query, settings.top_k)
+                voc = gates[retriever].vocabulary(found.index.collection)
+                sentence = best_sentence(query, found.chunks, embedder)
+                rows.append((name, item, split_of(item), found.chunks, voc, sentence, query))
+    return rows
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    rows = measure(embedder_from_settings(Settings()))
+    for max_unseen in (0, 1):
+        print(f"\nmax_unseen_terms {max_unseen}, stop words and derivable words forgiven")
+        for name in SETS:
+            for split in ("calibration", "held-out"):
+                part = [r for r in rows if r[0] == name and r[2] == split]
+                ans = [r for r in part if r[1].answerable]
+                una = [r for r in part if not r[1].answerable]
+                wrong = sum(declines(r[6], r[3], r[4], max_unseen) for r in ans)
+                right = sum(declines(r[6], r[3], r[4], max_unseen) for r in una)
+                print(
+                    f"  {name:15s} {split:11s} answerable wrongly declined {wrong}/{len(ans)}"
+                    f"   unanswerable declined {right}/{len(una)}"
+                )
+    print("\nper-block signals, range on answerable | unanswerable questions")
+    for label, value in (
+        ("best block IDF coverage", lambda r: best_block_coverage(r[6], r[3], r[4])),
+        ("best sentence similarity", lambda r: r[5]),
+    ):
+        for name in SETS:
+            ans = [value(r) for r in rows if r[0] == name and r[1].answerable]
+            una = [value(r) for r in rows if r[0] == name and not r[1].answerable]
+            print(
+                f"  {label:25s} {name:15s} {min(ans):.2f}-{max(ans):.2f} | "
+                f"{min(una):.2f}-{max(una):.2f}"
+            )
+    print("\nanswerable questions a phrase rule for multi-word names would decline")
+    for name, item, _, chunks, _, _, _ in rows:
+        text = " ".join(" ".join(tokenize(c.chunk.embed_text)) for c in chunks)
+        for phrase in name_phrases(item.question):
+            if item.answerable and " ".join(tokenize(phrase)) not in text:
+                print(f"  {name:15s} {phrase!r}: {item.question}")
+
+
+if __name__ == "__main__":
+    main()
