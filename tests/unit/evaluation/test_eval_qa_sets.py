@@ -5,21 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
+from tests.conftest import paperless_release
 
 from tandem.evaluation.metrics import contains_phrase
 from tandem.evaluation.qa import QAItem, load_qa
 
 ROOT = Path(__file__).resolve().parents[3]
 EVAL = ROOT / "eval"
-PAPERLESS_DOCS = next(
-    (
-        p / "corpora" / "paperless-ngx" / "v3.0.5"
-        for p in (ROOT / "shared", ROOT.parent / "shared")
-        if (p / "corpora" / "paperless-ngx" / "v3.0.5").is_dir()
-    ),
-    None,
-)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ATTRS = re.compile(r"\s*\{[:#.][^{}]*\}\s*$")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -61,14 +53,13 @@ def problems(items: list[QAItem], docs_for: dict[str | None, Path]) -> list[str]
     return found
 
 
-@pytest.mark.skipif(PAPERLESS_DOCS is None, reason="the shared paperless-ngx corpus is not here")
 def test_paperless_qa_set_matches_the_docs() -> None:
+    docs = paperless_release("v3.0.5")  # fails, never skips, without the shared corpus
     items = load_qa(EVAL / "paperless-ngx.jsonl")
     assert len(items) >= 32
     assert sum(1 for i in items if not i.answerable) >= 15
     assert sum(1 for i in items if i.history) >= 5
-    assert PAPERLESS_DOCS is not None
-    assert problems(items, {None: PAPERLESS_DOCS}) == []
+    assert problems(items, {None: docs}) == []
 
 
 def test_sample_product_qa_set_matches_the_docs() -> None:
