@@ -17,12 +17,13 @@ def _flag(command: list[str], flag: str) -> str:
 def test_defaults_are_the_measured_cpu_settings() -> None:
     settings = Settings()
     command = vllm_command(settings)
-    assert command[1:3] == ["-m", "tandem.llm.vllm_entry"]  # grouped CPU LoRA kernels
+    assert command[1:3] == ["-m", "tandem.llm.vllm_entry"]
     assert _flag(command, "--dtype") == cpu_dtype()  # bfloat16 on this project's CI CPU
     assert "--enable-prefix-caching" in command and "--enable-lora" in command
     assert "--max-num-seqs" not in command  # vLLM's own default unless set
     env = vllm_environment(settings)
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert env["TANDEM_VLLM_LORA_KERNEL"] == "grouped"  # tandem/llm/vllm_tuning.py
 
 
 def test_each_lever_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,20 +34,20 @@ def test_each_lever_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_VLLM__MAX_NUM_BATCHED_TOKENS", "1024")
     monkeypatch.setenv("TANDEM_VLLM__THREADS_BIND", "0-1")
     monkeypatch.setenv("TANDEM_VLLM__RESERVED_CPUS", "0")
+    monkeypatch.setenv("TANDEM_VLLM__BUSY_WAIT_MS", "0.5")
     settings = Settings()
     command = vllm_command(settings)
-    assert command[2] == "vllm.entrypoints.openai.api_server"
     assert _flag(command, "--dtype") == "float32"
     assert "--no-enable-prefix-caching" in command
     assert _flag(command, "--max-num-seqs") == "8"
     assert _flag(command, "--max-num-batched-tokens") == "1024"
     env = vllm_environment(settings)
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0-1" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert env["TANDEM_VLLM_LORA_KERNEL"] == "vllm" and env["TANDEM_VLLM_BUSY_WAIT_MS"] == "0.5"
 
 
 def test_a_model_served_without_adapters_has_no_lora_flags() -> None:
     command = vllm_command(Settings(), lora=False)
-    assert command[2] == "vllm.entrypoints.openai.api_server"
     assert not [a for a in command if "lora" in a]
 
 

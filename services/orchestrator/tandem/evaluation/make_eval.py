@@ -1,7 +1,8 @@
 """`make eval`: bring up a local Tandem, then evaluate every QA set against its release.
 
 The sample product set runs once per release (v4.1, then v4.2, each indexed through the admin
-API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`.
+API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`, one
+table over all of them to `eval-out/summary.md` (`tandem/evaluation/summary.py`).
 Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--out DIR]`.
 """
 
@@ -23,6 +24,7 @@ from tandem.api_client import TandemClient
 from tandem.errors import TandemError
 from tandem.evaluation.qa import load_qa, stratified_sample
 from tandem.evaluation.run import run_eval
+from tandem.evaluation.summary import write_summary
 from tandem.settings import PROJECT_ROOT
 
 PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
@@ -133,6 +135,7 @@ def main() -> None:
                     concurrency=args.concurrency,
                 )
                 print(f"{name} {release}: report in {result.files[0].parent}")
+        print(f"all runs: {write_summary(args.out)}")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import sys
 
 import torch
 
@@ -174,5 +172,4 @@ def install() -> bool:
             return False
     for name, replacement in KERNELS.items():
         setattr(module, name, replacement)
-    print(f"tandem: grouped CPU LoRA kernels in process {os.getpid()}", file=sys.stderr)
     return True

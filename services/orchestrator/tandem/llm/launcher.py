@@ -13,13 +13,11 @@ from pathlib import Path
 import httpx
 
 from tandem.errors import DependencyDown
+from tandem.llm.vllm_tuning import BUSY_WAIT_ENV, LORA_KERNEL_ENV
 from tandem.settings import Settings
 
-# the server module per `TANDEM_VLLM__LORA_KERNEL`: vLLM's own, or with Tandem's CPU kernels
-VLLM_MODULES = {
-    "vllm": "vllm.entrypoints.openai.api_server",
-    "grouped": "tandem.llm.vllm_entry",
-}
+# vLLM's OpenAI server with Tandem's adjustments (the environment says which: vllm_tuning.py)
+VLLM_ENTRY = "tandem.llm.vllm_entry"
 
 
 def vllm_command(settings: Settings, lora: bool = True) -> list[str]:
@@ -33,7 +31,7 @@ def vllm_command(settings: Settings, lora: bool = True) -> list[str]:
     return [
         sys.executable,
         "-m",
-        VLLM_MODULES[v.lora_kernel if lora else "vllm"],
+        VLLM_ENTRY,
         "--model",
         str(settings.model_path),
         "--served-model-name",
@@ -78,8 +76,11 @@ def vllm_environment(settings: Settings) -> dict[str, str]:
 
 
 def _cpu_binding(settings: Settings) -> dict[str, str]:
-    """vLLM's CPU thread settings, only where Tandem's settings name them."""
-    v, env = settings.vllm, {}
+    """vLLM's CPU thread settings and Tandem's adjustments inside vLLM (vllm_tuning.py)."""
+    v = settings.vllm
+    env: dict[str, str] = {LORA_KERNEL_ENV: v.lora_kernel}
+    if v.busy_wait_ms is not None:
+        env[BUSY_WAIT_ENV] = f"{v.busy_wait_ms:g}"
     if v.threads_bind:
         env["VLLM_CPU_OMP_THREADS_BIND"] = v.threads_bind
     if v.reserved_cpus is not None:

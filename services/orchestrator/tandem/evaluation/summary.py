@@ -1,0 +1,92 @@
+"""One table over every run of `make eval` (the README's), read back from each run's report.json.
+
+    python -m tandem.evaluation.summary [DIR]     # DIR: make eval's --out (eval-out/)
+
+`make eval` writes it to `DIR/summary.md` after its runs; this rebuilds it from the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tandem.evaluation.gate import GATED_CONFIG
+from tandem.settings import PROJECT_ROOT
+
+HEADER = (
+    "| set (questions) | configuration | answer coverage | source hit | format compliance "
+    "| unanswerable declined (by the gate) | answerable declined | prompt tokens | latency p50 |"
+)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def _declined(summary: dict[str, Any]) -> str:
+    rate = summary["declined_unanswerable_rate"]
+    if rate is None:
+        return "n/a"
+    declined = round(rate * summary["unanswerable_questions"])
+    return (
+        f"{_pct(rate)} ({declined} of {summary['unanswerable_questions']}; "
+        f"gate {summary['gate_declined']})"
+    )
+
+
+def _rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for n, config in enumerate(report["configs"]):
+        s = report["summaries"][config]
+        label = f"{report['run']} ({s['questions']})" if n == 0 else ""
+        bold = "**" if config == GATED_CONFIG else ""  # the configuration Tandem serves
+        latency = "n/a" if s["latency_p50_ms"] is None else f"{s['latency_p50_ms'] / 1000:.1f} s"
+        rows.append(
+            f"| {label} | {bold}{config}{bold} | {bold}{_pct(s['mean_coverage'])}{bold} "
+            f"| {_pct(s['source_hit_rate'])} | {bold}{_pct(s['compliance_rate'])}{bold} "
+            f"| {_declined(s)} | {_pct(s['declined_answerable_rate'])} "
+            f"| {s['mean_prompt_tokens']:.0f} | {latency} |"
+        )
+    return rows
+
+
+def summary_table(root: Path) -> list[str]:
+    """The comparison over every `<set>-<release>/report.json` under `root`, in run order."""
+    reports = []
+    for path in sorted(root.glob("*/report.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["run"] = path.parent.name
+        reports.append(report)
+    if not reports:
+        raise SystemExit(f"no */report.json under {root}")
+    adapters = sorted({a for r in reports for s in r["summaries"].values() for a in s["adapters"]})
+    reports.sort(key=lambda r: r["started_at"])
+    first = reports[0]["started_at"]
+    lines = [
+        f"Runs from {first}, adapter(s) {', '.join(adapters) or 'none'}, concurrency "
+        f"{', '.join(sorted({str(r['concurrency']) for r in reports}))}.",
+        "",
+        HEADER,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for report in reports:
+        lines += _rows(report)
+    return lines
+
+
+def write_summary(root: Path) -> Path:
+    path = root / "summary.md"
+    path.write_text("\n".join(summary_table(root)) + "\n", encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root", type=Path, nargs="?", default=PROJECT_ROOT / "eval-out")
+    print("\n".join(summary_table(parser.parse_args().root)))
+
+
+if __name__ == "__main__":
+    main()
