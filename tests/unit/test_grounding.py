@@ -67,6 +67,20 @@ def test_a_name_the_release_mentions_elsewhere_is_known() -> None:
     assert elsewhere.unknown_names == () and elsewhere.unseen == ("accept",)
 
 
+def test_a_setting_name_is_unknown_unless_the_release_has_the_whole_identifier() -> None:
+    """Every word of PAPERLESS_AUTO_TRANSLATE may be in the release; the setting is not."""
+    vocabulary = Vocabulary.of(
+        [
+            Chunk("config.md", "PAPERLESS_OCR_LANGUAGE", "Set PAPERLESS_OCR_LANGUAGE."),
+            Chunk("usage.md", "Auto", "Paperless can auto-tag and translate nothing."),
+        ]
+    )
+    made_up = relevance("What does PAPERLESS_AUTO_TRANSLATE do?", [scored(0.7)], vocabulary)
+    assert made_up.unknown_names == ("PAPERLESS_AUTO_TRANSLATE",)
+    real = relevance("What does PAPERLESS_OCR_LANGUAGE do?", [scored(0.7)], vocabulary)
+    assert real.unknown_names == ()
+
+
 def test_the_vocabulary_counts_blocks_and_weighs_rare_terms_more() -> None:
     vocabulary = Vocabulary.of(
         [
