@@ -58,8 +58,8 @@ class VllmSettings(BaseModel):
     # None: vLLM's default (1 on x86, which leaves one of two cores to the model)
     reserved_cpus: int | None = None
     # how long vLLM's shared-memory readers poll after a message before sleeping until the
-    # next (tandem/llm/vllm_tuning.py); None: vLLM's own 1 s, in which its engine core polls
-    # through a whole generation and holds a core the orchestrator needs on a small machine
+    # next (tandem/llm/vllm_tuning.py); None: vLLM's own 1 s, in which its processes poll
+    # through a whole generation and hold cores the orchestrator needs on a small machine
     busy_wait_ms: float | None = Field(default=None, ge=0)
     startup_timeout_s: float = 300.0
     request_timeout_s: float = 120.0  # also the whole request's deadline

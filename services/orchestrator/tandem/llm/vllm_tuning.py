@@ -6,8 +6,8 @@ and worker are spawned children that re-import the entry module):
 - `TANDEM_VLLM_BUSY_WAIT_MS=N`: how long vLLM's shared-memory readers keep polling after a
   message before they sleep until the next one is announced. vLLM 0.32 polls for 1 s
   (`SpinCondition(busy_loop_s=1)`, with `sched_yield`), and a step of a generation comes far
-  sooner than that, so its engine core polls from the first token to the last: on a 2-core
-  machine one whole core goes to waiting while the orchestrator's retrieval waits for a core
+  sooner than that, so its engine core and worker poll from the first token to the last: on
+  a 2-core machine the orchestrator's retrieval waits for a core (README, "vLLM's busy wait")
   (vLLM #52814 proposes the same setting upstream). The writer announces every message on a
   ZeroMQ socket, so a reader that sleeps wakes when the next one is written.
 
