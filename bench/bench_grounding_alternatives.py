@@ -7,8 +7,9 @@ v3.0.5, MiniLM, the configured top_k). Prints, per set and split:
 - the shipped gate with `max_unseen_terms` 0 and 1, unseen terms counted after forgiving
   scikit-learn's English stop words and words derivable from a known term (a shared
   6-letter prefix, or two known terms joined);
-- the range of two per-block signals on answerable vs unanswerable questions: the best single
-  block's IDF-weighted coverage and the best single sentence's MiniLM similarity;
+- the range of three signals on answerable vs unanswerable questions: the best single block's
+  IDF-weighted coverage, the best single sentence's MiniLM similarity, and the largest IDF of
+  a question term the release uses but no retrieved block contains;
 - the answerable questions a "multi-word names must appear as a phrase" rule would decline.
 """
 
@@ -91,6 +92,13 @@ def best_block_coverage(query: str, chunks: Sequence[ScoredChunk], voc: Vocabula
     )
 
 
+def missing_known_idf(query: str, chunks: Sequence[ScoredChunk], voc: Vocabulary) -> float:
+    """The rarest question term that the release has but the retrieved blocks lack (0: none)."""
+    found = set().union(*(block_terms(c) for c in chunks))
+    terms = {t for t in tokenize(query) if not t.isdigit() and t in voc and t not in found}
+    return max((voc.idf(t) for t in terms), default=0.0)
+
+
 def best_sentence(query: str, chunks: Sequence[ScoredChunk], embedder: Embedder) -> float:
     sentences = [
         s.strip() for c in chunks for s in SENTENCE.split(c.chunk.embed_text) if len(s.split()) >= 4
@@ -140,10 +148,11 @@ def main() -> None:
                     f"  {name:15s} {split:11s} answerable wrongly declined {wrong}/{len(ans)}"
                     f"   unanswerable declined {right}/{len(una)}"
                 )
-    print("\nper-block signals, range on answerable | unanswerable questions")
+    print("\nsignals, range on answerable | unanswerable questions")
     for label, value in (
         ("best block IDF coverage", lambda r: best_block_coverage(r[6], r[3], r[4])),
         ("best sentence similarity", lambda r: r[5]),
+        ("missing known-term IDF", lambda r: missing_known_idf(r[6], r[3], r[4])),
     ):
         for name in SETS:
             ans = [value(r) for r in rows if r[0] == name and r[1].answerable]
