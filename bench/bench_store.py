@@ -45,7 +45,7 @@ from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.llm.adapters import AdapterRegistry  # noqa: E402
 from tandem.llm.pool import VllmPool  # noqa: E402
 from tandem.rag.edge_store import EdgeDocStore  # noqa: E402
-from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.embedder import Embedder, serving_embedder  # noqa: E402
 from tandem.rag.qdrant_store import QdrantDocStore  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.rag.sparse import query_vector  # noqa: E402
@@ -67,7 +67,7 @@ def bench_settings(work: Path, vllm_url: str) -> Settings:
 def serve_backend(backend: str, work: Path, vllm_url: str, port: int) -> None:
     """The real app on `backend`, served by uvicorn as `tandem up` and the ASGI entry do."""
     settings = bench_settings(work, vllm_url)
-    embedder = embedder_from_settings(settings)
+    embedder = serving_embedder(settings)
     if backend == "edge":
         services = build_services(settings, embedder)
     else:
@@ -205,7 +205,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     vllm_url = f"http://127.0.0.1:{free_port()}"
     settings = bench_settings(work, vllm_url)
-    embedder = embedder_from_settings(settings)
+    embedder = serving_embedder(settings)
     qs = questions(args.queries)
     try:
         edge_services = build_services(settings, embedder)

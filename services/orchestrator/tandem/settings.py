@@ -109,6 +109,11 @@ class RetrievalSettings(BaseModel):
     # TANDEM_RETRIEVAL__EMBED_BACKEND: openvino embeds ~4x faster than torch on CPU with the
     # same vectors (bench/bench_index.py); onnx-int8 is faster still but loses hit@4
     embed_backend: EmbedBackend = "openvino"
+    # TANDEM_RETRIEVAL__EMBED_THREADS: compute threads of the serving process's embedder. One
+    # embeds a single query faster than two on a small box (bench/bench_store.py); with
+    # TANDEM_INDEX__EMBED_PROCESS=false jobs embed there too and it uses every core. None:
+    # every core.
+    embed_threads: int | None = Field(default=1, ge=1)
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback
     # sentence without calling vLLM. Values chosen on the calibration split by

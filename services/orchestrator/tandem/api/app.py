@@ -26,7 +26,7 @@ from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.llm.swap import AdapterSwapper
 from tandem.llm.upkeep import keep_adapters_loaded
-from tandem.rag.embedder import Embedder, embedder_from_settings
+from tandem.rag.embedder import Embedder, serving_embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
 from tandem.state.feedback import SqliteFeedbackLog
@@ -52,7 +52,7 @@ def build_services(
     comes from the settings, or when `index_embedder` says how to build one there.
     """
     if embedder is None:
-        embedder = embedder_from_settings(settings)
+        embedder = serving_embedder(settings)
         index_embedder = index_embedder or index_embedder_factory(settings)
     stores = stores or open_stores(settings, embedder.dim)
     retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)

@@ -93,6 +93,17 @@ def embedder_from_settings(settings: Settings, threads: int | None = None) -> Em
     )
 
 
+def serving_threads(settings: Settings) -> int | None:
+    """A serving process embeds its queries on TANDEM_RETRIEVAL__EMBED_THREADS, and on every
+    core (None) when index jobs embed in it too (TANDEM_INDEX__EMBED_PROCESS=false)."""
+    return settings.retrieval.embed_threads if settings.index.embed_process else None
+
+
+def serving_embedder(settings: Settings) -> Embedder:
+    """The embedder of a serving process (`serving_threads`)."""
+    return embedder_from_settings(settings, serving_threads(settings))
+
+
 def vector_space(embedder: Embedder) -> str:
     """Which vectors an embedder makes; stored vectors are reused only within one space."""
     return str(getattr(embedder, "vector_space", type(embedder).__name__))
