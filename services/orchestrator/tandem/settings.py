@@ -110,9 +110,9 @@ class RetrievalSettings(BaseModel):
     # same vectors (bench/bench_index.py); onnx-int8 is faster still but loses hit@4
     embed_backend: EmbedBackend = "openvino"
     # TANDEM_RETRIEVAL__EMBED_THREADS: compute threads of the serving process's embedder. One
-    # embeds a single query faster than two on a small box (bench/bench_store.py); with
-    # TANDEM_INDEX__EMBED_PROCESS=false jobs embed there too and it uses every core. None:
-    # every core.
+    # embedded a query in-process faster than two and leaves a core to vLLM; over HTTP the two
+    # were within noise (bench/bench_store.py). With TANDEM_INDEX__EMBED_PROCESS=false jobs
+    # embed there too and it uses every core. None: every core.
     embed_threads: int | None = Field(default=1, ge=1)
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback
