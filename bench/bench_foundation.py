@@ -78,18 +78,25 @@ def start_up(data_dir: Path, port: int, vllm_env: Mapping[str, str]) -> subproce
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 900) -> float:
+def wait_ready(
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout_s: float = 900,
+    path: str = "/readyz",
+    name: str = "tandem up",
+) -> float:
+    """Seconds until `process` answers 200 on `path`; exits the bench if it dies or times out."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if process.poll() is not None:
-            raise SystemExit(f"tandem up exited with {process.returncode}")
+            raise SystemExit(f"{name} exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=10).status_code == 200:
                 return time.monotonic() - started
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise SystemExit("tandem up never became ready")
+    raise SystemExit(f"{name} never became ready")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -34,7 +34,7 @@ from qdrant_client import QdrantClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_foundation import pct, questions, stop  # noqa: E402
+from bench.bench_foundation import pct, questions, stop, wait_ready  # noqa: E402
 from tests.conftest import PAPERLESS, free_port  # noqa: E402
 
 from tandem.api.app import build_services, create_app  # noqa: E402
@@ -82,18 +82,12 @@ def served(backend: str, work: Path, vllm_url: str) -> tuple[str, subprocess.Pop
     command = [sys.executable, __file__, "--serve", backend, "--work", str(work)]
     process = subprocess.Popen([*command, "--port", str(port), "--vllm-url", vllm_url])
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the {backend} server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return url, process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop(process)
-    raise SystemExit(f"the {backend} server never answered")
+    try:  # /healthz: there is no vLLM behind this app, so it is never "ready"
+        wait_ready(url, process, 300, path="/healthz", name=f"the {backend} server")
+    except SystemExit:
+        stop(process)
+        raise
+    return url, process
 
 
 def retrieve_ms(url: str, qs: list[str], rounds: int = 2) -> list[float]:
