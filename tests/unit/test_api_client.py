@@ -115,3 +115,16 @@ def test_make_eval_reports_a_refused_index_request_instead_of_a_key_error(tmp_pa
         pytest.raises(SystemExit, match="indexing v2: HTTP 400 bad_request: .* outside"),
     ):
         _index(api, tmp_path, "v2")
+
+
+def test_make_eval_runs_only_the_runs_named_in_their_order() -> None:
+    from tandem.evaluation.make_eval import chosen_runs, run_names
+
+    picked = chosen_runs("paperless-ngx-v3.0.5, sample-product-v4.1")
+    assert [f"{name}-{release}" for name, release, _ in picked] == [
+        "sample-product-v4.1",
+        "paperless-ngx-v3.0.5",
+    ]
+    assert len(chosen_runs(",".join(run_names()))) == 3
+    with pytest.raises(SystemExit, match="unknown paperless-ngx-v9; use sample-product-v4.1"):
+        chosen_runs("paperless-ngx-v9")

@@ -3,7 +3,8 @@
 The sample product set runs once per release (v4.1, then v4.2, each indexed through the admin
 API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`, one
 table over all of them to `eval-out/summary.md` (`tandem/evaluation/summary.py`).
-Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--out DIR]`.
+Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--out DIR]
+[--runs paperless-ngx-v3.0.5,...]`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ RUNS = [  # (QA file, release, docs folder)
     ("sample-product", "v4.2", PROJECT_ROOT / "corpus" / "v4.2"),
     ("paperless-ngx", "v3.0.5", PAPERLESS / "v3.0.5"),
 ]
+
+
+def run_names() -> list[str]:
+    return [f"{name}-{release}" for name, release, _ in RUNS]
+
+
+def chosen_runs(text: str) -> list[tuple[str, str, Path]]:
+    """The runs `--runs` names, in RUNS order; an unknown name exits with the known ones."""
+    wanted = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = wanted - set(run_names())
+    if unknown or not wanted:
+        named = ", ".join(sorted(unknown)) or "(none given)"
+        raise SystemExit(f"--runs: unknown {named}; use {', '.join(run_names())}")
+    return [run for run in RUNS if f"{run[0]}-{run[1]}" in wanted]
 
 
 def _free_port() -> int:
@@ -115,7 +130,13 @@ def main() -> None:
         default=1,
         help="questions in flight (latency is then under load)",
     )
+    parser.add_argument(
+        "--runs",
+        default=",".join(run_names()),
+        help="comma-separated runs to make (default: all of them)",
+    )
     args = parser.parse_args()
+    runs = chosen_runs(args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tandem-eval-"))
     port, admin_key, chat_key = _free_port(), secrets.token_hex(8), secrets.token_hex(8)
@@ -125,7 +146,7 @@ def main() -> None:
     try:
         with TandemClient(url, admin_key) as admin:
             _wait_ready(admin, process)
-            for name, release, folder in RUNS:
+            for name, release, folder in runs:
                 _index(admin, folder, release)
                 result = run_eval(
                     url,
