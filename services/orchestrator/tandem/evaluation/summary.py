@@ -2,7 +2,8 @@
 
     python -m tandem.evaluation.summary [DIR]     # DIR: make eval's --out (eval-out/)
 
-`make eval` writes it to `DIR/summary.md` after its runs; this rebuilds it from the reports.
+`make eval` writes it to `DIR/summary.md` after its runs; this rebuilds that file from the
+reports (and prints it).
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ def _rows(report: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _qa_set(report: dict[str, Any]) -> str:
+    """The QA set of a run (`<set>-<release>`, the folder `make eval` names it)."""
+    return str(report["run"]).removesuffix(f"-{report['serving_release']}")
+
+
 def summary_table(root: Path) -> list[str]:
-    """The comparison over every `<set>-<release>/report.json` under `root`, in run order."""
+    """The comparison over every `<set>-<release>/report.json` under `root`, in run order,
+    the runs of one QA set together."""
     reports = []
     for path in sorted(root.glob("*/report.json")):
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -64,6 +71,12 @@ def summary_table(root: Path) -> list[str]:
     adapters = sorted({a for r in reports for s in r["summaries"].values() for a in s["adapters"]})
     reports.sort(key=lambda r: r["started_at"])
     first = reports[0]["started_at"]
+    # runs of one QA set stay together (a set re-run alone keeps its place): sets in the order
+    # of their first run, each set's releases in the order they ran
+    set_started: dict[str, str] = {}
+    for report in reports:
+        set_started.setdefault(_qa_set(report), report["started_at"])
+    reports.sort(key=lambda r: (set_started[_qa_set(r)], r["started_at"]))
     lines = [
         f"Runs from {first}, adapter(s) {', '.join(adapters) or 'none'}, concurrency "
         f"{', '.join(sorted({str(r['concurrency']) for r in reports}))}.",
@@ -85,7 +98,8 @@ def write_summary(root: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", type=Path, nargs="?", default=PROJECT_ROOT / "eval-out")
-    print("\n".join(summary_table(parser.parse_args().root)))
+    path = write_summary(parser.parse_args().root)  # and show what it wrote
+    print(path.read_text(encoding="utf-8"), end="")
 
 
 if __name__ == "__main__":
