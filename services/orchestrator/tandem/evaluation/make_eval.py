@@ -36,8 +36,13 @@ RUNS = [  # (QA file, release, docs folder)
 ]
 
 
+def run_name(name: str, release: str) -> str:
+    """A run's name: its report folder, its `--runs` name (summary.py reads it back)."""
+    return f"{name}-{release}"
+
+
 def run_names() -> list[str]:
-    return [f"{name}-{release}" for name, release, _ in RUNS]
+    return [run_name(name, release) for name, release, _ in RUNS]
 
 
 def chosen_runs(text: str) -> list[tuple[str, str, Path]]:
@@ -47,7 +52,7 @@ def chosen_runs(text: str) -> list[tuple[str, str, Path]]:
     if unknown or not wanted:
         named = ", ".join(sorted(unknown)) or "(none given)"
         raise SystemExit(f"--runs: unknown {named}; use {', '.join(run_names())}")
-    return [run for run in RUNS if f"{run[0]}-{run[1]}" in wanted]
+    return [run for run in RUNS if run_name(run[0], run[1]) in wanted]
 
 
 def _free_port() -> int:
@@ -111,7 +116,7 @@ def _qa_subset(name: str, release: str, args: argparse.Namespace, tmp: Path) -> 
     kinds = Counter(i.kind for i in items)
     kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     print(f"{name} {release}: {len(items)} questions ({kinds_text})")
-    path = tmp / f"{name}-{release}.jsonl"
+    path = tmp / f"{run_name(name, release)}.jsonl"
     path.write_text("".join(lines[i.line - 1] + "\n" for i in items), encoding="utf-8")
     return path
 
@@ -152,7 +157,7 @@ def main() -> None:
                     url,
                     chat_key,
                     _qa_subset(name, release, args, tmp),
-                    args.out / f"{name}-{release}",
+                    args.out / run_name(name, release),
                     concurrency=args.concurrency,
                 )
                 print(f"{name} {release}: report in {result.files[0].parent}")
