@@ -59,6 +59,7 @@ from tandem.storage import Stores  # noqa: E402
 Rows = list[tuple[Chunk, StoredVectors]]
 BACKENDS = ("edge", "qdrant-client local")
 EMBEDDING = "query embedding"  # in-process, timed between the servers' blocks
+EMBEDDING_CPU = "  its CPU time"  # the same calls' process CPU time: slow spells are slow CPU
 LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
 
 
@@ -99,16 +100,18 @@ def retrieve_ms(
 
     Blocks of `block` questions go to each in turn, who goes first rotating, so that all see
     the same moments of this VM (whose speed drifts by 2x within minutes) and a ratio
-    compares like with like.
+    compares like with like. The embedding's CPU time beside its wall time tells a slow CPU
+    from waiting.
     """
     names = [*urls, EMBEDDING]
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in [*names, EMBEDDING_CPU]}
     clients = {name: httpx.Client(base_url=url, timeout=60) for name, url in urls.items()}
 
     def one(name: str, question: str) -> float:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         if name == EMBEDDING:
             embedder.embed_query(question)
+            times[EMBEDDING_CPU].append((time.process_time() - cpu0) * 1000)
         else:
             body = {"query": question, "top_k": 4}
             clients[name].post("/v1/retrieve", json=body).raise_for_status()
@@ -118,6 +121,7 @@ def retrieve_ms(
         for name in names:
             for question in qs[:5]:
                 one(name, question)
+        times[EMBEDDING_CPU].clear()  # (the warm-up's)
         starts = [start for _ in range(rounds) for start in range(0, len(qs), block)]
         for turn, start in enumerate(starts):
             for name in names[turn % len(names) :] + names[: turn % len(names)]:
