@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.integration.app_server import serve
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, stack_settings
 
 from tandem.api.app import build_services
+from tandem.llm.adapter_versions import served_name
 from tandem.rag.embedder import Embedder
 from tandem.settings import AdapterSettings, GenerationSettings
 
@@ -171,14 +174,16 @@ def test_unknown_version_is_404_and_paths_are_not_accepted(swap_stack: Stack) ->
 def test_concurrent_activations_get_exactly_one_409(swap_stack: Stack) -> None:
     """Two activations in flight at once: one swaps, the other gets 409.
 
-    The two requests can miss each other on a busy machine (a swap to a version vLLM still
-    holds is a short probe); then the second finds its version active and changes nothing.
-    That pair proves nothing, so it is tried again; two swaps that both changed the slot fail.
+    To make the two overlap, each try unloads the target from vLLM first (the swap then loads
+    it, which takes far longer than a probe) and fires both requests from open connections at
+    a barrier. If they still miss each other (the second finds its version active and changes
+    nothing) that pair proves nothing and is tried again; two swaps that both changed fail.
     """
     target = "v1" if active_label(swap_stack).endswith("v2") else "v2"
     with second_orchestrator(swap_stack) as other_url:
         for urls in ([swap_stack.url, swap_stack.url], [swap_stack.url, other_url]):
             for _ in range(5):
+                _unload_version(swap_stack, target)
                 responses = _activate_at_once(urls, target)
                 target = "v1" if target == "v2" else "v2"
                 statuses = sorted(r.status_code for r in responses)
@@ -192,17 +197,26 @@ def test_concurrent_activations_get_exactly_one_409(swap_stack: Stack) -> None:
                 pytest.fail(f"the two activations never overlapped in 5 tries on {urls}")
 
 
+def _unload_version(stack: Stack, version: str) -> None:
+    """Take a version that is not serving out of vLLM, so activating it has to load it."""
+    name = served_name(SLOT, version)
+    vllm_url = stack.settings.vllm.endpoints()[0]
+    if name in loaded_models(stack):
+        response = httpx.post(
+            f"{vllm_url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+
+
 def _activate_at_once(urls: list[str], version: str) -> list[httpx.Response]:
-    import concurrent.futures
+    barrier = threading.Barrier(len(urls))
 
     def call(url: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        return httpx.post(
-            f"{url}/v1/admin/adapters/{SLOT}/activate",
-            json={"version": version},
-            headers=headers,
-            timeout=300,
-        )
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+            client.get("/healthz").raise_for_status()  # the connection is open before the race
+            barrier.wait(timeout=60)
+            return client.post(f"/v1/admin/adapters/{SLOT}/activate", json={"version": version})
 
     with concurrent.futures.ThreadPoolExecutor(len(urls)) as executor:
         return list(executor.map(call, urls))
