@@ -3,8 +3,10 @@
 1. `/v1/retrieve` p50/p95 on paperless-ngx v3.0.5 (real MiniLM, the eval questions), the
    real app over HTTP on each backend holding the very same points (ratio). The app runs as
    a server does: uvicorn in a process of its own (this script, `--serve BACKEND`), both
-   backends up at once; the client asks them in interleaved blocks, with the query
-   embedding timed in this process between them (`retrieve_ms`).
+   backends up at once, and a third edge server embedding queries on the dynamic-shape model
+   (TANDEM_RETRIEVAL__QUERY_TOKENS=0) for the static shape's ratio; the client asks them in
+   interleaved blocks, with the query embedding (static and dynamic) timed in this process
+   between them (`retrieve_ms`).
 2. Scale: a corpus of N chunks generated from paperless-ngx v3.0.5 — its 1,695 real chunks
    repeated with their real vectors randomly perturbed (dense: Gaussian noise, renormalised;
    sparse: the real BM25 vector) and distinct payloads — for search p50 (the hybrid query
@@ -57,21 +59,30 @@ from tandem.state.sqlite_store import SqliteStateStore  # noqa: E402
 from tandem.storage import Stores  # noqa: E402
 
 Rows = list[tuple[Chunk, StoredVectors]]
-BACKENDS = ("edge", "qdrant-client local")
+DYNAMIC = "edge, dynamic shape"  # the edge app with TANDEM_RETRIEVAL__QUERY_TOKENS=0
+BACKENDS = ("edge", DYNAMIC, "qdrant-client local")
 EMBEDDING = "query embedding"  # in-process, timed between the servers' blocks
 EMBEDDING_CPU = "  its CPU time"  # the same calls' process CPU time: slow spells are slow CPU
+EMBEDDING_DYNAMIC = "  on the dynamic shape"  # the same embedder with QUERY_TOKENS=0
 LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
 
 
-def bench_settings(work: Path, vllm_url: str) -> Settings:
-    return Settings(data_dir=work / "data", vllm=VllmSettings(url=vllm_url))  # retrieval only
+def bench_settings(work: Path, vllm_url: str, dynamic: bool = False) -> Settings:
+    """Retrieval only; `dynamic`: queries on the dynamic-shape model, over a copy of the data
+    (one open per edge path)."""
+    data = work / ("data-dynamic" if dynamic else "data")
+    settings = Settings(data_dir=data, vllm=VllmSettings(url=vllm_url))
+    if dynamic:
+        retrieval = settings.retrieval.model_copy(update={"query_tokens": 0})
+        settings = settings.model_copy(update={"retrieval": retrieval})
+    return settings
 
 
 def serve_backend(backend: str, work: Path, vllm_url: str, port: int) -> None:
     """The real app on `backend`, served by uvicorn as `tandem up` and the ASGI entry do."""
-    settings = bench_settings(work, vllm_url)
+    settings = bench_settings(work, vllm_url, dynamic=backend == DYNAMIC)
     embedder = serving_embedder(settings)
-    if backend == "edge":
+    if backend in ("edge", DYNAMIC):
         services = build_services(settings, embedder)
     else:
         services = local_services(settings, embedder, work / LOCAL)
@@ -94,7 +105,11 @@ def served(backend: str, work: Path, vllm_url: str) -> tuple[str, subprocess.Pop
 
 
 def retrieve_ms(
-    urls: dict[str, str], embedder: Embedder, qs: list[str], rounds: int = 2, block: int = 13
+    urls: dict[str, str],
+    embedders: dict[str, Embedder],
+    qs: list[str],
+    rounds: int = 2,
+    block: int = 13,
 ) -> dict[str, list[float]]:
     """`/v1/retrieve` on every server, and the query embedding in this process, interleaved.
 
@@ -103,15 +118,16 @@ def retrieve_ms(
     compares like with like. The embedding's CPU time beside its wall time tells a slow CPU
     from waiting.
     """
-    names = [*urls, EMBEDDING]
+    names = [*urls, *embedders]
     times: dict[str, list[float]] = {name: [] for name in [*names, EMBEDDING_CPU]}
     clients = {name: httpx.Client(base_url=url, timeout=60) for name, url in urls.items()}
 
     def one(name: str, question: str) -> float:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        if name == EMBEDDING:
-            embedder.embed_query(question)
-            times[EMBEDDING_CPU].append((time.process_time() - cpu0) * 1000)
+        if name in embedders:
+            embedders[name].embed_query(question)
+            if name == EMBEDDING:
+                times[EMBEDDING_CPU].append((time.process_time() - cpu0) * 1000)
         else:
             body = {"query": question, "top_k": 4}
             clients[name].post("/v1/retrieve", json=body).raise_for_status()
@@ -240,10 +256,15 @@ def main() -> None:
         rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
         copy_to_local(edge_services.stores, work / LOCAL, embedder.dim)
         edge_services.stores.close()  # one open per path: the edge server opens it next
+        shutil.copytree(settings.data_dir, bench_settings(work, vllm_url, True).data_dir)
+        dynamic = serving_embedder(bench_settings(work, vllm_url, True))
         servers = {backend: served(backend, work, vllm_url) for backend in BACKENDS}
         try:
             urls = {backend: url for backend, (url, _) in servers.items()}
-            figures = retrieve_ms(urls, embedder, qs)
+            figures = retrieve_ms(urls, {EMBEDDING: embedder, EMBEDDING_DYNAMIC: dynamic}, qs)
+            rss = {
+                b: psutil.Process(p.pid).memory_info().rss / 2**20 for b, (_, p) in servers.items()
+            }
         finally:
             for _, server in servers.values():
                 stop(server)
@@ -253,10 +274,20 @@ def main() -> None:
             "both up, blocks interleaved with the query embedding in this process):"
         )
         for name, times in figures.items():
-            print(f"  {name:<20} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+            print(f"  {name:<22} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
         print(
             f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
             f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
+        )
+        for label, static, other in (
+            ("edge /v1/retrieve", edge, figures[DYNAMIC]),
+            ("query embedding", figures[EMBEDDING], figures[EMBEDDING_DYNAMIC]),
+        ):
+            p50, p95 = (pct(other, q) / pct(static, q) for q in (50, 95))
+            print(f"  ratio dynamic/static query shape, {label}: p50 {p50:.2f}x, p95 {p95:.2f}x")
+        print(
+            "  server RSS after the queries: "
+            + ", ".join(f"{b} {m:.0f} MiB" for b, m in rss.items())
         )
         rest = pct(edge, 50) - pct(figures[EMBEDDING], 50)
         print(f"  edge p50 minus the embedding's (search, HTTP, API, hand-offs): {rest:.1f} ms")

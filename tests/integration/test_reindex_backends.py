@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tandem.errors import BadInput
 from tandem.rag.embed_model import packaged_model_path
-from tandem.rag.embedder import Embedder, make_embedder
+from tandem.rag.embedder import Embedder, embedder_from_settings, make_embedder, serving_embedder
 from tandem.rag.onnx_embedder import INPUTS, compile_openvino, exported_model
+from tandem.settings import RetrievalSettings, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TEXTS = [
@@ -43,6 +45,30 @@ def test_backend_matches_torch(
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
     assert np.dot(fast.embed_query(TEXTS[1]), expected[1]) >= min_cosine
     assert fast.count_tokens(TEXTS[2]) == embedder.count_tokens(TEXTS[2])
+
+
+def test_openvino_static_query_shape_gives_the_same_vectors(
+    cache: Path, embedder: Embedder
+) -> None:
+    """Queries that fit run on a model compiled for one padded shape; longer ones do not."""
+    fast = make_embedder("openvino", cache_dir=cache, query_tokens=16)
+    short, long = TEXTS[1], TEXTS[2]
+    assert embedder.count_tokens(short) <= 16 < embedder.count_tokens(long)
+    for text in (short, long):
+        expected = np.array(embedder.embed_query(text))
+        assert np.dot(fast.embed_query(text), expected) >= 0.999
+    compiled = compile_openvino(exported_model(packaged_model_path(), cache, int8=False), 1, 16)
+    assert [list(port.get_shape()) for port in compiled.inputs] == [[1, 16]] * len(INPUTS)
+    with pytest.raises(BadInput, match="openvino"):
+        make_embedder("onnx", cache_dir=cache, query_tokens=16)
+
+
+def test_the_serving_process_embeds_queries_on_the_static_shape(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_tokens=24))
+    assert settings.retrieval.embed_backend == "openvino"
+    assert getattr(serving_embedder(settings), "query_tokens", None) == 24
+    index_child = embedder_from_settings(settings, settings.index.embed_threads)
+    assert getattr(index_child, "query_tokens", None) == 0  # documents only: no second model
 
 
 def test_the_export_is_made_once_and_cached(cache: Path) -> None:

@@ -114,6 +114,11 @@ class RetrievalSettings(BaseModel):
     # were within noise (bench/bench_store.py). With TANDEM_INDEX__EMBED_PROCESS=false jobs
     # embed there too and it uses every core. None: every core.
     embed_threads: int | None = Field(default=1, ge=1)
+    # TANDEM_RETRIEVAL__QUERY_TOKENS: on openvino the serving process embeds queries of up to
+    # this many tokens on a model compiled for that one padded shape: ~1.3-1.4x faster at p50
+    # and p95, same vectors, ~135 MiB more RSS (bench/bench_store.py). Longer queries use the
+    # dynamic model. 0: the dynamic model only. 32 holds every eval question (7-31 tokens).
+    query_tokens: int = Field(default=32, ge=0, le=256)
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback
     # sentence without calling vLLM. Values chosen on the calibration split by

@@ -70,10 +70,12 @@ def make_embedder(
     cache_dir: Path | None = None,
     model_path: Path | None = None,
     threads: int | None = None,
+    query_tokens: int | None = None,
 ) -> Embedder:
     """The packaged model on `backend`; ONNX exports are cached under `cache_dir`.
 
-    `threads`: the backend's compute threads (None: every core).
+    `threads`: the backend's compute threads (None: every core). `query_tokens`: the static
+    query shape of the openvino backend (`OnnxEmbedder`; None: dynamic only).
     """
     model = model_path or packaged_model_path()
     if backend == "torch":
@@ -82,14 +84,21 @@ def make_embedder(
 
     if cache_dir is None:
         raise ValueError("the onnx backends need a cache folder for the exported model")
-    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads)
+    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads, query_tokens)
 
 
-def embedder_from_settings(settings: Settings, threads: int | None = None) -> Embedder:
+def embedder_from_settings(
+    settings: Settings, threads: int | None = None, query_tokens: int | None = None
+) -> Embedder:
     """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
     retrieval = settings.retrieval
     return make_embedder(
-        retrieval.embed_backend, retrieval.embed_batch_size, settings.models_dir, None, threads
+        retrieval.embed_backend,
+        retrieval.embed_batch_size,
+        settings.models_dir,
+        None,
+        threads,
+        query_tokens,
     )
 
 
@@ -100,8 +109,11 @@ def serving_threads(settings: Settings) -> int | None:
 
 
 def serving_embedder(settings: Settings) -> Embedder:
-    """The embedder of a serving process (`serving_threads`)."""
-    return embedder_from_settings(settings, serving_threads(settings))
+    """The embedder of a serving process: `serving_threads`, and on openvino queries of up to
+    TANDEM_RETRIEVAL__QUERY_TOKENS tokens on a model compiled for that one shape."""
+    retrieval = settings.retrieval
+    query_tokens = retrieval.query_tokens if retrieval.embed_backend == "openvino" else None
+    return embedder_from_settings(settings, serving_threads(settings), query_tokens)
 
 
 def vector_space(embedder: Embedder) -> str:
