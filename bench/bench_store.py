@@ -64,6 +64,7 @@ BACKENDS = ("edge", DYNAMIC, "qdrant-client local")
 EMBEDDING = "query embedding"  # in-process, timed between the servers' blocks
 EMBEDDING_CPU = "  its CPU time"  # the same calls' process CPU time: slow spells are slow CPU
 EMBEDDING_DYNAMIC = "  on the dynamic shape"  # the same embedder with QUERY_TOKENS=0
+FLOOR = "GET /healthz on edge"  # HTTP, uvicorn and the middleware with no work behind them
 LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
 
 
@@ -116,11 +117,12 @@ def retrieve_ms(
     Blocks of `block` questions go to each in turn, who goes first rotating, so that all see
     the same moments of this VM (whose speed drifts by 2x within minutes) and a ratio
     compares like with like. The embedding's CPU time beside its wall time tells a slow CPU
-    from waiting.
+    from waiting. `FLOOR` times a request to the edge server that does nothing.
     """
-    names = [*urls, *embedders]
+    names = [*urls, FLOOR, *embedders]
     times: dict[str, list[float]] = {name: [] for name in [*names, EMBEDDING_CPU]}
     clients = {name: httpx.Client(base_url=url, timeout=60) for name, url in urls.items()}
+    clients[FLOOR] = httpx.Client(base_url=urls["edge"], timeout=60)
 
     def one(name: str, question: str) -> float:
         t0, cpu0 = time.perf_counter(), time.process_time()
@@ -128,6 +130,8 @@ def retrieve_ms(
             embedders[name].embed_query(question)
             if name == EMBEDDING:
                 times[EMBEDDING_CPU].append((time.process_time() - cpu0) * 1000)
+        elif name == FLOOR:
+            clients[name].get("/healthz").raise_for_status()
         else:
             body = {"query": question, "top_k": 4}
             clients[name].post("/v1/retrieve", json=body).raise_for_status()
