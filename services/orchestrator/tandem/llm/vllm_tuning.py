@@ -10,6 +10,15 @@ and worker are spawned children that re-import the entry module):
   a 2-core machine the orchestrator's retrieval waits for a core (README, "vLLM's busy wait")
   (vLLM #52814 proposes the same setting upstream). The writer announces every message on a
   ZeroMQ socket, so a reader that sleeps wakes when the next one is written.
+- Always (a fix, not a choice): seeded requests survive chunked prefill on CPU
+  (`rewindable_seeds`). A request with a `seed` gets its own torch generator; when its prompt
+  is prefilled in chunks (a long prompt, or several prompts at once over the step's token
+  budget) vLLM samples a token after each chunk, throws it away and rewinds the generator with
+  `set_offset`, which only CUDA's generator has: on CPU it raises "CPU Generator does not use
+  offset" and the engine core dies, failing every request in flight. Seen here with eight
+  seeded requests at once (tests/integration/test_vllm_faults.py); RBLN's vLLM fork hit and
+  fixed the same (RBLN-SW/vllm-rbln#1025, by skipping the rewind). Here the rewind is real: a
+  CPU generator is marked after every step and the rewind goes back to the mark.
 
 Each adjustment first checks that vLLM still has the function or parameter it was written
 against, and leaves vLLM's own behaviour in place (with a warning) when it does not.
@@ -30,6 +39,8 @@ log = logging.getLogger("tandem.vllm_tuning")
 LORA_KERNEL_ENV = "TANDEM_VLLM_LORA_KERNEL"
 BUSY_WAIT_ENV = "TANDEM_VLLM_BUSY_WAIT_MS"
 SHM_BROADCAST = "vllm.distributed.device_communicators.shm_broadcast"
+INPUT_BATCH = "vllm.v1.worker.gpu_input_batch"  # the CPU runner subclasses the GPU one
+MODEL_RUNNER = "vllm.v1.worker.gpu_model_runner"
 _BUSY_PARAMETER = "busy_loop_s"
 
 
@@ -56,9 +67,86 @@ def limit_busy_wait(milliseconds: float) -> bool:
     return True
 
 
-def apply(environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The adjustments the environment asks for, applied in this process; what was applied."""
+def rewindable_cpu_generator(source: Any) -> Any:
+    """A copy of CPU generator `source` whose `set_offset` goes back to its last `mark()`.
+
+    vLLM's only use of the offset is `gen.set_offset(gen.get_offset() - 4)`, "as if the
+    discarded token was not sampled"; a CPU generator (Mersenne Twister) has no offset, so the
+    undo is done with its state: `mark()` after each step, `set_offset` restores the mark.
+    """
+    import torch
+
+    class RewindableCpuGenerator(torch.Generator):
+        marked: Any = None
+
+        def mark(self) -> None:
+            self.marked = self.get_state()
+
+        def get_offset(self) -> int:
+            return 0
+
+        def set_offset(self, offset: int) -> Any:
+            self.set_state(self.marked)
+            return self
+
+    generator = RewindableCpuGenerator(device="cpu")
+    generator.set_state(source.get_state())
+    generator.mark()
+    return generator
+
+
+def rewindable_seeds() -> bool:
+    """Seeded requests on CPU: generators that can be rewound (module docstring).
+
+    Wraps vLLM's `InputBatch.add_request` (a seeded request's CPU generator becomes a
+    `rewindable_cpu_generator`) and `GPUModelRunner.sample_tokens` (a step's sampling, then
+    its bookkeeping, where vLLM rewinds the discarded samples; after it every such generator is
+    marked). False (vLLM left as
+    it is) when either method is gone. GPU generators are left alone: theirs have an offset.
+    """
+    batch: Any = getattr(importlib.import_module(INPUT_BATCH), "InputBatch", None)
+    runner: Any = getattr(importlib.import_module(MODEL_RUNNER), "GPUModelRunner", None)
+    add_request = getattr(batch, "add_request", None)
+    sample_tokens = getattr(runner, "sample_tokens", None)
+    if add_request is None or sample_tokens is None:
+        log.warning(
+            "vLLM's input batch or model runner changed; seeded CPU requests as vLLM has them"
+        )
+        return False
+
+    @functools.wraps(add_request)
+    def add(self: Any, request: Any) -> Any:
+        generator = getattr(request, "generator", None)
+        if (
+            generator is not None
+            and generator.device.type == "cpu"
+            and not hasattr(generator, "mark")
+        ):
+            request.generator = rewindable_cpu_generator(generator)
+        return add_request(self, request)
+
+    @functools.wraps(sample_tokens)
+    def sample(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = sample_tokens(self, *args, **kwargs)
+        for generator in self.input_batch.generators.values():
+            if hasattr(generator, "mark"):
+                generator.mark()  # the state the next step draws from
+        return result
+
+    batch.add_request = add
+    runner.sample_tokens = sample
+    return True
+
+
+def apply(environ: Mapping[str, str] = os.environ, child: bool = True) -> list[str]:
+    """The adjustments the environment asks for, applied in this process; what was applied.
+
+    `child`: a process vLLM spawned (its engine core, its worker), where the model runs; the
+    API server (False) skips `rewindable_seeds`, whose vLLM modules it never loads (1.4 s).
+    """
     applied = []
+    if child and rewindable_seeds():
+        applied.append("rewindable seeded CPU generators")
     if environ.get(LORA_KERNEL_ENV, "grouped") == "grouped":
         from tandem.llm.cpu_lora import install
 
