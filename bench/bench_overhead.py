@@ -15,7 +15,9 @@ block, which every chat shares) and both have the same prompt tokens (checked on
 usage counts). Prints each pair, the paired difference p50/p95, the same figure within each
 Tandem request (its TTFT minus its own wait for vLLM's first token: immune to vLLM's speed
 changing between the two calls on a busy machine) and Tandem's stamps (`timings_ms` of
-`done`). Asserts nothing about time.
+`done`). Each overhead's p50 comes with its 95 % bootstrap interval over the pairs: single
+pairs differ by hundreds of ms with vLLM's own speed between the two calls, so the paired
+p50 of a few dozen pairs is only known to within tens of ms. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+from scipy.stats import bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -155,6 +159,22 @@ def p50_p95(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.1f} ms, p95 {pct(values, 95):.1f} ms"
 
 
+def p50_interval(values: list[float]) -> str:
+    """The p50's 95 % percentile-bootstrap interval (scipy), resampling the pairs."""
+    if len(set(values)) < 2:
+        return "no interval (fewer than two distinct values)"
+    result = bootstrap(
+        (np.asarray(values),),
+        np.median,
+        confidence_level=0.95,
+        n_resamples=4000,
+        method="percentile",
+        random_state=0,
+    )
+    low, high = result.confidence_interval
+    return f"p50's 95 % interval {low:.1f} .. {high:.1f} ms"
+
+
 def report(pairs: list[Pair]) -> None:
     equal = sum(p.tandem.prompt_tokens == p.direct.prompt_tokens for p in pairs)
     print(f"\n== orchestrator overhead to the first token, paperless-ngx {RELEASE} ==")
@@ -172,7 +192,8 @@ def report(pairs: list[Pair]) -> None:
         own = [(p.tandem.ttft_s or 0) * 1000 - w for p, w in zip(pairs, waits, strict=True)]
         rows.insert(3, ("overhead within the request: tandem TTFT - its wait for vLLM", own))
     for name, values in rows:
-        print(f"{name}: {p50_p95(values)}")
+        interval = f"; {p50_interval(values)}" if name.startswith("overhead") else ""
+        print(f"{name}: {p50_p95(values)}{interval}")
     print("Tandem's own stamps (`timings_ms` of `done`, ms since the request reached chat):")
     for stage in sorted({k for t in stamps for k in t}):
         print(f"  {stage}: {p50_p95([t.get(stage, 0.0) for t in stamps])}")

@@ -7,9 +7,9 @@ and worker are spawned children that re-import the entry module):
   message before they sleep until the next one is announced. vLLM 0.32 polls for 1 s
   (`SpinCondition(busy_loop_s=1)`, with `sched_yield`), and a step of a generation comes far
   sooner than that, so its engine core and worker poll from the first token to the last: on
-  a 2-core machine the orchestrator's retrieval waits for a core (README, "vLLM's busy wait")
-  (vLLM #52814 proposes the same setting upstream). The writer announces every message on a
-  ZeroMQ socket, so a reader that sleeps wakes when the next one is written.
+  a 2-core machine the orchestrator's retrieval waits for a core (docs/MEASUREMENTS.md,
+  "vLLM's busy wait") (vLLM #52814 proposes the same setting upstream). The writer announces
+  every message on a ZeroMQ socket, so a reader that sleeps wakes when the next one is written.
 - Always (a fix, not a choice): seeded requests survive chunked prefill on CPU
   (`rewindable_seeds`). A request with a `seed` gets its own torch generator; when its prompt
   is prefilled in chunks (a long prompt, or several prompts at once over the step's token

@@ -111,8 +111,8 @@ def compile_openvino(path: Path, threads: int, length: int | None = None) -> Any
 
     `length`: compiled for one input shape, a single text of `length` tokens (padded), instead
     of any batch and length. A query embedding then ran ~1.3-1.4x faster at p50 and p95 with
-    the same vectors (bench/bench_store.py, README): a dynamic shape costs shape inference and
-    buffer allocation on every call, a static one plans them once.
+    the same vectors (bench/bench_store.py, docs/MEASUREMENTS.md): a dynamic shape costs shape
+    inference and buffer allocation on every call, a static one plans them once.
     """
     import openvino as ov
 
