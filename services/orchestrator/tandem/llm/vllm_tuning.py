@@ -67,13 +67,10 @@ def limit_busy_wait(milliseconds: float) -> bool:
     return True
 
 
-def rewindable_cpu_generator(source: Any) -> Any:
-    """A copy of CPU generator `source` whose `set_offset` goes back to its last `mark()`.
-
-    vLLM's only use of the offset is `gen.set_offset(gen.get_offset() - 4)`, "as if the
-    discarded token was not sampled"; a CPU generator (Mersenne Twister) has no offset, so the
-    undo is done with its state: `mark()` after each step, `set_offset` restores the mark.
-    """
+@functools.cache
+def _rewindable_cpu_generator_class() -> Any:
+    """`torch.Generator` with the offset calls vLLM makes, done with the generator's state
+    (defined on first use: the API server process never imports torch for it)."""
     import torch
 
     class RewindableCpuGenerator(torch.Generator):
@@ -89,7 +86,17 @@ def rewindable_cpu_generator(source: Any) -> Any:
             self.set_state(self.marked)
             return self
 
-    generator = RewindableCpuGenerator(device="cpu")
+    return RewindableCpuGenerator
+
+
+def rewindable_cpu_generator(source: Any) -> Any:
+    """A copy of CPU generator `source` whose `set_offset` goes back to its last `mark()`.
+
+    vLLM's only use of the offset is `gen.set_offset(gen.get_offset() - 4)`, "as if the
+    discarded token was not sampled"; a CPU generator (Mersenne Twister) has no offset, so the
+    undo is done with its state: `mark()` after each step, `set_offset` restores the mark.
+    """
+    generator = _rewindable_cpu_generator_class()(device="cpu")
     generator.set_state(source.get_state())
     generator.mark()
     return generator
@@ -101,8 +108,8 @@ def rewindable_seeds() -> bool:
     Wraps vLLM's `InputBatch.add_request` (a seeded request's CPU generator becomes a
     `rewindable_cpu_generator`) and `GPUModelRunner.sample_tokens` (a step's sampling, then
     its bookkeeping, where vLLM rewinds the discarded samples; after it every such generator is
-    marked). False (vLLM left as
-    it is) when either method is gone. GPU generators are left alone: theirs have an offset.
+    marked). False (vLLM left as it is) when either method is gone. GPU generators are left
+    alone: theirs have an offset.
     """
     batch: Any = getattr(importlib.import_module(INPUT_BATCH), "InputBatch", None)
     runner: Any = getattr(importlib.import_module(MODEL_RUNNER), "GPUModelRunner", None)
@@ -117,19 +124,18 @@ def rewindable_seeds() -> bool:
     @functools.wraps(add_request)
     def add(self: Any, request: Any) -> Any:
         generator = getattr(request, "generator", None)
-        if (
-            generator is not None
-            and generator.device.type == "cpu"
-            and not hasattr(generator, "mark")
-        ):
+        rewindable = _rewindable_cpu_generator_class()
+        on_cpu = generator is not None and generator.device.type == "cpu"
+        if on_cpu and not isinstance(generator, rewindable):
             request.generator = rewindable_cpu_generator(generator)
         return add_request(self, request)
 
     @functools.wraps(sample_tokens)
     def sample(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = sample_tokens(self, *args, **kwargs)
+        rewindable = _rewindable_cpu_generator_class()
         for generator in self.input_batch.generators.values():
-            if hasattr(generator, "mark"):
+            if isinstance(generator, rewindable):
                 generator.mark()  # the state the next step draws from
         return result
 
