@@ -1,5 +1,10 @@
 """The edge engine and qdrant-client answer the same hybrid queries alike on real data:
-paperless-ngx v3.0.5 chunked and embedded by Tandem (real MiniLM), the eval questions."""
+paperless-ngx v3.0.5 chunked and embedded by Tandem (real MiniLM), the eval questions.
+
+Hits tied at the cut (the same fused score as each engine's 8th hit) are interchangeable:
+which of them makes the top 8 is each engine's internal order, not retrieval. Of 616 hits in
+one run, 5 differed; 3 of those were such ties. The overlap that counts them as agreeing must
+be >= 0.99 (issue 15), the plain one >= 0.98."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.conftest import ROOT, paperless_release
 
+from tandem.documents import ScoredChunk
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
 from tandem.rag.qdrant_store import QdrantDocStore
@@ -20,12 +26,31 @@ from tandem.storage import open_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOP_K, PREFETCH = 8, 24
+TIE = 1e-6
 
 
-def top_ids(store: DocStore, collection: str, embedder: Embedder, question: str) -> list[str]:
-    dense = embedder.embed_query(question)
+def top_hits(
+    store: DocStore, collection: str, dense: list[float], question: str
+) -> list[ScoredChunk]:
     hits = store.hybrid_query(collection, dense, query_vector(question), TOP_K, PREFETCH)
-    return [point_id(hit.chunk) for hit in hits]
+    assert len(hits) == TOP_K
+    return hits
+
+
+def agreeing(edge: list[ScoredChunk], local: list[ScoredChunk]) -> tuple[int, int]:
+    """Hits both engines returned; and that plus the pairs that differ only in a tie at the cut."""
+    edge_scores = {point_id(h.chunk): h.score for h in edge}
+    local_scores = {point_id(h.chunk): h.score for h in local}
+    common = len(edge_scores.keys() & local_scores.keys())
+    cut = edge[-1].score
+    if abs(cut - local[-1].score) > TIE:
+        return common, common
+
+    def tied_alone(scores: dict[str, float], other: dict[str, float]) -> int:
+        return sum(1 for i, s in scores.items() if i not in other and abs(s - cut) <= TIE)
+
+    tied = min(tied_alone(edge_scores, local_scores), tied_alone(local_scores, edge_scores))
+    return common, common + tied
 
 
 def test_edge_and_qdrant_client_return_the_same_top_8(tmp_path: Path, embedder: Embedder) -> None:
@@ -40,17 +65,21 @@ def test_edge_and_qdrant_client_return_the_same_top_8(tmp_path: Path, embedder: 
 
         lines = (ROOT / "eval" / "paperless-ngx.jsonl").read_text().splitlines()
         questions = [json.loads(line)["question"] for line in lines if line.strip()]
-        overlaps = []
+        counts = []
         for question in questions:
-            edge_ids = top_ids(stores.docs, report.collection, embedder, question)
-            local_ids = top_ids(local, report.collection, embedder, question)
-            assert len(edge_ids) == len(local_ids) == TOP_K
-            overlaps.append(len(set(edge_ids) & set(local_ids)) / TOP_K)
+            dense = embedder.embed_query(question)  # one query vector for both engines
+            edge = top_hits(stores.docs, report.collection, dense, question)
+            counts.append(agreeing(edge, top_hits(local, report.collection, dense, question)))
     finally:
         stores.close()
         local.close()
 
-    mean = sum(overlaps) / len(overlaps)
-    print(f"top-{TOP_K} overlap edge vs qdrant-client: {mean:.3f} over {len(overlaps)} questions")
-    assert len(overlaps) >= 40
-    assert mean >= 0.99
+    hits = TOP_K * len(counts)
+    plain, with_ties = (sum(c[i] for c in counts) / hits for i in (0, 1))
+    print(
+        f"top-{TOP_K} overlap edge vs qdrant-client over {len(counts)} questions: {plain:.3f}, "
+        f"{with_ties:.3f} with ties at the cut counted as agreeing"
+    )
+    assert len(counts) >= 40
+    assert with_ties >= 0.99
+    assert plain >= 0.98
