@@ -29,10 +29,10 @@ def test_eval_runs_the_four_configurations_and_writes_reports(stack: Stack, tmp_
     assert all(s.failed == 0 for s in result.summaries.values())
     assert result.summaries["hybrid"].source_hit_rate is not None
     assert result.summaries["hybrid"].source_hit_rate > 0
-    report = (tmp_path / "out" / "report.md").read_text()
+    report = (out / "report.md").read_text()
     assert "hybrid" in report and "rag" in report
-    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    data = json.loads((out / "report.json").read_text())
     assert len(data["questions"]) == 2 * 4
     assert data["concurrency"] == 4
     for plot in ("metrics.png", "latency.png", "tokens.png"):
-        assert (tmp_path / "out" / plot).stat().st_size > 1000
+        assert (out / plot).stat().st_size > 1000

@@ -1,10 +1,11 @@
 """vLLM's OpenAI server with Tandem's CPU adjustments: `python -m tandem.llm.vllm_entry`.
 
 The adjustments (`tandem/llm/vllm_tuning.py`: grouped CPU LoRA kernels, a short busy wait,
-seeded requests that survive chunked prefill)
-are applied at import, not under `__main__`: vLLM's CPU backend starts its engine and worker
-with multiprocessing's spawn, which re-imports this module (as `__mp_main__`) in each child,
-so every process vLLM runs gets them. The launcher chooses them through the environment.
+seeded requests that survive chunked prefill) are applied at import, not under `__main__`:
+vLLM's CPU backend starts its engine and worker with multiprocessing's spawn, which re-imports
+this module (as `__mp_main__`) in each child, so every process vLLM runs gets them. The
+launcher chooses the first two through the environment; the third is applied in the spawned
+children only, where the model runs.
 """
 
 from __future__ import annotations

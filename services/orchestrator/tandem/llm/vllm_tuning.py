@@ -16,7 +16,8 @@ and worker are spawned children that re-import the entry module):
   budget) vLLM samples a token after each chunk, throws it away and rewinds the generator with
   `set_offset`, which only CUDA's generator has: on CPU it raises "CPU Generator does not use
   offset" and the engine core dies, failing every request in flight. Seen here with eight
-  seeded requests at once (tests/integration/test_vllm_faults.py); RBLN's vLLM fork hit and
+  seeded requests at once and with one 2,700-token seeded prompt (tests/integration/
+  test_hardening.py); RBLN's vLLM fork hit and
   fixed the same (RBLN-SW/vllm-rbln#1025, by skipping the rewind). Here the rewind is real: a
   CPU generator is marked after every step and the rewind goes back to the mark.
 
