@@ -149,7 +149,8 @@ def apply(environ: Mapping[str, str] = os.environ, child: bool = True) -> list[s
     """The adjustments the environment asks for, applied in this process; what was applied.
 
     `child`: a process vLLM spawned (its engine core, its worker), where the model runs; the
-    API server (False) skips `rewindable_seeds`, whose vLLM modules it never loads (1.4 s).
+    API server (False) skips `rewindable_seeds`, whose vLLM modules it would otherwise load
+    for nothing (worker and model-runner code).
     """
     applied = []
     if child and rewindable_seeds():
