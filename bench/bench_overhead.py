@@ -17,7 +17,15 @@ Tandem request (its TTFT minus its own wait for vLLM's first token: immune to vL
 changing between the two calls on a busy machine) and Tandem's stamps (`timings_ms` of
 `done`). Each overhead's p50 comes with its 95 % bootstrap interval over the pairs: single
 pairs differ by hundreds of ms with vLLM's own speed between the two calls, so the paired
-p50 of a few dozen pairs is only known to within tens of ms. Asserts nothing about time.
+p50 of a few dozen pairs is only known to within tens of ms.
+
+The paired difference timed by vLLM's clock too: around each call the bench reads vLLM's
+`/metrics`, and the growth of `vllm:time_to_first_token_seconds_sum` is that one request's
+time from vLLM taking it in to its first token (scheduling, prefill, the step's sampling), as
+vLLM measured it. Subtracting it from each side's client TTFT leaves what is outside vLLM's
+engine on each path; their difference is the same overhead, with vLLM's prefill time (the
+same prompt length on both sides) taken out of it as vLLM timed it rather than as Tandem
+says it waited. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ import random
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +67,39 @@ SPANS = {  # derived from the stamps
     "held back after vLLM's first token": ("model_first_token", "first_token"),
 }
 SPANS_NEED = {stamp for span in SPANS.values() for stamp in span}
+TTFT_METRIC = "vllm:time_to_first_token_seconds"
+
+
+@dataclass
+class EngineTtft:
+    """vLLM's own time to first token for the one request made between two reads."""
+
+    seconds: float
+    requests: int  # how many first tokens vLLM counted in between: 1 for a clean reading
+
+
+async def ttft_totals(vllm: httpx.AsyncClient) -> tuple[float, int]:
+    """Sum and count of vLLM's time-to-first-token histogram (every model and engine)."""
+    text = (await vllm.get("/metrics")).raise_for_status().text
+    total, count = 0.0, 0
+    for family in text_string_to_metric_families(text):
+        if family.name == TTFT_METRIC:
+            for sample in family.samples:
+                if sample.name == f"{TTFT_METRIC}_sum":
+                    total += sample.value
+                elif sample.name == f"{TTFT_METRIC}_count":
+                    count += int(sample.value)
+    return total, count
+
+
+async def engine_timed(
+    vllm: httpx.AsyncClient, call: Awaitable[StreamResult]
+) -> tuple[StreamResult, EngineTtft]:
+    """Run one streamed call and read vLLM's own TTFT for it off its metrics."""
+    total_before, count_before = await ttft_totals(vllm)
+    result = await call
+    total_after, count_after = await ttft_totals(vllm)
+    return result, EngineTtft(total_after - total_before, count_after - count_before)
 
 
 @dataclass
@@ -65,6 +107,8 @@ class Pair:
     question: str
     tandem: StreamResult
     direct: StreamResult
+    tandem_engine: EngineTtft
+    direct_engine: EngineTtft
 
     @property
     def answered(self) -> bool:
@@ -73,8 +117,20 @@ class Pair:
         return ttfts and self.tandem.sources.get("abstained") is None
 
     @property
+    def engine_clean(self) -> bool:
+        """vLLM counted exactly one first token during each call."""
+        return self.tandem_engine.requests == 1 and self.direct_engine.requests == 1
+
+    @property
     def overhead_ms(self) -> float:
         return ((self.tandem.ttft_s or 0.0) - (self.direct.ttft_s or 0.0)) * 1000
+
+    @property
+    def engine_adjusted_ms(self) -> float:
+        """The paired overhead with each side's vLLM-timed TTFT taken out."""
+        tandem = (self.tandem.ttft_s or 0.0) - self.tandem_engine.seconds
+        direct = (self.direct.ttft_s or 0.0) - self.direct_engine.seconds
+        return (tandem - direct) * 1000
 
 
 def questions(n: int) -> list[str]:
@@ -112,12 +168,12 @@ async def one_pair(
     ours, theirs = ticket_turns(rng), ticket_turns(rng)
     messages = await tandem_prompt(tandem, [*theirs, {"role": "user", "content": question}])
     if tandem_first:
-        ttft = await tandem_stream(tandem, question, ours)
-        direct = await vllm_stream(vllm, model, messages, 1)
+        ttft, ttft_engine = await engine_timed(vllm, tandem_stream(tandem, question, ours))
+        direct, direct_engine = await engine_timed(vllm, vllm_stream(vllm, model, messages, 1))
     else:
-        direct = await vllm_stream(vllm, model, messages, 1)
-        ttft = await tandem_stream(tandem, question, ours)
-    return Pair(question, ttft, direct)
+        direct, direct_engine = await engine_timed(vllm, vllm_stream(vllm, model, messages, 1))
+        ttft, ttft_engine = await engine_timed(vllm, tandem_stream(tandem, question, ours))
+    return Pair(question, ttft, direct, ttft_engine, direct_engine)
 
 
 async def measure(url: str, vllm_url: str, vllm_key: str | None, qs: list[str]) -> list[Pair]:
@@ -149,7 +205,10 @@ def print_pair(pair: Pair) -> None:
     stages = " ".join(f"{k} {v:.0f}" for k, v in t.timings_ms.items())
     print(
         f"  tandem {t.ttft_s * 1000:6.0f} ms  direct {d.ttft_s * 1000:6.0f} ms  "
-        f"overhead {pair.overhead_ms:6.0f} ms  prompt tokens {t.prompt_tokens}/{d.prompt_tokens}"
+        f"overhead {pair.overhead_ms:6.0f} ms  vLLM-timed TTFT "
+        f"{pair.tandem_engine.seconds * 1000:.0f}/{pair.direct_engine.seconds * 1000:.0f} ms  "
+        f"engine-adjusted {pair.engine_adjusted_ms:5.1f} ms  "
+        f"prompt tokens {t.prompt_tokens}/{d.prompt_tokens}"
         f"  sources at {(t.sources_s or 0) * 1000:.0f} ms  [{stages}]",
         flush=True,
     )
@@ -191,6 +250,23 @@ def report(pairs: list[Pair]) -> None:
     if staged:
         own = [(p.tandem.ttft_s or 0) * 1000 - w for p, w in zip(pairs, waits, strict=True)]
         rows.insert(3, ("overhead within the request: tandem TTFT - its wait for vLLM", own))
+    clean = [p for p in pairs if p.engine_clean]
+    print(f"pairs with one vLLM request per call (engine-adjusted rows): {len(clean)}")
+    if clean:
+        rows.insert(
+            3,
+            (
+                "overhead paired, engine-adjusted: each side's TTFT - vLLM's own TTFT for it",
+                [p.engine_adjusted_ms for p in clean],
+            ),
+        )
+        rows.insert(
+            4,
+            (
+                "vLLM-timed TTFT difference: tandem's request - direct",
+                [(p.tandem_engine.seconds - p.direct_engine.seconds) * 1000 for p in clean],
+            ),
+        )
     for name, values in rows:
         interval = f"; {p50_interval(values)}" if name.startswith("overhead") else ""
         print(f"{name}: {p50_p95(values)}{interval}")

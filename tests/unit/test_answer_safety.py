@@ -31,7 +31,7 @@ def test_markup_and_foreign_links_are_neutralised() -> None:
 def test_quotes_of_the_system_prompt_are_cut() -> None:
     clean = sanitize(HOSTILE, DOCS)
     assert "numbered documentation context" not in clean and "friendly" not in clean
-    assert "My instructions: \n" in clean
+    assert "My instructions: You \n" in clean  # cut at the quote's second word
     assert sanitize("You are welcome. Open the friendly menu.", set()).startswith("You are")
 
 
@@ -50,8 +50,8 @@ def test_the_stream_sends_what_the_whole_answer_would(size: int) -> None:
 
 def test_plain_words_leave_before_the_line_ends() -> None:
     stream = StreamSanitizer(set())
-    sent = stream.feed("To export your documents open the ")
-    assert sent.startswith("To export") and "open the" not in sent  # the last words wait
+    sent = stream.feed("To export your documents open the numbered ")
+    assert sent == "To export your documents open the "  # "numbered" could continue a quote
 
 
 def test_citations_do_not_hold_the_line_but_links_do() -> None:
@@ -64,22 +64,25 @@ def test_citations_do_not_hold_the_line_but_links_do() -> None:
     assert held.feed("\n") == "the page and then click the button \n"
 
 
-def test_only_words_that_could_begin_a_quote_wait() -> None:
+def test_only_words_that_could_continue_a_quote_wait() -> None:
     stream = StreamSanitizer(set())
-    assert stream.feed("Click Save. You are ") == "Click Save. "  # "you are" starts the prompt
-    assert stream.feed("done now ") == "You are done now "
+    # "you are" starts the prompt: "You" may go (a quote is cut at its second word), "are" waits
+    assert stream.feed("Click Save. You are ") == "Click Save. You "
+    assert stream.feed("done now ") == "are done now "
 
 
 def test_an_unfinished_word_leaves_when_nothing_can_change_it() -> None:
     stream = StreamSanitizer(set())
     assert stream.feed("To") == "To"  # the first token goes out at once
     assert stream.feed(" upload") == " upload"
-    assert stream.feed(" docu") == " "  # could become "documentation", a prompt word
-    assert stream.feed("ments") == "documents"
+    assert stream.feed(" the") == " the"  # a quote's first word goes: the cut is after it
+    assert stream.feed(" num") == " "  # "the num..." could become "the numbered documentation"
+    assert stream.feed("ber") == ""
+    assert stream.feed(" of") == "number of"
     assert stream.feed(" wit") == " wit"
     assert stream.feed("h") == ""  # "...h" could begin http://
-    assert stream.feed(" a") == "h "  # "a" is a prompt word: it could begin a quote
-    assert stream.feed(" click") == "a click"
+    assert stream.feed(" a") == "h a"
+    assert stream.feed(" click") == " click"
 
 
 @pytest.mark.parametrize(
@@ -88,11 +91,12 @@ def test_an_unfinished_word_leaves_when_nothing_can_change_it() -> None:
         *[(markup, "") for markup in ["h", "http", "HTTPS:", "http:/", "ww", "www", "/"]],
         ("awww", "a"),  # awww.evil.example
         ("Click!", "Click"),  # ![image](...)
-        ("You", ""),  # "you are a friendly support assistant" quotes the system prompt
-        ("The", ""),  # "the numbered documentation context and"
-        ("The doc", "The "),  # "documentation context and cite the"
+        ("You", "You"),  # a quote's first word goes out: the cut is at its second word
+        ("You are", "You "),  # "you are a friendly support assistant" quotes the system prompt
+        ("The num", "The "),  # "the numbered documentation context and"
+        ("The doc", "The doc"),  # "the doc..." continues no quote
         ("Use", "Use"),  # "used" begins no quote
-        ("x-you are", "x-"),  # a quote may start inside a word
+        ("x-you are", "x-you "),  # a quote may start inside a word
     ],
 )
 def test_endings_that_could_begin_markup_or_a_quote_wait(fragment: str, sent: str) -> None:

@@ -5,8 +5,10 @@ A poisoned page or a customer can talk the model into markup that leaks data whe
 the system prompt itself. The answer is neutralised before it leaves the API:
 images become their alt text, HTML tags go, links and bare URLs survive only to hosts the
 operator allows (`TANDEM_LINK_HOSTS`; relative links always), and a line quoting the system
-prompt is cut where the quote starts. Hosts named in the retrieved docs are not trusted: a
-poisoned page would vouch for its own host (bench/bench_injection.py measured exactly that).
+prompt is cut after the quote's first word (one word of the prompt tells nothing, and keeping
+it lets a stream send an answer's first word, "The", "You", "A", as vLLM sends it instead of a
+decode step later). Hosts named in the retrieved docs are not trusted: a poisoned page would
+vouch for its own host (bench/bench_injection.py measured exactly that).
 """
 
 from __future__ import annotations
@@ -58,18 +60,30 @@ _PROMPT_OPEN_STARTS = {
 _MARKUP_START = re.compile(r"(?:!|/|w{1,3}|h(?:t(?:t(?:ps?:?/?)?)?)?)$", re.IGNORECASE)
 
 
-def quote_start(line: str) -> int | None:
-    """Where in `line` a quote of the system prompt begins, if it holds one."""
+def _quote_words(line: str) -> list[re.Match[str]] | None:
+    """The words of the first system-prompt quote in `line`, if it holds one."""
     words = list(_WORD.finditer(line.lower()))
     for i in range(len(words) - LEAK_WINDOW + 1):
         if tuple(w.group(0) for w in words[i : i + LEAK_WINDOW]) in _PROMPT_WINDOWS:
-            return words[i].start()
+            return words[i : i + LEAK_WINDOW]
     return None
 
 
+def quote_start(line: str) -> int | None:
+    """Where in `line` a quote of the system prompt begins, if it holds one."""
+    quote = _quote_words(line)
+    return None if quote is None else quote[0].start()
+
+
+def quote_cut(line: str) -> int | None:
+    """Where a line quoting the system prompt is cut: at the quote's second word."""
+    quote = _quote_words(line)
+    return None if quote is None else quote[1].start()
+
+
 def _cut_quotes(line: str) -> str:
-    start = quote_start(line)
-    return line if start is None else line[:start]
+    cut = quote_cut(line)
+    return line if cut is None else line[:cut]
 
 
 def sanitize(text: str, hosts: set[str]) -> str:
@@ -107,8 +121,9 @@ def _relink(pieces: list[str]) -> str:
 def settled_end(plain: str) -> int:
     """How much of `plain` (a line up to its first markup) no later text can change.
 
-    Not past a word that could begin a quote of the system prompt (with the words after it,
-    the last one perhaps unfinished), nor past an ending that could grow into markup.
+    Not past the second word of what could still become a quote of the system prompt (its
+    words so far, the last one perhaps unfinished: a quote is cut at its second word), nor
+    past an ending that could grow into markup.
     """
     end = len(plain)
     if markup := _MARKUP_START.search(plain):
@@ -116,9 +131,9 @@ def settled_end(plain: str) -> int:
     tokens = list(_WORD.finditer(plain.lower()))
     open_last = bool(tokens) and tokens[-1].end() == len(plain)  # it may still grow
     starts = _PROMPT_OPEN_STARTS if open_last else _PROMPT_STARTS
-    for i in range(max(0, len(tokens) - LEAK_WINDOW), len(tokens)):
+    for i in range(max(0, len(tokens) - LEAK_WINDOW), len(tokens) - 1):
         if tuple(t.group(0) for t in tokens[i:]) in starts:
-            return min(end, tokens[i].start())
+            return min(end, tokens[i + 1].start())
     return end
 
 
@@ -133,9 +148,10 @@ class StreamSanitizer:
     """`sanitize` over a stream of deltas: text goes out once nothing later can change it.
 
     Text leaves as soon as it arrives, unfinished words included, except the last few words
-    when they could begin a quote of the system prompt (a quote cuts the rest of its line)
-    and an ending that could grow into markup (`settled_end`): those wait for the text that
-    decides. So the first token of an answer usually goes out as vLLM sends it. From the
+    after the first when they could continue a quote of the system prompt (a quote cuts the
+    rest of its line from its second word) and an ending that could grow into markup
+    (`settled_end`): those wait for the text that decides. So the first token of an answer
+    goes out as vLLM sends it unless it could begin markup. From the
     first markup on (`<`, `[` other than a closed citation, `//`, `www.`) the line waits for
     its end, so a link or tag split across deltas is judged in one piece.
     """
@@ -163,9 +179,9 @@ class StreamSanitizer:
         if self.quoting:
             return ""
         plain = self.line[: _first_markup(self.line)]  # what nothing later can change
-        if (start := quote_start(plain)) is not None:  # the rest of the line goes
+        if (cut := quote_cut(plain)) is not None:  # the rest of the line goes
             self.quoting = True
-            return plain[self.sent : start]
+            return plain[self.sent : cut]
         end = settled_end(plain)
         ready = plain[self.sent : end]
         self.sent = max(self.sent, end)
