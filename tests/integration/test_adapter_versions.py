@@ -66,7 +66,9 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
             }
             answer = http.post("/v1/chat/completions", json=body).json()
             text = answer["choices"][0]["message"]["content"]
-            compliant += check_answer(text, blocks, release).compliant
+            ok = check_answer(text, blocks, release).compliant
+            print(f"{version}: {'ok ' if ok else 'off'} {messages[-1]['content'][-60:]!r}")
+            compliant += ok
         http.post("/v1/unload_lora_adapter", json={"lora_name": name})
     # v1 (160 examples) is the weaker early version (measured 3-5 of 8); the newest must hold
     # the format on most held-out prompts (v3 measured 81 % of 16 by bench_adapter_format).
