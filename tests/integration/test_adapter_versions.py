@@ -71,9 +71,12 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
             compliant += ok
         http.post("/v1/unload_lora_adapter", json={"lora_name": name})
     # v1 (160 examples) is the weaker early version (measured 3-5 of 8); the newest must hold
-    # the format on most held-out prompts (v3 measured 81 % of 16 by bench_adapter_format).
+    # the format on most held-out prompts: 5 of 8. v3 measured 81 % of 16 by
+    # bench_adapter_format and 6 of 8 here (seed 1234, 2026-11-28); the seed fixes the samples
+    # for one CPU's arithmetic only, and at 81 % a floor of 6 would fail 18 % of other CPUs'
+    # rolls (binomial), one of 5 fails 5 %.
     newest = version == committed_versions()[-1].name
-    needed = EXAMPLES - 2 if newest else 2
+    needed = EXAMPLES - 3 if newest else 2
     assert compliant >= needed, f"{version}: {compliant}/{EXAMPLES} in the house format"
 
 
