@@ -12,6 +12,7 @@ from typing import Protocol
 
 from tandem.errors import BadInput
 from tandem.rag.prompt import ChatMessage
+from tandem.tokenizer_json import load_tokenizer_json
 
 # the chat template's frame per message (`<|im_start|>role\n ... <|im_end|>\n`), rounded up
 TOKENS_PER_MESSAGE = 8
@@ -25,9 +26,7 @@ class TokenizerCounter:
     """Exact counts with the served model's own `tokenizer.json` (the `tokenizers` library)."""
 
     def __init__(self, tokenizer_json: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        self.tokenizer = load_tokenizer_json(tokenizer_json)
 
     def count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)

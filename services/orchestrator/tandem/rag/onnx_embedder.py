@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Encoding
 
 from tandem.errors import BadInput
 from tandem.rag.embed_model import model_label
+from tandem.tokenizer_json import load_tokenizer_json
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
 Runner = Callable[[dict[str, Any]], Any]
@@ -166,6 +168,62 @@ def check_mean_pooling(model_path: Path) -> int:
     return int(config.get("max_seq_length", 256))
 
 
+class EmbedTokenizer:
+    """The embedding model's fast tokenizer, set up once for each way the embedder encodes.
+
+    The `tokenizers` library itself rather than transformers' AutoTokenizer, whose fast
+    tokenizers wrap this very object and give the same encodings
+    (tests/unit/rag/test_embed_tokenizer.py): importing transformers imports torch, and with
+    it triton, into the serving process — seconds and hundreds of MiB at every start for
+    nothing it uses, and pages of nanobind leak reports when the process exits.
+    Encoding does not change a tokenizer's settings, so threads may share one.
+    """
+
+    def __init__(self, model_path: Path, max_length: int, query_tokens: int) -> None:
+        path = model_path / "tokenizer.json"
+        if not path.is_file():
+            raise BadInput(f"{model_path}: the onnx backends need the model's tokenizer.json")
+        self.counting = load_tokenizer_json(path)
+        config = json.loads((model_path / "tokenizer_config.json").read_text())
+        pad = config.get("pad_token") or "[PAD]"
+        pad = str(pad["content"] if isinstance(pad, dict) else pad)
+        pad_id = self.counting.token_to_id(pad)
+        if pad_id is None:
+            raise BadInput(f"{model_path}: pad token {pad!r} is not in tokenizer.json")
+        self.batch = load_tokenizer_json(path)  # cut at max_length, padded to the longest
+        self.batch.enable_truncation(max_length)
+        self.batch.enable_padding(pad_id=pad_id, pad_token=pad)
+        self.query_tokens = query_tokens
+        self.query = load_tokenizer_json(path)  # padded to the static shape, never cut
+        if query_tokens:
+            self.query.enable_padding(length=query_tokens, pad_id=pad_id, pad_token=pad)
+
+    def batch_inputs(self, texts: Sequence[str]) -> dict[str, Any]:
+        """The model's inputs for `texts`, each cut at max_length, padded to the longest."""
+        return model_inputs(self.batch.encode_batch(list(texts)))
+
+    def query_inputs(self, text: str) -> dict[str, Any] | None:
+        """Inputs of exactly `query_tokens` tokens for `text`; None when it is longer."""
+        encoding = self.query.encode(text)
+        return model_inputs([encoding]) if len(encoding.ids) == self.query_tokens else None
+
+    def count(self, text: str) -> int:
+        """Tokens in `text` with [CLS] and [SEP], uncut."""
+        return len(self.counting.encode(text).ids)
+
+
+def model_inputs(encodings: Sequence[Encoding]) -> dict[str, Any]:
+    """`INPUTS` as int64 arrays, one row per encoding (all of one length)."""
+    columns = (
+        [e.ids for e in encodings],
+        [e.attention_mask for e in encodings],
+        [e.type_ids for e in encodings],
+    )
+    return {
+        name: np.array(rows, dtype=np.int64) for name, rows in zip(INPUTS, columns, strict=True)
+    }
+
+
 def mean_pool_normalised(hidden: Any, mask: Any) -> Any:
     """Mean of the real tokens' states, scaled to unit length (what sentence-transformers does)."""
     weights = mask[..., None].astype(np.float32)
@@ -191,15 +249,13 @@ class OnnxEmbedder:
         threads: int | None = None,
         query_tokens: int | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
-
         if query_tokens and backend != "openvino":
             raise BadInput("query_tokens (a static query shape) needs the openvino embed backend")
         self.max_length = check_mean_pooling(model_path)
-        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(model_path))
         threads = threads or os.cpu_count() or 1
         self._run = make_runner(backend, model_path, cache_dir, threads)
         self.query_tokens = min(query_tokens or 0, self.max_length)
+        self._tokens = EmbedTokenizer(model_path, self.max_length, self.query_tokens)
         self._query_run: Runner | None = None
         if self.query_tokens:
             path = exported_model(model_path, cache_dir, int8=False)
@@ -211,15 +267,8 @@ class OnnxEmbedder:
         self.vector_space = model_label(model_path) + ("-int8" if backend == "onnx-int8" else "")
 
     def _embed_batch(self, texts: Sequence[str]) -> Any:
-        encoded = self._tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="np",
-        )
-        feed = {name: encoded[name].astype(np.int64) for name in INPUTS}
-        return mean_pool_normalised(self._run(feed), encoded["attention_mask"])
+        feed = self._tokens.batch_inputs(texts)
+        return mean_pool_normalised(self._run(feed), feed["attention_mask"])
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
@@ -231,19 +280,11 @@ class OnnxEmbedder:
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        if self._query_run is not None:
-            encoded = self._tokenizer(
-                [text],
-                padding="max_length",
-                truncation=False,  # a longer query goes to the dynamic model whole
-                max_length=self.query_tokens,
-                return_tensors="np",
-            )
-            if encoded["input_ids"].shape[1] == self.query_tokens:  # it fits the static shape
-                feed = {name: encoded[name].astype(np.int64) for name in INPUTS}
-                vector = mean_pool_normalised(self._query_run(feed), encoded["attention_mask"])
-                return [float(v) for v in vector[0]]
+        # on the static shape when it fits; a longer query goes to the dynamic model whole
+        if self._query_run is not None and (feed := self._tokens.query_inputs(text)) is not None:
+            vector = mean_pool_normalised(self._query_run(feed), feed["attention_mask"])
+            return [float(v) for v in vector[0]]
         return [float(v) for v in self._embed_batch([text])[0]]
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=True, truncation=False))
+        return self._tokens.count(text)
