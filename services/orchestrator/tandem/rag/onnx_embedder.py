@@ -194,8 +194,9 @@ class EmbedTokenizer:
         self.batch.enable_truncation(max_length)
         self.batch.enable_padding(pad_id=pad_id, pad_token=pad)
         self.query_tokens = query_tokens
-        self.query = load_tokenizer_json(path)  # padded to the static shape, never cut
+        self.query = None  # padded to the static shape, never cut; none without one
         if query_tokens:
+            self.query = load_tokenizer_json(path)
             self.query.enable_padding(length=query_tokens, pad_id=pad_id, pad_token=pad)
 
     def batch_inputs(self, texts: Sequence[str]) -> dict[str, Any]:
@@ -203,7 +204,10 @@ class EmbedTokenizer:
         return model_inputs(self.batch.encode_batch(list(texts)))
 
     def query_inputs(self, text: str) -> dict[str, Any] | None:
-        """Inputs of exactly `query_tokens` tokens for `text`; None when it is longer."""
+        """Inputs of exactly `query_tokens` tokens for `text`; None when it is longer (or
+        there is no static shape)."""
+        if self.query is None:
+            return None
         encoding = self.query.encode(text)
         return model_inputs([encoding]) if len(encoding.ids) == self.query_tokens else None
 
