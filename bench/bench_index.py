@@ -6,9 +6,10 @@
    on eval/paperless-ngx.jsonl (hybrid retrieval, the expected file and heading in the top 4);
 2. re-index of the unchanged release, as a share of the full index;
 3. v2.20.15 -> v3.0.5 through the admin API of a served app while a client keeps querying
-   /v1/retrieve: embedded vs reused, query p95 latency idle and during the re-index, failures;
-   once with the job embedding in a child process (TANDEM_INDEX__EMBED_PROCESS, the default)
-   and once in the serving process, side by side.
+   /v1/retrieve: embedded vs reused, query p95 latency idle, during the re-index and during
+   each stage of it, failures; once with the job's model work (reading, chunking, embedding)
+   in a child process (TANDEM_INDEX__EMBED_PROCESS, the default) and once in the serving
+   process, side by side. The app embeds queries as `tandem serve` does (serving_embedder).
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
-from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
+from tandem.rag.embedder import (  # noqa: E402
+    EMBED_BACKENDS,
+    Embedder,
+    make_embedder,
+    serving_embedder,
+)
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
 from tandem.storage import Stores, open_stores  # noqa: E402
@@ -137,6 +143,7 @@ class Traffic(threading.Thread):
         self.url, self.questions = url, questions
         self.stop = threading.Event()
         self.latencies: list[float] = []
+        self.started: list[float] = []  # perf_counter at each query's start
         self.failures: list[str] = []
 
     def run(self) -> None:
@@ -151,6 +158,7 @@ class Traffic(threading.Thread):
                 except httpx.HTTPError as error:
                     self.failures.append(repr(error))
                 self.latencies.append(time.perf_counter() - started)
+                self.started.append(started)
                 time.sleep(0.05)
 
 
@@ -158,12 +166,34 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else float("nan")
 
 
-def run_job(url: str, folder: Path, release: str) -> dict[str, Any]:
+def run_job(
+    url: str, folder: Path, release: str, stages: list[tuple[float, str]]
+) -> dict[str, Any]:
+    """Run an index job to its end; `stages` gets (perf_counter, stage) at each stage change
+    the job reports (polled every 0.2 s)."""
+
+    def seen(progress: dict[str, Any]) -> None:
+        if not stages or stages[-1][1] != progress["stage"]:
+            stages.append((time.perf_counter(), progress["stage"]))
+
     with TandemClient(url) as api:
-        job = api.wait_for_job(api.start_index(str(folder), release), poll_s=0.5)
+        job = api.wait_for_job(api.start_index(str(folder), release), seen, poll_s=0.2)
     if job["status"] != "succeeded":
         raise SystemExit(f"index job failed: {job['error']}")
     return dict(job["result"])
+
+
+def by_stage(busy: Traffic, stages: list[tuple[float, str]]) -> dict[str, list[float]]:
+    """The latencies of queries started during each stage the job reported ("start, read,
+    chunk" before its first report: the child's start, reading and chunking the release)."""
+    groups: dict[str, list[float]] = {}
+    for started, latency in zip(busy.started, busy.latencies, strict=True):
+        stage = "start, read, chunk"
+        for at, name in stages:
+            if at <= started:
+                stage = name
+        groups.setdefault(stage, []).append(latency)
+    return groups
 
 
 def measure_traffic(url: str, questions: list[str], seconds: float) -> Traffic:
@@ -196,16 +226,23 @@ def bench_release_upgrade(embedder: Embedder, questions: list[str], in_child: bo
             index_release(store, embedder, PAPERLESS / OLD, OLD, "docs")
             idle = measure_traffic(url, questions, 15)
             traffic = Traffic(url, questions)
+            stages: list[tuple[float, str]] = []
             traffic.start()
-            result = run_job(url, PAPERLESS / NEW, NEW)
+            result = run_job(url, PAPERLESS / NEW, NEW, stages)
             traffic.stop.set()
             traffic.join()
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    print_upgrade(result, idle, traffic, where)
+    print_upgrade(result, idle, traffic, where, by_stage(traffic, stages))
 
 
-def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic, where: str) -> None:
+def print_upgrade(
+    result: dict[str, Any],
+    idle: Traffic,
+    busy: Traffic,
+    where: str,
+    stages: dict[str, list[float]],
+) -> None:
     chunks, embedded, reused = result["chunks"], result["embedded"], result["reused"]
     summary = result["changes"]["summary"]
     print(f"\n## {OLD} -> {NEW} through the admin API, with queries running; job embeds {where}")
@@ -217,10 +254,8 @@ def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic, where: s
         f"- pages added {summary['pages_added']}, changed {summary['pages_changed']}, removed "
         f"{summary['pages_removed']}, unchanged {summary['pages_unchanged']}"
     )
-    print(
-        f"- re-index time {result['seconds']['total']:.1f} s "
-        f"(embed {result['seconds']['embed']:.1f} s)"
-    )
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items() if k != "total")
+    print(f"- re-index time {result['seconds']['total']:.1f} s ({timing})")
     print(
         f"- /v1/retrieve idle: {len(idle.latencies)} queries, p95 "
         f"{1000 * p95(idle.latencies):.0f} ms, failures {len(idle.failures)}"
@@ -229,6 +264,13 @@ def print_upgrade(result: dict[str, Any], idle: Traffic, busy: Traffic, where: s
         f"- /v1/retrieve during the re-index: {len(busy.latencies)} queries, p95 "
         f"{1000 * p95(busy.latencies):.0f} ms ({p95(busy.latencies) / p95(idle.latencies):.1f}x "
         f"idle), failures {len(busy.failures)}"
+    )
+    print(
+        "  by the job's stage at the query's start: "
+        + ", ".join(
+            f"{stage} {len(values)} queries p95 {1000 * p95(values):.0f} ms"
+            for stage, values in stages.items()
+        )
     )
     for failure in busy.failures[:5]:
         print(f"  - {failure}")
@@ -254,14 +296,23 @@ def main() -> None:
     if rows:
         print_backends(rows)
     if not args.skip_upgrade:
-        backend = settings.retrieval.embed_backend
-        embedder = make_embedder(backend, settings.retrieval.embed_batch_size, settings.models_dir)
-        print(f"\n(upgrade run on the {backend} backend, TANDEM_RETRIEVAL__EMBED_BACKEND)")
         modes = args.upgrade_modes.split(",")
         if set(modes) - {"child", "in-process"}:
             parser.error(f"--upgrade-modes: child or in-process, not {args.upgrade_modes!r}")
+        retrieval = settings.retrieval
+        print(
+            f"\n(upgrade runs on the {retrieval.embed_backend} backend, "
+            "TANDEM_RETRIEVAL__EMBED_BACKEND; the app embeds queries as `tandem serve` does: "
+            f"{retrieval.embed_threads or 'all'} thread(s), static query shape "
+            f"{retrieval.query_tokens or 'off'}; in-process jobs on every core)"
+        )
         for mode in modes:
-            bench_release_upgrade(embedder, [item.question for item in qa], mode == "child")
+            in_child = mode == "child"
+            serving = settings.model_copy(
+                update={"index": settings.index.model_copy(update={"embed_process": in_child})}
+            )
+            embedder = serving_embedder(serving)
+            bench_release_upgrade(embedder, [item.question for item in qa], in_child)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -134,9 +134,10 @@ class RetrievalSettings(BaseModel):
 class IndexSettings(BaseModel):
     """How an index job started over the admin API embeds, beside the queries it serves."""
 
-    # TANDEM_INDEX__EMBED_PROCESS: embed in a child process at low priority on few threads, so
-    # /v1/retrieve keeps its idle latency during a re-index (bench/bench_index.py: p95 25.6x
-    # idle in-process); false: embed in the serving process, all cores (faster builds)
+    # TANDEM_INDEX__EMBED_PROCESS: read, chunk and embed in a child process at low priority on
+    # few threads, so /v1/retrieve keeps its idle latency during a re-index (bench/bench_index.py:
+    # p95 1.0-1.2x idle; 3.9-5.1x in-process); false: all in the serving process, every core
+    # (faster builds)
     embed_process: bool = True
     embed_threads: int = Field(default=1, ge=1)  # the child's compute threads
     embed_nice: int = Field(default=19, ge=0, le=19)  # added to the child's niceness

@@ -1,6 +1,6 @@
-"""The index job's embedding process (hash embedder in a real spawned child): same vectors as
-in-process, low priority, a dead child is a job error that leaves the old release serving,
-and no child outlives its job or its orchestrator."""
+"""The index job's model process (hash embedder in a real spawned child): same chunks and
+vectors as in-process, bad input raised as itself, low priority, a dead child is a job error
+that leaves the old release serving, and no child outlives its job or its orchestrator."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from tests.unit.indexing.test_reindex import PAGES, doc_collections, write_release
 
-from tandem.errors import EmbedderFailed
+from tandem.errors import BadInput, EmbedderFailed
 from tandem.indexing.builds import live_build
 from tandem.indexing.embed_process import (
     EmbedProcess,
+    InProcessModel,
     embed_vectors,
     index_embedder_factory,
-    job_vectorizer,
+    job_model,
 )
 from tandem.indexing.reindex import index_release
 from tandem.indexing.releases import start_index_job
@@ -31,7 +32,7 @@ from tandem.jobs import JobManager
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import IndexSettings, Settings
-from tandem.storage import Stores
+from tandem.storage import Stores, open_stores
 
 ALIAS = "docs"
 TEXTS = ["Run docker compose up.", "Each token may send 60 requests per minute.", "Use pip."]
@@ -76,16 +77,53 @@ def test_the_child_embeds_the_same_vectors_at_low_priority() -> None:
     assert process.pid is not None and gone(process.pid)
 
 
+def test_the_child_reads_and_chunks_a_release_as_this_process_would(tmp_path: Path) -> None:
+    folder = write_release(tmp_path / "v1", PAGES)
+    process = EmbedProcess(HashEmbedder, HashEmbedder())
+    try:
+        got = process.chunks(folder, "v1")
+    finally:
+        process.close()
+    expected = InProcessModel(HashEmbedder()).chunks(folder, "v1")
+    assert got == expected and got.pages == len(PAGES) and got.chunks
+
+
+def test_a_release_built_through_the_child_equals_one_built_in_process(
+    store: Stores, tmp_path: Path
+) -> None:
+    embedder = HashEmbedder()
+    folder = write_release(tmp_path / "v1", PAGES)
+    with job_model(embedder, HashEmbedder) as model:
+        built = index_release(store, embedder, folder, "v1", ALIAS, model=model)
+    in_child = sorted(store.docs.scroll_chunks(built.collection, with_vectors=True), key=str)
+    other = open_stores(Settings(data_dir=tmp_path / "other"), embedder.dim)
+    try:
+        again = index_release(other, embedder, folder, "v1", ALIAS)
+        in_process = sorted(other.docs.scroll_chunks(again.collection, with_vectors=True), key=str)
+    finally:
+        other.close()
+    assert in_child == in_process and len(in_child) == built.chunks
+
+
+def test_bad_input_found_in_the_child_is_the_jobs_own_error(tmp_path: Path) -> None:
+    """A folder without text fails as BadInput (400), not as a broken embedder (500)."""
+    empty = write_release(tmp_path / "empty", {"blank.md": "\n\n"})
+    with job_model(HashEmbedder(), HashEmbedder) as model:
+        with pytest.raises(BadInput, match="produced no text to index"):
+            model.chunks(empty, "v1")
+        assert model.vectors(TEXTS) == embed_vectors(HashEmbedder(), TEXTS)  # still serving
+
+
 def test_a_child_of_another_vector_space_is_refused() -> None:
     refused = pytest.raises(EmbedderFailed, match="hash-32 vectors .* embedder makes hash-64")
-    with job_vectorizer(HashEmbedder(), partial(HashEmbedder, 32)) as vectorize, refused:
-        vectorize(TEXTS)
+    with job_model(HashEmbedder(), partial(HashEmbedder, 32)) as model, refused:
+        model.vectors(TEXTS)
 
 
 def test_a_child_that_cannot_build_its_embedder_says_why() -> None:
     failed = pytest.raises(EmbedderFailed, match="RuntimeError: model files missing")
-    with job_vectorizer(HashEmbedder(), BrokenFactory()) as vectorize, failed:
-        vectorize(TEXTS)
+    with job_model(HashEmbedder(), BrokenFactory()) as model, failed:
+        model.vectors(TEXTS)
 
 
 def test_a_dead_child_fails_the_build_and_the_old_release_keeps_serving(
@@ -96,8 +134,8 @@ def test_a_dead_child_fails_the_build_and_the_old_release_keeps_serving(
     changed = {**PAGES, "new.md": "# New\n\nA page only v2 has.\n"}
     failed = pytest.raises(EmbedderFailed, match="exit code 3.*serving release is unchanged")
     folder = write_release(tmp_path / "v2", changed)
-    with job_vectorizer(embedder, DyingEmbedder) as vectorize, failed:
-        index_release(store, embedder, folder, "v2", ALIAS, vectorize=vectorize)
+    with job_model(embedder, DyingEmbedder) as model, failed:
+        index_release(store, embedder, folder, "v2", ALIAS, model=model)
     assert store.docs.pointer_target(ALIAS) == old.collection
     assert doc_collections(store) == [old.collection]
     assert live_build(store.state) is None
@@ -171,5 +209,6 @@ def test_the_child_goes_when_the_job_ends_and_when_the_orchestrator_is_killed(
 
 def test_without_the_setting_a_job_embeds_in_the_serving_process() -> None:
     assert index_embedder_factory(Settings(index=IndexSettings(embed_process=False))) is None
-    with job_vectorizer(HashEmbedder(), None) as vectorize:
-        assert vectorize(TEXTS) == embed_vectors(HashEmbedder(), TEXTS)
+    with job_model(HashEmbedder(), None) as model:
+        assert isinstance(model, InProcessModel)
+        assert model.vectors(TEXTS) == embed_vectors(HashEmbedder(), TEXTS)

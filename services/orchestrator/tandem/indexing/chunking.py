@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from tandem.documents import Chunk, Page
 from tandem.errors import BadInput
+from tandem.indexing.loader import load_release
 from tandem.indexing.sections import Block, normalise, parse_sections
+from tandem.rag.store import point_id
 
 TokenCounter = Callable[[str], int]
 
@@ -134,3 +136,27 @@ def chunk_release(
     return [
         chunk for page in pages for chunk in chunk_page(page, release, count_tokens, max_tokens)
     ]
+
+
+def _unique(chunks: Sequence[Chunk]) -> list[Chunk]:
+    seen: dict[str, Chunk] = {}
+    for chunk in chunks:
+        seen.setdefault(point_id(chunk), chunk)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class LoadedRelease:
+    """A release folder read and chunked: its page count and its distinct chunks."""
+
+    pages: int
+    chunks: list[Chunk]
+
+
+def load_chunks(folder: Path, release: str, count_tokens: TokenCounter) -> LoadedRelease:
+    """Read `folder`'s pages and chunk them (one chunk per point id); BadInput if no text."""
+    pages = load_release(folder)
+    chunks = _unique(chunk_release(pages, release, count_tokens))
+    if not chunks:
+        raise BadInput(f"{folder} produced no text to index")
+    return LoadedRelease(len(pages), chunks)

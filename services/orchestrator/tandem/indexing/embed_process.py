@@ -1,13 +1,17 @@
-"""The index job's embedding in its own process, at low priority and on bounded threads.
+"""The index job's model work in its own process, at low priority and on bounded threads.
 
-An index job started over the admin API runs in the serving process. Embedding there took
-both cores (the embedder's threads, plus the job's Python work under the GIL), and
+An index job started over the admin API runs in the serving process. Its model work there
+took both cores (the embedder's threads, plus the job's Python work under the GIL), and
 `/v1/retrieve` p95 rose 25x while a release built. In a child process at `nice` 19 with one
 thread, the kernel hands a query's embedding the cores whenever it needs them, and nothing
-of the job's heavy work holds the serving process's GIL (docs/ARCHITECTURE.md).
+of the job's heavy work holds the serving process's GIL (docs/ARCHITECTURE.md): the child
+reads and chunks the release (the chunker counts tokens with the model's tokenizer; ~4 s of
+Python for paperless-ngx, which in the serving process made the worst query waits of a
+re-index) and embeds the new chunks.
 
 The child builds its own embedder (same model and backend: the vector space is checked)
-and returns dense + sparse vectors; the parent keeps everything that touches the stores.
+and returns chunks and dense + sparse vectors; the parent keeps everything that touches the
+stores.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from tandem.errors import EmbedderFailed
+from tandem.errors import EmbedderFailed, TandemError
+from tandem.indexing.chunking import LoadedRelease, load_chunks
 from tandem.rag.embedder import Embedder, embedder_from_settings, vector_space
 from tandem.rag.sparse import document_vector
 from tandem.rag.store import StoredVectors
 from tandem.settings import Settings
 
 EmbedderFactory = Callable[[], Embedder]  # picklable: it runs in the child
-Vectorize = Callable[[Sequence[str]], list[StoredVectors]]
 START_TIMEOUT_S = 600.0  # a cold start exports the ONNX model once, at low priority
 
 
@@ -48,15 +53,43 @@ def embed_vectors(embedder: Embedder, texts: Sequence[str]) -> list[StoredVector
     ]
 
 
+class JobModel(Protocol):
+    """The model work of an index job: a release's chunks (the chunker counts tokens with the
+    model's tokenizer) and the dense + sparse vectors of the chunks it must embed."""
+
+    def chunks(self, folder: Path, release: str) -> LoadedRelease: ...
+
+    def vectors(self, texts: Sequence[str]) -> list[StoredVectors]: ...
+
+
+class InProcessModel:
+    """A job's model work done with `embedder` in this process."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def chunks(self, folder: Path, release: str) -> LoadedRelease:
+        return load_chunks(folder, release, self.embedder.count_tokens)
+
+    def vectors(self, texts: Sequence[str]) -> list[StoredVectors]:
+        return embed_vectors(self.embedder, texts)
+
+
 def _child(conn: Connection, factory: EmbedderFactory, niceness: int) -> None:
-    """The child's loop: build the embedder, then embed each batch until told to stop."""
+    """The child's loop: build the embedder, then answer each request until told to stop."""
     os.nice(niceness)  # first: the model load runs at low priority too
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the tokenizer's own pool stays off
     try:
-        embedder = factory()
-        conn.send(("ready", embedder.dim, vector_space(embedder)))
-        while (texts := conn.recv()) is not None:
-            conn.send(("vectors", embed_vectors(embedder, texts)))
+        model = InProcessModel(factory())
+        conn.send(("ready", model.embedder.dim, vector_space(model.embedder)))
+        while (request := conn.recv()) is not None:
+            kind, *args = request
+            try:
+                answer = model.chunks(*args) if kind == "chunks" else model.vectors(*args)
+            except TandemError as error:  # bad input (no pages, no text): the job's own error
+                conn.send(("refused", error))
+                continue
+            conn.send((kind, answer))
     except (EOFError, BrokenPipeError):  # the parent went away: nothing to answer
         return
     except Exception as error:  # noqa: BLE001 - the parent turns it into the job's error
@@ -65,7 +98,7 @@ def _child(conn: Connection, factory: EmbedderFactory, niceness: int) -> None:
 
 
 class EmbedProcess:
-    """A child process that embeds batches for an index job (started at once, used lazily)."""
+    """A child process that does an index job's model work (started at once, used lazily)."""
 
     def __init__(self, factory: EmbedderFactory, serving: Embedder, niceness: int = 19) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
@@ -85,13 +118,21 @@ class EmbedProcess:
     def pid(self) -> int | None:
         return self._process.pid
 
+    def chunks(self, folder: Path, release: str) -> LoadedRelease:
+        """`folder` read and chunked in the child (its BadInput is raised here as it is)."""
+        loaded: LoadedRelease = self._ask("chunks", folder, release)
+        return loaded
+
     def vectors(self, texts: Sequence[str]) -> list[StoredVectors]:
         """Dense + sparse vectors of `texts`, computed in the child."""
+        vectors: list[StoredVectors] = self._ask("vectors", list(texts))
+        return vectors
+
+    def _ask(self, kind: str, *args: Any) -> Any:
         if not self._ready:
             self._check_ready()
-        self._send(list(texts))
-        vectors: list[StoredVectors] = self._receive("vectors", None)[0]
-        return vectors
+        self._send((kind, *args))
+        return self._receive(kind, None)[0]
 
     def _check_ready(self) -> None:
         dim, space = self._receive("ready", START_TIMEOUT_S)
@@ -118,6 +159,8 @@ class EmbedProcess:
             raise self._failure("it exited") from error
         if message[0] == "error":
             raise self._failure(message[1])
+        if message[0] == "refused":
+            raise message[1]
         if message[0] != kind:
             raise self._failure(f"unexpected answer {message[0]!r}")
         return tuple(message[1:])
@@ -146,15 +189,16 @@ class EmbedProcess:
 
 
 @contextmanager
-def job_vectorizer(
+def job_model(
     serving: Embedder, factory: EmbedderFactory | None, niceness: int = 19
-) -> Iterator[Vectorize]:
-    """How a job embeds: in a child built by `factory`, or (None) with `serving` in-process."""
+) -> Iterator[JobModel]:
+    """Where a job's model work runs: in a child built by `factory`, or (None) with `serving`
+    in this process."""
     if factory is None:
-        yield lambda texts: embed_vectors(serving, texts)
+        yield InProcessModel(serving)
         return
     process = EmbedProcess(factory, serving, niceness)
     try:
-        yield process.vectors
+        yield process
     finally:
         process.close()

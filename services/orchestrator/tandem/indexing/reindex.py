@@ -18,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from tandem.documents import Chunk
-from tandem.errors import BadInput, StorageFailed, TandemError
+from tandem.errors import StorageFailed, TandemError
 from tandem.indexing.builds import DOC_PREFIX, Beat, build_marker
 from tandem.indexing.changes import outline, release_changes
-from tandem.indexing.chunking import chunk_release
-from tandem.indexing.embed_process import Vectorize, embed_vectors
+from tandem.indexing.embed_process import InProcessModel, JobModel
 from tandem.indexing.history import record_release, recover_interrupted_builds
-from tandem.indexing.loader import load_release
 from tandem.rag.embedder import Embedder, vector_space
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import DocStore, StoredVectors, point_id
+from tandem.rag.store import DocStore, StoredVectors
 from tandem.state.store import ReleaseRecord
 from tandem.storage import Stores
 
@@ -95,13 +93,6 @@ def reuse_key(chunk: Chunk) -> str:
     return hashlib.sha256(" ".join(chunk.embed_text.split()).encode("utf-8")).hexdigest()
 
 
-def _unique(chunks: Sequence[Chunk]) -> list[Chunk]:
-    seen: dict[str, Chunk] = {}
-    for chunk in chunks:
-        seen.setdefault(point_id(chunk), chunk)
-    return list(seen.values())
-
-
 def _read_serving(stores: Stores, alias: str, space: str) -> Serving:
     collection = stores.docs.pointer_target(alias)
     if collection is None:
@@ -119,7 +110,7 @@ def _read_serving(stores: Stores, alias: str, space: str) -> Serving:
 def _embed_missing(
     chunks: Sequence[Chunk],
     reuse: dict[str, StoredVectors],
-    vectorize: Vectorize,
+    vectorize: Callable[[Sequence[str]], list[StoredVectors]],
     say: Progress,
     batch_size: int = BATCH,
 ) -> list[StoredVectors]:
@@ -163,7 +154,7 @@ def _timed(report: IndexReport, stage: str, started: float) -> float:
 
 def _build(
     store: DocStore,
-    vectorize: Vectorize,
+    model: JobModel,
     chunks: list[Chunk],
     serving: Serving,
     report: IndexReport,
@@ -174,7 +165,7 @@ def _build(
     store.create_collection(report.collection)
     try:
         t0 = time.perf_counter()
-        vectors = _embed_missing(chunks, serving.vectors, vectorize, say, batch_size)
+        vectors = _embed_missing(chunks, serving.vectors, model.vectors, say, batch_size)
         t0 = _timed(report, "embed", t0)
         for start in range(0, len(chunks), UPSERT_BATCH):
             end = start + UPSERT_BATCH
@@ -207,14 +198,6 @@ def _publish(stores: Stores, alias: str, report: IndexReport, keep: int, started
     report.deleted_collections = record_release(stores, alias, record, keep)
 
 
-def _load_chunks(folder: Path, release: str, embedder: Embedder) -> tuple[int, list[Chunk]]:
-    pages = load_release(folder)
-    chunks = _unique(chunk_release(pages, release, embedder.count_tokens))
-    if not chunks:
-        raise BadInput(f"{folder} produced no text to index")
-    return len(pages), chunks
-
-
 def _compare(report: IndexReport, chunks: list[Chunk], serving: Serving) -> None:
     reuse = serving.vectors
     report.reused = sum(1 for c in chunks if reuse_key(c) in reuse)
@@ -235,20 +218,22 @@ def index_release(
     *,
     keep: int = DEFAULT_KEEP,
     batch_size: int = BATCH,
-    vectorize: Vectorize | None = None,
+    model: JobModel | None = None,
 ) -> IndexReport:
     """Build, verify and serve `release` from `folder`; the old release serves until the end.
 
     `keep`: collections kept, the serving one included (at least 2: the one that served until
-    now may still be answering queries); `batch_size`: texts per embed call; `vectorize`:
-    what embeds them (default: `embedder` in this process; see indexing/embed_process.py).
-    `embedder` names the vector space and counts tokens for the chunker.
+    now may still be answering queries); `batch_size`: texts per embed call; `model`:
+    what reads, chunks and embeds the release (default: `embedder` in this process; see
+    indexing/embed_process.py). `embedder` names the vector space.
     """
     started = time.perf_counter()
     with _storage_failures(release):
         recover_interrupted_builds(stores, alias)
-    pages, chunks = _load_chunks(folder, release, embedder)
-    report = IndexReport(release, collection_name(release), pages=pages, chunks=len(chunks))
+    model = model or InProcessModel(embedder)
+    loaded = model.chunks(folder, release)
+    chunks = loaded.chunks
+    report = IndexReport(release, collection_name(release), pages=loaded.pages, chunks=len(chunks))
     report.vector_space = vector_space(embedder)
     t0 = _timed(report, "load_chunk", started)
     with _storage_failures(release), build_marker(stores.state, report.collection, release) as beat:
@@ -256,8 +241,7 @@ def index_release(
         serving = _read_serving(stores, alias, report.vector_space)
         _compare(report, chunks, serving)
         _timed(report, "read_serving", t0)
-        embed = vectorize or (lambda texts: embed_vectors(embedder, texts))
-        _build(stores.docs, embed, chunks, serving, report, say, batch_size)
+        _build(stores.docs, model, chunks, serving, report, say, batch_size)
         _publish(stores, alias, report, keep, started)
     return report
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from tandem.errors import BadInput, Conflict, Forbidden, NotFound
 from tandem.indexing.builds import live_build
-from tandem.indexing.embed_process import EmbedderFactory, job_vectorizer
+from tandem.indexing.embed_process import EmbedderFactory, job_model
 from tandem.indexing.history import load_history, rollback
 from tandem.indexing.reindex import index_release
 from tandem.jobs import Job, JobManager, ProgressFn
@@ -42,13 +42,13 @@ def run_index(
 ) -> dict[str, Any]:
     """Index one release and return its report (with the full what-changed lists).
 
-    With `index_embedder`, the embedding runs in a child process it builds the embedder in
-    (indexing/embed_process.py); else in this process with `embedder`.
+    With `index_embedder`, the reading, chunking and embedding run in a child process it builds
+    the embedder in (indexing/embed_process.py); else in this process with `embedder`.
     """
     alias, keep = settings.qdrant.alias, settings.qdrant.keep_releases
-    with job_vectorizer(embedder, index_embedder, settings.index.embed_nice) as vectorize:
+    with job_model(embedder, index_embedder, settings.index.embed_nice) as model:
         report = index_release(
-            stores, embedder, folder, release, alias, progress, keep=keep, vectorize=vectorize
+            stores, embedder, folder, release, alias, progress, keep=keep, model=model
         )
     return report.as_dict()
 
