@@ -37,7 +37,7 @@ def _file_key(model_path: Path) -> str:
 
 
 def _content_key(model_path: Path) -> str:
-    """What the weights are: the SHA-256 of their bytes (~0.1-0.2 s for MiniLM's 91 MB)."""
+    """What the weights are: the SHA-256 of their bytes."""
     with (model_path / "model.safetensors").open("rb") as weights:
         return hashlib.file_digest(weights, "sha256").hexdigest()[:16]
 
@@ -46,10 +46,11 @@ def export_folder(model_path: Path, cache_dir: Path) -> Path:
     """The cache folder of `model_path`'s exports, named after the weights' content.
 
     Named by content, every install of the same model (a new virtualenv, a second checkout,
-    an upgrade) shares one export instead of exporting again (torch and transformers load,
-    ~10-20 s) and leaving ~345 MiB behind each time. Hashing 91 MB on every start costs
-    ~0.1-0.2 s, so a link named by the file's path, size and mtime leads to the folder after
-    the first start; a folder of the old path-named layout is used as it is.
+    an upgrade) shares one export instead of exporting again (loading torch and transformers,
+    tracing the model) and leaving another export and its OpenVINO blobs behind each time.
+    Hashing the weights on every start would cost a fraction of a second, so a link named by
+    the file's path, size and mtime leads to the folder after the first start; a folder of
+    the old path-named layout is used as it is.
     """
     onnx = cache_dir / "onnx"
     label = model_label(model_path)
