@@ -184,11 +184,11 @@ def run_job(
 
 
 def by_stage(busy: Traffic, stages: list[tuple[float, str]]) -> dict[str, list[float]]:
-    """The latencies of queries started during each stage the job reported ("start, read,
-    chunk" before its first report: the child's start, reading and chunking the release)."""
+    """The latencies of queries started during each stage the job reported ("read": the
+    child's start and reading and chunking the release; "queued" before any report)."""
     groups: dict[str, list[float]] = {}
     for started, latency in zip(busy.started, busy.latencies, strict=True):
-        stage = "start, read, chunk"
+        stage = "queued"
         for at, name in stages:
             if at <= started:
                 stage = name

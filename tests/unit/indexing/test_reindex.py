@@ -169,3 +169,13 @@ def test_reindented_text_reuses_its_vectors_and_is_no_change(store: Stores, tmp_
     assert report.changes["summary"]["pages_unchanged"] == 1
     [(chunk, _)] = list(store.docs.scroll_chunks(report.collection))
     assert "- first\n  - nested" in chunk.text  # the new text is stored, with the old vectors
+
+
+def test_progress_reports_each_stage_in_order(store: Stores, tmp_path: Path) -> None:
+    """A job's first report comes before the release is read and chunked, not after."""
+    seen: list[tuple[str, int, int]] = []
+    folder = write_release(tmp_path / "v1", PAGES)
+    index_release(store, HashEmbedder(), folder, "v1", ALIAS, lambda *p: seen.append(p))
+    assert seen[:2] == [("read", 0, 1), ("read", 1, 1)]
+    stages = [stage for stage, _, _ in seen]
+    assert list(dict.fromkeys(stages)) == ["read", "embed", "store", "verify"]

@@ -231,7 +231,11 @@ def index_release(
     with _storage_failures(release):
         recover_interrupted_builds(stores, alias)
     model = model or InProcessModel(embedder)
+    if progress is not None:  # reading and chunking: seconds of work before any other stage
+        progress("read", 0, 1)
     loaded = model.chunks(folder, release)
+    if progress is not None:
+        progress("read", 1, 1)
     chunks = loaded.chunks
     report = IndexReport(release, collection_name(release), pages=loaded.pages, chunks=len(chunks))
     report.vector_space = vector_space(embedder)
