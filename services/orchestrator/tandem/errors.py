@@ -76,7 +76,7 @@ class StorageFailed(TandemError):
 
 
 class EmbedderFailed(TandemError):
-    """The index job's embedding process died or refused to start; nothing was published."""
+    """The index job's model process died or refused to start; nothing was published."""
 
     status = 500
     type = "index_embedder_failed"

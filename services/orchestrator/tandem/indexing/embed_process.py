@@ -170,8 +170,8 @@ class EmbedProcess:
         code = self._process.exitcode
         status = "still running" if code is None else f"exit code {code}"
         return EmbedderFailed(
-            f"the index job's embedding process failed ({why}; {status}); the serving "
-            "release is unchanged"
+            f"the index job's model process (reading, chunking, embedding) failed ({why}; "
+            f"{status}); the serving release is unchanged"
         )
 
     def close(self) -> None:
