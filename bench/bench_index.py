@@ -9,7 +9,7 @@
    /v1/retrieve: embedded vs reused, query p95 latency idle, during the re-index and during
    each stage of it, failures; once with the job's model work (reading, chunking, embedding)
    in a child process (TANDEM_INDEX__EMBED_PROCESS, the default) and once in the serving
-   process, side by side. The app embeds queries as `tandem serve` does (serving_embedder).
+   process, side by side. The app builds its embedders as `tandem serve` does.
 """
 
 from __future__ import annotations
@@ -37,17 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app s
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
+from tandem.api.deps import Services  # noqa: E402
 from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
-from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
-from tandem.rag.embedder import (  # noqa: E402
-    EMBED_BACKENDS,
-    Embedder,
-    make_embedder,
-    serving_embedder,
-)
+from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
 from tandem.storage import Stores, open_stores  # noqa: E402
@@ -126,13 +121,13 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 
 
 @contextmanager
-def served(
-    settings: Settings, embedder: Embedder, index_embedder: EmbedderFactory | None
-) -> Iterator[tuple[str, Stores]]:
-    """The real app over uvicorn in a thread, on its own store."""
-    services = build_services(settings, embedder, index_embedder=index_embedder)
+def served(settings: Settings) -> Iterator[tuple[str, Services]]:
+    """The real app over uvicorn in a thread, on its own store, with the embedders
+    `tandem serve` builds from `settings` (queries and, per TANDEM_INDEX__EMBED_PROCESS,
+    index jobs)."""
+    services = build_services(settings)
     for url in serve(settings, services, log_level="error"):
-        yield url, services.stores
+        yield url, services
 
 
 class Traffic(threading.Thread):
@@ -205,25 +200,25 @@ def measure_traffic(url: str, questions: list[str], seconds: float) -> Traffic:
     return traffic
 
 
-def bench_release_upgrade(embedder: Embedder, questions: list[str], in_child: bool) -> None:
+def bench_release_upgrade(questions: list[str], in_child: bool) -> None:
     """v2.20.15 served, v3.0.5 indexed through the admin API while a client queries."""
     data = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
+    index = get_settings().index.model_copy(update={"embed_process": in_child})
     settings = Settings(
         data_dir=data,
         index_roots=[str(PAPERLESS)],
         vllm=VllmSettings(url="http://127.0.0.1:9"),
         rate_limit_per_minute=1_000_000,
+        index=index,
     )
-    factory = index_embedder_factory(settings) if in_child else None
-    index = settings.index
     where = (
         f"in a child process (nice +{index.embed_nice}, threads {index.embed_threads})"
         if in_child
         else "in the serving process (TANDEM_INDEX__EMBED_PROCESS=false)"
     )
     try:
-        with served(settings, embedder, factory) as (url, store):
-            index_release(store, embedder, PAPERLESS / OLD, OLD, "docs")
+        with served(settings) as (url, services):
+            index_release(services.stores, services.embedder, PAPERLESS / OLD, OLD, "docs")
             idle = measure_traffic(url, questions, 15)
             traffic = Traffic(url, questions)
             stages: list[tuple[float, str]] = []
@@ -307,12 +302,7 @@ def main() -> None:
             f"{retrieval.query_tokens or 'off'}; in-process jobs on every core)"
         )
         for mode in modes:
-            in_child = mode == "child"
-            serving = settings.model_copy(
-                update={"index": settings.index.model_copy(update={"embed_process": in_child})}
-            )
-            embedder = serving_embedder(serving)
-            bench_release_upgrade(embedder, [item.question for item in qa], in_child)
+            bench_release_upgrade([item.question for item in qa], mode == "child")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
