@@ -180,11 +180,9 @@ def _openvino_runner(path: Path, threads: int, length: int | None = None) -> Run
     return run
 
 
-def make_runner(backend: Backend, model_path: Path, cache_dir: Path, threads: int) -> Runner:
-    """A function from tokenised inputs to the last hidden state, for `backend`."""
-    if backend not in {"onnx", "onnx-int8", "openvino"}:
-        raise BadInput(f"unknown embed backend {backend!r}; use torch, onnx, onnx-int8, openvino")
-    path = exported_model(model_path, cache_dir, int8=backend == "onnx-int8")
+def make_runner(backend: Backend, path: Path, threads: int) -> Runner:
+    """A function from tokenised inputs to the last hidden state: the export at `path`
+    (`exported_model`) run by `backend`."""
     if backend == "openvino":
         return _openvino_runner(path, threads)
     return _onnxruntime_runner(path, threads)
@@ -286,14 +284,18 @@ class OnnxEmbedder:
     ) -> None:
         if query_tokens and backend != "openvino":
             raise BadInput("query_tokens (a static query shape) needs the openvino embed backend")
+        if backend not in {"onnx", "onnx-int8", "openvino"}:
+            raise BadInput(
+                f"unknown embed backend {backend!r}; use torch, onnx, onnx-int8, openvino"
+            )
         self.max_length = check_mean_pooling(model_path)
         threads = threads or os.cpu_count() or 1
-        self._run = make_runner(backend, model_path, cache_dir, threads)
+        path = exported_model(model_path, cache_dir, int8=backend == "onnx-int8")
+        self._run = make_runner(backend, path, threads)
         self.query_tokens = min(query_tokens or 0, self.max_length)
         self._tokens = EmbedTokenizer(model_path, self.max_length, self.query_tokens)
         self._query_run: Runner | None = None
-        if self.query_tokens:
-            path = exported_model(model_path, cache_dir, int8=False)
+        if self.query_tokens:  # openvino: `path` is the fp32 export
             self._query_run = _openvino_runner(path, threads, self.query_tokens)
         self.batch_size = batch_size
         self.backend = backend
