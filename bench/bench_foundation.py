@@ -26,6 +26,13 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tandem.evaluation.metrics import source_matches
+from tandem.evaluation.qa import QAItem
+from tandem.rag.embedder import Embedder
+from tandem.rag.retriever import Retriever
+from tandem.settings import get_settings
+from tandem.storage import Stores
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"
 QA = ROOT / "eval" / "paperless-ngx.jsonl"
@@ -107,6 +114,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def top_k_hits(stores: Stores, embedder: Embedder, qa: list[QAItem], k: int = 4) -> list[bool]:
+    """For each question, whether hybrid retrieval on the serving release puts the block it
+    expects (file and heading) among the top `k`."""
+    retriever = Retriever(stores, embedder, "docs", get_settings().retrieval.prefetch)
+    return [
+        any(
+            source_matches(item, s.chunk.file, s.chunk.heading)
+            for s in retriever.retrieve(item.question, k).chunks
+        )
+        for item in qa
+    ]
 
 
 def questions(n: int) -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -34,16 +33,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import httpx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app server
+from bench.bench_foundation import top_k_hits  # noqa: E402
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
 from tandem.api.deps import Services  # noqa: E402
 from tandem.api_client import TandemClient  # noqa: E402
-from tandem.evaluation.metrics import contains_phrase  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
-from tandem.rag.embedder import EMBED_BACKENDS, Embedder, make_embedder  # noqa: E402
-from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.rag.embedder import EMBED_BACKENDS, make_embedder  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
 from tandem.storage import Stores, open_stores  # noqa: E402
 
@@ -63,21 +61,6 @@ def temp_store(dim: int) -> Iterator[Stores]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def hit_at_4(store: Stores, embedder: Embedder, qa: list[QAItem]) -> tuple[int, int]:
-    """Questions whose expected file (and heading) is among the top 4 hybrid results."""
-    retriever = Retriever(store, embedder, "docs", get_settings().retrieval.prefetch)
-    hits = 0
-    for item in qa:
-        for scored in retriever.retrieve(item.question, 4).chunks:
-            heading = re.sub(r"\{#[^}]*\}", "", scored.chunk.heading)
-            if scored.chunk.file == item.file and (
-                item.heading is None or contains_phrase(heading, item.heading)
-            ):
-                hits += 1
-                break
-    return hits, len(qa)
-
-
 def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
     """Load the backend, index v3.0.5 from empty, re-index it unchanged, measure hit@4."""
     started = time.perf_counter()
@@ -87,7 +70,7 @@ def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
     with temp_store(embedder.dim) as store:
         full = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
         unchanged = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
-        hits, total = hit_at_4(store, embedder, qa)
+        hits, total = sum(top_k_hits(store, embedder, qa)), len(qa)
     return {
         "backend": backend,
         "load_s": load_s,

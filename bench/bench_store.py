@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -37,18 +38,20 @@ from qdrant_client import QdrantClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_foundation import pct, questions, stop, wait_ready  # noqa: E402
+from bench.bench_foundation import QA, pct, questions, stop, top_k_hits, wait_ready  # noqa: E402
 from tests.conftest import PAPERLESS, free_port  # noqa: E402
 
 from tandem.api.app import build_services, create_app  # noqa: E402
 from tandem.api.deps import Services  # noqa: E402
 from tandem.chat import ChatService  # noqa: E402
 from tandem.documents import Chunk  # noqa: E402
+from tandem.evaluation.qa import load_qa  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.llm.adapters import AdapterRegistry  # noqa: E402
 from tandem.llm.pool import VllmPool  # noqa: E402
 from tandem.rag.edge_store import EdgeDocStore  # noqa: E402
 from tandem.rag.embedder import Embedder, serving_embedder  # noqa: E402
+from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
 from tandem.rag.qdrant_store import QdrantDocStore  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.rag.sparse import query_vector  # noqa: E402
@@ -59,31 +62,40 @@ from tandem.state.sqlite_store import SqliteStateStore  # noqa: E402
 from tandem.storage import Stores  # noqa: E402
 
 Rows = list[tuple[Chunk, StoredVectors]]
-DYNAMIC = "edge, dynamic shape"  # the edge app with TANDEM_RETRIEVAL__QUERY_TOKENS=0
-BACKENDS = ("edge", DYNAMIC, "qdrant-client local")
+# TANDEM_RETRIEVAL__QUERY_WEIGHTS: "edge" runs the default (auto: int8 where the CPU has no
+# bf16, fp32 where it has), OTHER the other weights; OTHER_WEIGHTS says which they are
+AUTO_WEIGHTS = query_weights_for_this_cpu("auto")
+OTHER_WEIGHTS = "fp32" if AUTO_WEIGHTS == "int8" else "int8"
+OTHER = "edge, other query weights"
+DYNAMIC = "edge, dynamic shape"  # the edge app with TANDEM_RETRIEVAL__QUERY_TOKENS=0 (fp32)
+BACKENDS = ("edge", OTHER, DYNAMIC, "qdrant-client local")
+# each edge variant's own copy of the data (one open per path) and its retrieval settings
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "edge": ("data", {}),
+    OTHER: ("data-other", {"query_weights": OTHER_WEIGHTS}),
+    DYNAMIC: ("data-dynamic", {"query_tokens": 0}),
+}
 EMBEDDING = "query embedding"  # in-process, timed between the servers' blocks
 EMBEDDING_CPU = "  its CPU time"  # the same calls' process CPU time: slow spells are slow CPU
+EMBEDDING_OTHER = "  on the other weights"  # the same embedder with OTHER_WEIGHTS
 EMBEDDING_DYNAMIC = "  on the dynamic shape"  # the same embedder with QUERY_TOKENS=0
 FLOOR = "GET /healthz on edge"  # HTTP, uvicorn and the middleware with no work behind them
 LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
 
 
-def bench_settings(work: Path, vllm_url: str, dynamic: bool = False) -> Settings:
-    """Retrieval only; `dynamic`: queries on the dynamic-shape model, over a copy of the data
-    (one open per edge path)."""
-    data = work / ("data-dynamic" if dynamic else "data")
-    settings = Settings(data_dir=data, vllm=VllmSettings(url=vllm_url))
-    if dynamic:
-        retrieval = settings.retrieval.model_copy(update={"query_tokens": 0})
-        settings = settings.model_copy(update={"retrieval": retrieval})
-    return settings
+def bench_settings(work: Path, vllm_url: str, variant: str = "edge") -> Settings:
+    """Retrieval only, for one of the edge `VARIANTS` (the qdrant-client server: "edge")."""
+    folder, update = VARIANTS.get(variant, VARIANTS["edge"])
+    settings = Settings(data_dir=work / folder, vllm=VllmSettings(url=vllm_url))
+    retrieval = settings.retrieval.model_copy(update=update)
+    return settings.model_copy(update={"retrieval": retrieval})
 
 
 def serve_backend(backend: str, work: Path, vllm_url: str, port: int) -> None:
     """The real app on `backend`, served by uvicorn as `tandem up` and the ASGI entry do."""
-    settings = bench_settings(work, vllm_url, dynamic=backend == DYNAMIC)
+    settings = bench_settings(work, vllm_url, backend)
     embedder = serving_embedder(settings)
-    if backend in ("edge", DYNAMIC):
+    if backend in VARIANTS:
         services = build_services(settings, embedder)
     else:
         services = local_services(settings, embedder, work / LOCAL)
@@ -165,6 +177,32 @@ def split_ms(services: Services, qs: list[str], rounds: int = 2) -> dict[str, li
             times["embedding"].append((t1 - t0) * 1000)
             times["retrieve"].append((t2 - t1) * 1000)
     return times
+
+
+def query_weights_quality(stores: Stores, int8: Embedder, fp32: Embedder) -> dict[str, Any]:
+    """The serving (int8-weight) query model against fp32 weights on the same stored points:
+    hit@4 on the eval questions, the share of the top 4 both return, the vectors' cosine."""
+    qa = [item for item in load_qa(QA) if item.file]
+    prefetch = Settings().retrieval.prefetch
+
+    def top_4(embedder: Embedder) -> list[set[str]]:
+        retriever = Retriever(stores, embedder, "docs", prefetch)
+        return [
+            {s.chunk.content_hash for s in retriever.retrieve(item.question, 4).chunks}
+            for item in qa
+        ]
+
+    tops = (top_4(int8), top_4(fp32))
+    cosines = [
+        float(np.dot(int8.embed_query(i.question), fp32.embed_query(i.question))) for i in qa
+    ]
+    return {
+        "questions": len(qa),
+        "int8 hits": sum(top_k_hits(stores, int8, qa)),
+        "fp32 hits": sum(top_k_hits(stores, fp32, qa)),
+        "overlap": float(np.mean([len(a & b) / 4 for a, b in zip(*tops, strict=True)])),
+        "cosine min": min(cosines),
+    }
 
 
 def copy_to_local(edge: Stores, path: Path, dim: int) -> None:
@@ -256,16 +294,24 @@ def main() -> None:
         report = index_release(edge_services.stores, embedder, folder, "v3.0.5", "docs")
         print(f"paperless-ngx v3.0.5: {report.chunks} chunks indexed on edge")
         split = split_ms(edge_services, qs)
+        others = {
+            name: serving_embedder(bench_settings(work, vllm_url, variant))
+            for name, variant in ((EMBEDDING_OTHER, OTHER), (EMBEDDING_DYNAMIC, DYNAMIC))
+        }
+        by_weights = {AUTO_WEIGHTS: embedder, OTHER_WEIGHTS: others[EMBEDDING_OTHER]}
+        quality = query_weights_quality(
+            edge_services.stores, by_weights["int8"], by_weights["fp32"]
+        )
         collection = report.collection
         rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
         copy_to_local(edge_services.stores, work / LOCAL, embedder.dim)
         edge_services.stores.close()  # one open per path: the edge server opens it next
-        shutil.copytree(settings.data_dir, bench_settings(work, vllm_url, True).data_dir)
-        dynamic = serving_embedder(bench_settings(work, vllm_url, True))
+        for variant in (OTHER, DYNAMIC):
+            shutil.copytree(settings.data_dir, bench_settings(work, vllm_url, variant).data_dir)
         servers = {backend: served(backend, work, vllm_url) for backend in BACKENDS}
         try:
             urls = {backend: url for backend, (url, _) in servers.items()}
-            figures = retrieve_ms(urls, {EMBEDDING: embedder, EMBEDDING_DYNAMIC: dynamic}, qs)
+            figures = retrieve_ms(urls, {EMBEDDING: embedder, **others}, qs)
             rss = {
                 b: psutil.Process(p.pid).memory_info().rss / 2**20 for b, (_, p) in servers.items()
             }
@@ -275,26 +321,36 @@ def main() -> None:
         edge, old = figures["edge"], figures["qdrant-client local"]
         print(
             f"\n/v1/retrieve over {len(edge)} queries (top_k 4, prefetch 24; server processes, "
-            "both up, blocks interleaved with the query embedding in this process):"
+            "both up, blocks interleaved with the query embedding in this process; query "
+            f"weights: {AUTO_WEIGHTS} by default on this CPU, the other {OTHER_WEIGHTS}):"
         )
         for name, times in figures.items():
-            print(f"  {name:<22} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+            print(f"  {name:<26} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
         print(
             f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
             f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
         )
-        for label, static, other in (
-            ("edge /v1/retrieve", edge, figures[DYNAMIC]),
-            ("query embedding", figures[EMBEDDING], figures[EMBEDDING_DYNAMIC]),
+        fp32 = ("edge", EMBEDDING) if AUTO_WEIGHTS == "fp32" else (OTHER, EMBEDDING_OTHER)
+        weights = f"{OTHER_WEIGHTS}/{AUTO_WEIGHTS} query weights"
+        for what, label, fast, slow in (
+            (weights, "edge /v1/retrieve", "edge", OTHER),
+            (weights, "query embedding", EMBEDDING, EMBEDDING_OTHER),
+            ("dynamic/static query shape (fp32)", "edge /v1/retrieve", fp32[0], DYNAMIC),
+            ("dynamic/static query shape (fp32)", "query embedding", fp32[1], EMBEDDING_DYNAMIC),
         ):
-            p50, p95 = (pct(other, q) / pct(static, q) for q in (50, 95))
-            print(f"  ratio dynamic/static query shape, {label}: p50 {p50:.2f}x, p95 {p95:.2f}x")
+            p50, p95 = (pct(figures[slow], q) / pct(figures[fast], q) for q in (50, 95))
+            print(f"  ratio {what}, {label}: p50 {p50:.2f}x, p95 {p95:.2f}x")
         print(
             "  server RSS after the queries: "
             + ", ".join(f"{b} {m:.0f} MiB" for b, m in rss.items())
         )
         rest = pct(edge, 50) - pct(figures[EMBEDDING], 50)
         print(f"  edge p50 minus the embedding's (search, HTTP, API, hand-offs): {rest:.1f} ms")
+        print(
+            f"  int8 against fp32 query weights, over the {quality['questions']} eval questions:"
+            f" hit@4 {quality['int8 hits']} against {quality['fp32 hits']}, top-4 overlap "
+            f"{quality['overlap']:.3f}, cosine min {quality['cosine min']:.4f}"
+        )
         print("  in-process before the servers started (one shard open, same questions):")
         for name, times in split.items():
             print(f"    {name:<18} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")

@@ -14,7 +14,12 @@ import pytest
 from tandem.errors import BadInput
 from tandem.rag.embed_model import packaged_model_path
 from tandem.rag.embedder import Embedder, embedder_from_settings, make_embedder, serving_embedder
-from tandem.rag.onnx_embedder import INPUTS, compile_openvino, exported_model
+from tandem.rag.onnx_embedder import (
+    INPUTS,
+    compile_openvino,
+    exported_model,
+    query_weights_for_this_cpu,
+)
 from tandem.settings import RetrievalSettings, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,10 +68,36 @@ def test_openvino_static_query_shape_gives_the_same_vectors(
         make_embedder("onnx", cache_dir=cache, query_tokens=16)
 
 
+def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: Embedder) -> None:
+    """Queries on the int8-weight static model; documents and long queries stay fp32."""
+    fast = make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int8")
+    short, long = TEXTS[1], TEXTS[2]
+    for text, min_cosine in ((short, 0.995), (long, 0.999)):
+        expected = np.array(embedder.embed_query(text))
+        assert np.dot(fast.embed_query(text), expected) >= min_cosine
+    documents = np.array(fast.embed_documents(TEXTS))
+    assert (documents * np.array(embedder.embed_documents(TEXTS))).sum(axis=1).min() >= 0.999
+    made = sorted({path.resolve() for path in cache.glob("onnx/*/model-int8-weights.*")})
+    assert [path.suffix for path in made] == [".bin", ".xml"]
+    stamp = made[1].stat().st_mtime_ns
+    again = make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int8")
+    assert made[1].stat().st_mtime_ns == stamp  # made once, then reused
+    assert again.embed_query(short) == fast.embed_query(short)
+    with pytest.raises(BadInput, match="query weights"):
+        make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int4")
+    folders = {path.name for path in made[0].parent.iterdir() if path.is_dir()}
+    assert folders <= {"openvino-cache"}  # no temporary folder left behind
+
+
 def test_the_serving_process_embeds_queries_on_the_static_shape(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_tokens=24))
     assert settings.retrieval.embed_backend == "openvino"
     assert getattr(serving_embedder(settings), "query_tokens", None) == 24
+    by_default = getattr(serving_embedder(settings), "query_weights", None)
+    assert by_default == query_weights_for_this_cpu("auto")
+    for weights in ("fp32", "int8"):
+        chosen = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_weights=weights))
+        assert getattr(serving_embedder(chosen), "query_weights", None) == weights
     index_child = embedder_from_settings(settings, settings.index.embed_threads)
     assert getattr(index_child, "query_tokens", None) == 0  # documents only: no second model
 

@@ -99,6 +99,7 @@ class ModelSettings(BaseModel):
 
 
 EmbedBackend = Literal["torch", "onnx", "onnx-int8", "openvino"]
+QueryWeights = Literal["auto", "fp32", "int8"]
 
 
 class RetrievalSettings(BaseModel):
@@ -119,6 +120,12 @@ class RetrievalSettings(BaseModel):
     # and p95, same vectors, ~135 MiB more RSS (bench/bench_store.py). Longer queries use the
     # dynamic model. 0: the dynamic model only. 32 holds every eval question (7-31 tokens).
     query_tokens: int = Field(default=32, ge=0, le=256)
+    # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
+    # (NNCF, made once beside the export) where the CPU has no bf16 and OpenVINO computes in
+    # f32 — a query embedded ~1.6x faster there, vectors at cosine >= 0.999 to fp32's — and
+    # fp32 where it has bf16 (int8 weights were slower than bf16 there). Documents keep the
+    # fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
+    query_weights: QueryWeights = "auto"
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback
     # sentence without calling vLLM. Values chosen on the calibration split by

@@ -1,11 +1,13 @@
-"""How many threads the serving process's embedder computes on."""
+"""How many threads the serving process's embedder computes on, and on which weights."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from tandem.rag.embedder import serving_threads
-from tandem.settings import Settings
+from tandem.rag.onnx_embedder import query_weights_for
+from tandem.settings import RetrievalSettings, Settings
 
 
 def test_queries_embed_on_one_thread_by_default() -> None:
@@ -22,3 +24,19 @@ def test_every_core_when_index_jobs_embed_in_the_serving_process(
 ) -> None:
     monkeypatch.setenv("TANDEM_INDEX__EMBED_PROCESS", "false")
     assert serving_threads(Settings()) is None
+
+
+def test_auto_query_weights_are_int8_only_where_openvino_has_no_bf16() -> None:
+    assert query_weights_for("auto", ["FP32", "INT8", "BIN"]) == "int8"  # AVX-512 VNNI only
+    assert query_weights_for("auto", ["FP32", "BF16", "INT8"]) == "fp32"  # bf16 / AMX
+    for chosen in ("fp32", "int8"):
+        assert query_weights_for(chosen, ["FP32", "BF16"]) == chosen
+        assert query_weights_for(chosen, ["FP32"]) == chosen
+
+
+def test_query_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().retrieval.query_weights == "auto"
+    monkeypatch.setenv("TANDEM_RETRIEVAL__QUERY_WEIGHTS", "fp32")
+    assert Settings().retrieval.query_weights == "fp32"
+    with pytest.raises(ValidationError, match="query_weights"):
+        RetrievalSettings(query_weights="int4")  # type: ignore[arg-type]

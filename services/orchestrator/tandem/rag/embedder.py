@@ -71,11 +71,13 @@ def make_embedder(
     model_path: Path | None = None,
     threads: int | None = None,
     query_tokens: int | None = None,
+    query_weights: str = "fp32",
 ) -> Embedder:
     """The packaged model on `backend`; ONNX exports are cached under `cache_dir`.
 
     `threads`: the backend's compute threads (None: every core). `query_tokens`: the static
-    query shape of the openvino backend (`OnnxEmbedder`; None: dynamic only).
+    query shape of the openvino backend (`OnnxEmbedder`; None: dynamic only); `query_weights`:
+    that shape's model's weights (fp32, int8, auto).
     """
     model = model_path or packaged_model_path()
     if backend == "torch":
@@ -84,11 +86,14 @@ def make_embedder(
 
     if cache_dir is None:
         raise ValueError("the onnx backends need a cache folder for the exported model")
-    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads, query_tokens)
+    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads, query_tokens, query_weights)
 
 
 def embedder_from_settings(
-    settings: Settings, threads: int | None = None, query_tokens: int | None = None
+    settings: Settings,
+    threads: int | None = None,
+    query_tokens: int | None = None,
+    query_weights: str = "fp32",
 ) -> Embedder:
     """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
     retrieval = settings.retrieval
@@ -99,6 +104,7 @@ def embedder_from_settings(
         None,
         threads,
         query_tokens,
+        query_weights,
     )
 
 
@@ -110,10 +116,12 @@ def serving_threads(settings: Settings) -> int | None:
 
 def serving_embedder(settings: Settings) -> Embedder:
     """The embedder of a serving process: `serving_threads`, and on openvino queries of up to
-    TANDEM_RETRIEVAL__QUERY_TOKENS tokens on a model compiled for that one shape."""
+    TANDEM_RETRIEVAL__QUERY_TOKENS tokens on a model compiled for that one shape, its weights
+    as TANDEM_RETRIEVAL__QUERY_WEIGHTS says."""
     retrieval = settings.retrieval
     query_tokens = retrieval.query_tokens if retrieval.embed_backend == "openvino" else None
-    return embedder_from_settings(settings, serving_threads(settings), query_tokens)
+    threads = serving_threads(settings)
+    return embedder_from_settings(settings, threads, query_tokens, retrieval.query_weights)
 
 
 def vector_space(embedder: Embedder) -> str:
