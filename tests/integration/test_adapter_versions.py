@@ -5,6 +5,7 @@ The prompts are held-out eval examples, built by the same `build_messages` as se
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -52,9 +53,9 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
             "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}
         )
         assert loaded.status_code == 200 or "already" in loaded.text, loaded.text
-        compliant = 0
         generation = Settings().generation  # the serving decoding settings
-        for messages, blocks, release in eval_prompts():
+
+        def answer(messages: list[dict[str, str]]) -> str:
             body = {
                 "model": name,
                 "messages": messages,
@@ -64,8 +65,15 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
                 "repetition_penalty": generation.repetition_penalty,
                 "seed": 1234,  # the same samples on every run: the floor is not a coin toss
             }
-            answer = http.post("/v1/chat/completions", json=body).json()
-            text = answer["choices"][0]["message"]["content"]
+            reply = http.post("/v1/chat/completions", json=body).raise_for_status().json()
+            return str(reply["choices"][0]["message"]["content"])
+
+        prompts = eval_prompts()
+        # all at once: vLLM decodes them as one batch, as it serves concurrent chats
+        with ThreadPoolExecutor(len(prompts)) as pool:
+            texts = list(pool.map(answer, [messages for messages, _, _ in prompts]))
+        compliant = 0
+        for (messages, blocks, release), text in zip(prompts, texts, strict=True):
             ok = check_answer(text, blocks, release).compliant
             print(f"{version}: {'ok ' if ok else 'off'} {messages[-1]['content'][-60:]!r}")
             compliant += ok

@@ -13,7 +13,13 @@ import pytest
 
 from tandem.errors import BadInput
 from tandem.rag.embed_model import packaged_model_path
-from tandem.rag.embedder import Embedder, embedder_from_settings, make_embedder, serving_embedder
+from tandem.rag.embedder import (
+    Embedder,
+    describe,
+    embedder_from_settings,
+    make_embedder,
+    serving_embedder,
+)
 from tandem.rag.onnx_embedder import (
     INPUTS,
     compile_openvino,
@@ -83,6 +89,7 @@ def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: 
     again = make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int8")
     assert made[1].stat().st_mtime_ns == stamp  # made once, then reused
     assert again.embed_query(short) == fast.embed_query(short)
+    assert describe(fast) == "openvino; queries: 16-token shape, int8 weights"
     with pytest.raises(BadInput, match="query weights"):
         make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int4")
     folders = {path.name for path in made[0].parent.iterdir() if path.is_dir()}

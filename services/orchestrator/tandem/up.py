@@ -20,6 +20,7 @@ from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
 from tandem.llm.supervisor import VllmSupervisor
 from tandem.progress import progress_bar
+from tandem.rag.embedder import describe
 from tandem.settings import Settings
 
 console = Console(stderr=True)
@@ -96,6 +97,7 @@ def run_up(settings: Settings) -> None:
         console.print(f"vllm: starting on {vllm.url}, log: {vllm.log_path}")
     try:
         services = build_services(settings)
+        console.print(f"embedder: {describe(services.embedder)}")
         # leftovers of an interrupted build are removed by index_release before it builds,
         # and by the app's start-up otherwise
         index_corpus_if_empty(services, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tandem.rag.embedder import serving_threads
+from tandem.rag.embedder import HashEmbedder, describe, serving_threads
 from tandem.rag.onnx_embedder import query_weights_for
 from tandem.settings import RetrievalSettings, Settings
 
@@ -40,3 +40,7 @@ def test_query_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().retrieval.query_weights == "fp32"
     with pytest.raises(ValidationError, match="query_weights"):
         RetrievalSettings(query_weights="int4")  # type: ignore[arg-type]
+
+
+def test_the_start_up_log_says_how_queries_are_embedded() -> None:
+    assert describe(HashEmbedder()) == "HashEmbedder"  # no backend, no static query shape

@@ -124,6 +124,16 @@ def serving_embedder(settings: Settings) -> Embedder:
     return embedder_from_settings(settings, threads, query_tokens, retrieval.query_weights)
 
 
+def describe(embedder: Embedder) -> str:
+    """How an embedder runs, for the start-up log: its backend, and where queries have a
+    static shape its length and weights (e.g. "openvino; queries: 32-token shape, int8")."""
+    text = str(getattr(embedder, "backend", type(embedder).__name__))
+    if tokens := getattr(embedder, "query_tokens", 0):
+        text += f"; queries: {tokens}-token shape, {getattr(embedder, 'query_weights', 'fp32')}"
+        text += " weights"
+    return text
+
+
 def vector_space(embedder: Embedder) -> str:
     """Which vectors an embedder makes; stored vectors are reused only within one space."""
     return str(getattr(embedder, "vector_space", type(embedder).__name__))
