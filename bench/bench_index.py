@@ -42,6 +42,7 @@ from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
 from tandem.rag.embedder import EMBED_BACKENDS, make_embedder  # noqa: E402
+from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
 from tandem.storage import Stores, open_stores  # noqa: E402
 
@@ -282,7 +283,9 @@ def main() -> None:
             f"\n(upgrade runs on the {retrieval.embed_backend} backend, "
             "TANDEM_RETRIEVAL__EMBED_BACKEND; the app embeds queries as `tandem serve` does: "
             f"{retrieval.embed_threads or 'all'} thread(s), static query shape "
-            f"{retrieval.query_tokens or 'off'}; in-process jobs on every core)"
+            f"{retrieval.query_tokens or 'off'}, "
+            f"{query_weights_for_this_cpu(retrieval.query_weights)} weights; "
+            "in-process jobs on every core)"
         )
         for mode in modes:
             bench_release_upgrade([item.question for item in qa], mode == "child")
