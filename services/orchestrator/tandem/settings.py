@@ -123,8 +123,8 @@ class RetrievalSettings(BaseModel):
     # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
     # (NNCF, made once beside the export) where the CPU has no bf16 and OpenVINO computes in
     # f32 — a query embedded ~1.6x faster there, vectors at cosine >= 0.999 to fp32's — and
-    # fp32 where it has bf16 (int8 weights were slower than bf16 there). Documents keep the
-    # fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
+    # fp32 where it has bf16 (weight-only int8 showed no clear gain there). Documents keep
+    # the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
     query_weights: QueryWeights = "auto"
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback

@@ -126,7 +126,7 @@ def serving_embedder(settings: Settings) -> Embedder:
 
 def describe(embedder: Embedder) -> str:
     """How an embedder runs, for the start-up log: its backend, and where queries have a
-    static shape its length and weights (e.g. "openvino; queries: 32-token shape, int8")."""
+    static shape its length and weights ("openvino; queries: 32-token shape, int8 weights")."""
     text = str(getattr(embedder, "backend", type(embedder).__name__))
     if tokens := getattr(embedder, "query_tokens", 0):
         text += f"; queries: {tokens}-token shape, {getattr(embedder, 'query_weights', 'fp32')}"

@@ -14,13 +14,14 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from tokenizers import Encoding
 
 from tandem.errors import BadInput
 from tandem.rag.embed_model import model_label
+from tandem.settings import QueryWeights
 from tandem.tokenizer_json import load_tokenizer_json
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
@@ -156,8 +157,8 @@ def int8_weights_model(onnx: Path) -> Path:
 
 def query_weights_for(choice: str, capabilities: Sequence[str]) -> str:
     """`choice` ("fp32" or "int8"), or for "auto" the faster one on a CPU with OpenVINO's
-    `capabilities`: fp32 where OpenVINO computes in bf16 (int8 weights, decompressed per
-    call, were slower than bf16 there), int8 where it computes in f32 (~1.6x faster)."""
+    `capabilities`: fp32 where OpenVINO computes in bf16 (weight-only int8 showed no clear
+    gain over bf16 there), int8 where it computes in f32 (~1.6x faster)."""
     if choice != "auto":
         return choice
     return "fp32" if "BF16" in capabilities else "int8"
@@ -330,8 +331,9 @@ class OnnxEmbedder:
     ) -> None:
         if query_tokens and backend != "openvino":
             raise BadInput("query_tokens (a static query shape) needs the openvino embed backend")
-        if query_weights not in {"auto", "fp32", "int8"}:
-            raise BadInput(f"unknown query weights {query_weights!r}; use auto, fp32, int8")
+        if query_weights not in get_args(QueryWeights):
+            choices = ", ".join(get_args(QueryWeights))
+            raise BadInput(f"unknown query weights {query_weights!r}; use {choices}")
         if backend not in {"onnx", "onnx-int8", "openvino"}:
             raise BadInput(
                 f"unknown embed backend {backend!r}; use torch, onnx, onnx-int8, openvino"
