@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tandem.documents import Chunk
 from tandem.evaluation.metrics import source_matches
 from tandem.evaluation.qa import QAItem
 from tandem.rag.embedder import Embedder
@@ -116,17 +117,24 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def top_k(stores: Stores, embedder: Embedder, qa: list[QAItem], k: int = 4) -> list[list[Chunk]]:
+    """For each question, the top `k` blocks of hybrid retrieval on the serving release."""
+    retriever = Retriever(stores, embedder, "docs", get_settings().retrieval.prefetch)
+    return [[s.chunk for s in retriever.retrieve(item.question, k).chunks] for item in qa]
+
+
+def hits(qa: list[QAItem], tops: list[list[Chunk]]) -> list[bool]:
+    """For each question, whether its `tops` hold the block it expects (file and heading)."""
+    return [
+        any(source_matches(item, chunk.file, chunk.heading) for chunk in top)
+        for item, top in zip(qa, tops, strict=True)
+    ]
+
+
 def top_k_hits(stores: Stores, embedder: Embedder, qa: list[QAItem], k: int = 4) -> list[bool]:
     """For each question, whether hybrid retrieval on the serving release puts the block it
-    expects (file and heading) among the top `k`."""
-    retriever = Retriever(stores, embedder, "docs", get_settings().retrieval.prefetch)
-    return [
-        any(
-            source_matches(item, s.chunk.file, s.chunk.heading)
-            for s in retriever.retrieve(item.question, k).chunks
-        )
-        for item in qa
-    ]
+    expects among the top `k`."""
+    return hits(qa, top_k(stores, embedder, qa, k))
 
 
 def questions(n: int) -> list[str]:

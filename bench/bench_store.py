@@ -38,7 +38,7 @@ from qdrant_client import QdrantClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_foundation import QA, pct, questions, stop, top_k_hits, wait_ready  # noqa: E402
+from bench.bench_foundation import QA, hits, pct, questions, stop, top_k, wait_ready  # noqa: E402
 from tests.conftest import PAPERLESS, free_port  # noqa: E402
 
 from tandem.api.app import build_services, create_app  # noqa: E402
@@ -180,27 +180,22 @@ def split_ms(services: Services, qs: list[str], rounds: int = 2) -> dict[str, li
 
 
 def query_weights_quality(stores: Stores, int8: Embedder, fp32: Embedder) -> dict[str, Any]:
-    """The serving (int8-weight) query model against fp32 weights on the same stored points:
-    hit@4 on the eval questions, the share of the top 4 both return, the vectors' cosine."""
+    """The int8-weight query model against fp32 weights on the same stored points: hit@4 on
+    the eval questions, the share of the top 4 both return, the vectors' cosine."""
     qa = [item for item in load_qa(QA) if item.file]
-    prefetch = Settings().retrieval.prefetch
-
-    def top_4(embedder: Embedder) -> list[set[str]]:
-        retriever = Retriever(stores, embedder, "docs", prefetch)
-        return [
-            {s.chunk.content_hash for s in retriever.retrieve(item.question, 4).chunks}
-            for item in qa
-        ]
-
-    tops = (top_4(int8), top_4(fp32))
+    tops = {name: top_k(stores, e, qa) for name, e in (("int8", int8), ("fp32", fp32))}
+    shared = [
+        len({c.content_hash for c in a} & {c.content_hash for c in b}) / 4
+        for a, b in zip(tops["int8"], tops["fp32"], strict=True)
+    ]
     cosines = [
         float(np.dot(int8.embed_query(i.question), fp32.embed_query(i.question))) for i in qa
     ]
     return {
         "questions": len(qa),
-        "int8 hits": sum(top_k_hits(stores, int8, qa)),
-        "fp32 hits": sum(top_k_hits(stores, fp32, qa)),
-        "overlap": float(np.mean([len(a & b) / 4 for a, b in zip(*tops, strict=True)])),
+        "int8 hits": sum(hits(qa, tops["int8"])),
+        "fp32 hits": sum(hits(qa, tops["fp32"])),
+        "overlap": float(np.mean(shared)),
         "cosine min": min(cosines),
     }
 

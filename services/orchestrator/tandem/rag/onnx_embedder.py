@@ -149,9 +149,10 @@ def int8_weights_model(onnx: Path) -> Path:
         ov.Core().read_model(str(onnx)), mode=nncf.CompressWeightsMode.INT8_ASYM
     )
     with tempfile.TemporaryDirectory(dir=onnx.parent) as tmp:
-        ov.save_model(model, str(Path(tmp) / target.name), compress_to_fp16=False)
-        (Path(tmp) / target.name).with_suffix(".bin").replace(target.with_suffix(".bin"))
-        (Path(tmp) / target.name).replace(target)  # the .xml last: it names a whole model
+        written = Path(tmp) / target.name
+        ov.save_model(model, str(written), compress_to_fp16=False)
+        written.with_suffix(".bin").replace(target.with_suffix(".bin"))
+        written.replace(target)  # the .xml last: it names a whole model
     return target
 
 
