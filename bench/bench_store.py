@@ -3,9 +3,10 @@
 1. `/v1/retrieve` p50/p95 on paperless-ngx v3.0.5 (real MiniLM, the eval questions), the
    real app over HTTP on each backend holding the very same points (ratio). The app runs as
    a server does: uvicorn in a process of its own (this script, `--serve BACKEND`), both
-   backends up at once, and a third edge server embedding queries on the dynamic-shape model
-   (TANDEM_RETRIEVAL__QUERY_TOKENS=0) for the static shape's ratio; the client asks them in
-   interleaved blocks, with the query embedding (static and dynamic) timed in this process
+   backends up at once, and beside the default edge server three variants of it (`VARIANTS`):
+   queries on the other weights, on one 32-token shape instead of the shortest of 16/24/32,
+   and on the dynamic-shape model (TANDEM_RETRIEVAL__QUERY_TOKENS=0); the client asks them
+   in interleaved blocks, with the query embedding of each variant timed in this process
    between them (`retrieve_ms`).
 2. Scale: a corpus of N chunks generated from paperless-ngx v3.0.5 — its 1,695 real chunks
    repeated with their real vectors randomly perturbed (dense: Gaussian noise, renormalised;
@@ -68,17 +69,20 @@ AUTO_WEIGHTS = query_weights_for_this_cpu("auto")
 OTHER_WEIGHTS = "fp32" if AUTO_WEIGHTS == "int8" else "int8"
 OTHER = "edge, other query weights"
 DYNAMIC = "edge, dynamic shape"  # the edge app with TANDEM_RETRIEVAL__QUERY_TOKENS=0 (fp32)
-BACKENDS = ("edge", OTHER, DYNAMIC, "qdrant-client local")
+ONE_SHAPE = "edge, one 32-token shape"  # TANDEM_RETRIEVAL__QUERY_TOKENS=32 (default weights)
+BACKENDS = ("edge", OTHER, ONE_SHAPE, DYNAMIC, "qdrant-client local")
 # each edge variant's own copy of the data (one open per path) and its retrieval settings
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "edge": ("data", {}),
     OTHER: ("data-other", {"query_weights": OTHER_WEIGHTS}),
-    DYNAMIC: ("data-dynamic", {"query_tokens": 0}),
+    DYNAMIC: ("data-dynamic", {"query_tokens": []}),
+    ONE_SHAPE: ("data-one-shape", {"query_tokens": [32]}),
 }
 EMBEDDING = "query embedding"  # in-process, timed between the servers' blocks
 EMBEDDING_CPU = "  its CPU time"  # the same calls' process CPU time: slow spells are slow CPU
 EMBEDDING_OTHER = "  on the other weights"  # the same embedder with OTHER_WEIGHTS
 EMBEDDING_DYNAMIC = "  on the dynamic shape"  # the same embedder with QUERY_TOKENS=0
+EMBEDDING_ONE_SHAPE = "  on one 32-token shape"  # the same embedder with QUERY_TOKENS=32
 FLOOR = "GET /healthz on edge"  # HTTP, uvicorn and the middleware with no work behind them
 LOCAL = "qdrant-local"  # under the work dir: qdrant-client's local mode, a copy of the points
 
@@ -291,7 +295,11 @@ def main() -> None:
         split = split_ms(edge_services, qs)
         others = {
             name: serving_embedder(bench_settings(work, vllm_url, variant))
-            for name, variant in ((EMBEDDING_OTHER, OTHER), (EMBEDDING_DYNAMIC, DYNAMIC))
+            for name, variant in (
+                (EMBEDDING_OTHER, OTHER),
+                (EMBEDDING_ONE_SHAPE, ONE_SHAPE),
+                (EMBEDDING_DYNAMIC, DYNAMIC),
+            )
         }
         by_weights = {AUTO_WEIGHTS: embedder, OTHER_WEIGHTS: others[EMBEDDING_OTHER]}
         quality = query_weights_quality(
@@ -301,7 +309,7 @@ def main() -> None:
         rows = [(c, v) for c, v in edge_services.stores.docs.scroll_chunks(collection, True) if v]
         copy_to_local(edge_services.stores, work / LOCAL, embedder.dim)
         edge_services.stores.close()  # one open per path: the edge server opens it next
-        for variant in (OTHER, DYNAMIC):
+        for variant in (OTHER, ONE_SHAPE, DYNAMIC):
             shutil.copytree(settings.data_dir, bench_settings(work, vllm_url, variant).data_dir)
         servers = {backend: served(backend, work, vllm_url) for backend in BACKENDS}
         try:
@@ -330,6 +338,8 @@ def main() -> None:
         for what, label, fast, slow in (
             (weights, "edge /v1/retrieve", "edge", OTHER),
             (weights, "query embedding", EMBEDDING, EMBEDDING_OTHER),
+            ("one 32-token shape/16, 24, 32", "edge /v1/retrieve", "edge", ONE_SHAPE),
+            ("one 32-token shape/16, 24, 32", "query embedding", EMBEDDING, EMBEDDING_ONE_SHAPE),
             ("dynamic/static query shape (fp32)", "edge /v1/retrieve", fp32[0], DYNAMIC),
             ("dynamic/static query shape (fp32)", "query embedding", fp32[1], EMBEDDING_DYNAMIC),
         ):

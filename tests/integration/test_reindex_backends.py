@@ -58,14 +58,17 @@ def test_backend_matches_torch(
     assert fast.count_tokens(TEXTS[2]) == embedder.count_tokens(TEXTS[2])
 
 
-def test_openvino_static_query_shape_gives_the_same_vectors(
+def test_openvino_static_query_shapes_give_the_same_vectors(
     cache: Path, embedder: Embedder
 ) -> None:
-    """Queries that fit run on a model compiled for one padded shape; longer ones do not."""
-    fast = make_embedder("openvino", cache_dir=cache, query_tokens=16)
-    short, long = TEXTS[1], TEXTS[2]
-    assert embedder.count_tokens(short) <= 16 < embedder.count_tokens(long)
-    for text in (short, long):
+    """Queries that fit run on the shortest of the models compiled for one padded shape each;
+    longer ones on the dynamic model."""
+    fast = make_embedder("openvino", cache_dir=cache, query_tokens=[24, 16])
+    assert getattr(fast, "query_shapes", None) == [16, 24]
+    short, middle, long = TEXTS[1], " ".join(["word"] * 20), TEXTS[2]
+    assert [embedder.count_tokens(t) for t in (short, middle)] == [15, 22]
+    assert embedder.count_tokens(long) > 24
+    for text in (short, middle, long):
         expected = np.array(embedder.embed_query(text))
         assert np.dot(fast.embed_query(text), expected) >= 0.999
     compiled = compile_openvino(exported_model(packaged_model_path(), cache, int8=False), 1, 16)
@@ -99,14 +102,17 @@ def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: 
 def test_the_serving_process_embeds_queries_on_the_static_shape(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_tokens=24))
     assert settings.retrieval.embed_backend == "openvino"
-    assert getattr(serving_embedder(settings), "query_tokens", None) == 24
+    assert getattr(serving_embedder(settings), "query_shapes", None) == [24]
+    default = serving_embedder(Settings(data_dir=tmp_path))
+    assert getattr(default, "query_shapes", None) == [16, 24, 32]
+    assert describe(default).startswith("openvino; queries: 16/24/32-token shapes, ")
     by_default = getattr(serving_embedder(settings), "query_weights", None)
     assert by_default == query_weights_for_this_cpu("auto")
     for weights in ("fp32", "int8"):
         chosen = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_weights=weights))
         assert getattr(serving_embedder(chosen), "query_weights", None) == weights
     index_child = embedder_from_settings(settings, settings.index.embed_threads)
-    assert getattr(index_child, "query_tokens", None) == 0  # documents only: no second model
+    assert getattr(index_child, "query_shapes", None) == []  # documents only: no query model
 
 
 def test_the_export_is_made_once_and_cached(cache: Path) -> None:

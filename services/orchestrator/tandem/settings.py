@@ -14,12 +14,18 @@ BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CommaList = Annotated[list[str], NoDecode]
+TokenLengths = Annotated[list[int], NoDecode]  # "16,24,32" in the environment
 
 
 def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _token_lengths(value: object) -> object:
+    """One length (`32`) or several (`"16,24,32"`, `[16, 24, 32]`) as a list."""
+    return [value] if isinstance(value, int) else _split_commas(value)
 
 
 VllmDtype = Literal["bfloat16", "float32", "auto"]
@@ -115,17 +121,32 @@ class RetrievalSettings(BaseModel):
     # were within noise (bench/bench_store.py). With TANDEM_INDEX__EMBED_PROCESS=false jobs
     # embed there too and it uses every core. None: every core.
     embed_threads: int | None = Field(default=1, ge=1)
-    # TANDEM_RETRIEVAL__QUERY_TOKENS: on openvino the serving process embeds queries of up to
-    # this many tokens on a model compiled for that one padded shape: ~1.3-1.4x faster at p50
-    # and p95, same vectors, ~135 MiB more RSS (bench/bench_store.py). Longer queries use the
-    # dynamic model. 0: the dynamic model only. 32 holds every eval question (7-31 tokens).
-    query_tokens: int = Field(default=32, ge=0, le=256)
+    # TANDEM_RETRIEVAL__QUERY_TOKENS: on openvino the serving process embeds a query on a
+    # model compiled for one padded shape, the shortest of these lengths that holds it: a
+    # static shape ran ~1.3-1.4x faster than the dynamic model with the same vectors, and
+    # 16/24/32 faster again than 32 alone for the many short questions (bench/bench_store.py,
+    # docs/MEASUREMENTS.md). The 16 and 24 shapes cost ~50 MiB of RSS on int8 weights (the
+    # shapes share one copy of the weights). Longer queries use the dynamic model. One length
+    # ("32") gives one shape; 0: the dynamic model only. 32 holds every eval question (7-31
+    # tokens).
+    query_tokens: TokenLengths = Field(default_factory=lambda: [16, 24, 32])
     # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
     # (NNCF, made once beside the export) where the CPU has no bf16 and OpenVINO computes in
     # f32 — a query embedded ~1.6x faster there, vectors at cosine >= 0.999 to fp32's — and
     # fp32 where it has bf16 (weight-only int8 showed no clear gain there). Documents keep
     # the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
     query_weights: QueryWeights = "auto"
+
+    _split = field_validator("query_tokens", mode="before")(_token_lengths)
+
+    @field_validator("query_tokens")
+    @classmethod
+    def _query_shapes(cls, lengths: list[int]) -> list[int]:
+        """Sorted, each once; 0 means none."""
+        if any(not 0 <= length <= 256 for length in lengths):
+            raise ValueError(f"query token lengths must lie in 0-256, not {lengths}")
+        return sorted({length for length in lengths if length})
+
     # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
     # allowed, or on a name the release never mentions, Tandem answers with the house fallback
     # sentence without calling vLLM. Values chosen on the calibration split by

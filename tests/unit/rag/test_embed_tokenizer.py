@@ -16,7 +16,7 @@ from tandem.rag.onnx_embedder import INPUTS, EmbedTokenizer, check_mean_pooling
 from tandem.rag.prompt import SYSTEM_PROMPT
 
 ROOT = Path(__file__).resolve().parents[3]
-QUERY_TOKENS = 32
+QUERY_SHAPES = (16, 24, 32)
 
 
 def texts() -> list[str]:
@@ -31,7 +31,8 @@ def texts() -> list[str]:
         "Ünïcödé façade — naïve café; 東京の書類をスキャン 📄✅",
         "<b>bold</b> [link](https://docs.paperless-ngx.com/) `code` ![x](y.png)",
         "",
-        " ".join(["word"] * 40),  # longer than the static query shape
+        " ".join(["word"] * 20),  # 22 tokens: the 24-token shape
+        " ".join(["word"] * 40),  # longer than every static query shape
     ]
 
 
@@ -46,7 +47,7 @@ def reference() -> object:
 @pytest.fixture(scope="module")
 def ours() -> EmbedTokenizer:
     model = packaged_model_path()
-    return EmbedTokenizer(model, check_mean_pooling(model), QUERY_TOKENS)
+    return EmbedTokenizer(model, check_mean_pooling(model), QUERY_SHAPES)
 
 
 def test_batches_match_transformers(reference: object, ours: EmbedTokenizer) -> None:
@@ -64,27 +65,28 @@ def test_batches_match_transformers(reference: object, ours: EmbedTokenizer) -> 
         np.testing.assert_array_equal(got[name], expected[name].astype(np.int64), err_msg=name)
 
 
-def test_queries_on_the_static_shape_match_transformers(
+def test_queries_on_the_shortest_static_shape_match_transformers(
     reference: object, ours: EmbedTokenizer
 ) -> None:
-    fitted = 0
+    """Each query padded to the shortest shape that holds it, as transformers pads to a
+    length; a query longer than every shape gets None (the dynamic model takes it whole)."""
+    on_shape = dict.fromkeys(QUERY_SHAPES, 0)
     for text in texts():
-        expected = reference(  # type: ignore[operator]
-            [text],
-            padding="max_length",
-            truncation=False,
-            max_length=QUERY_TOKENS,
-            return_tensors="np",
-        )
+        length = len(reference([text], truncation=False)["input_ids"][0])  # type: ignore[operator]
         got = ours.query_inputs(text)
-        if expected["input_ids"].shape[1] != QUERY_TOKENS:
-            assert got is None  # longer than the shape: the dynamic model takes it
+        shape = next((n for n in QUERY_SHAPES if n >= length), None)
+        if shape is None:
+            assert got is None
             continue
+        expected = reference(  # type: ignore[operator]
+            [text], padding="max_length", truncation=False, max_length=shape, return_tensors="np"
+        )
         assert got is not None
-        fitted += 1
+        on_shape[shape] += 1
         for name in INPUTS:
             np.testing.assert_array_equal(got[name], expected[name].astype(np.int64), err_msg=name)
-    assert 3 <= fitted < len(texts())
+    assert on_shape[16] >= 2 and on_shape[24] >= 1  # the texts reach more than one shape
+    assert ours.query_inputs(" ".join(["word"] * 40)) is None
 
 
 def test_counts_match_transformers(reference: object, ours: EmbedTokenizer) -> None:

@@ -44,3 +44,14 @@ def test_query_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_start_up_log_says_how_queries_are_embedded() -> None:
     assert describe(HashEmbedder()) == "HashEmbedder"  # no backend, no static query shape
+
+
+def test_query_shapes_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().retrieval.query_tokens == [16, 24, 32]
+    assert RetrievalSettings(query_tokens=24).query_tokens == [24]  # one shape, as before
+    for value, shapes in (("32", [32]), ("24, 16,16", [16, 24]), ("0", []), ("", [])):
+        monkeypatch.setenv("TANDEM_RETRIEVAL__QUERY_TOKENS", value)
+        assert Settings().retrieval.query_tokens == shapes
+    for bad in ("300", "16,x", "-8"):
+        with pytest.raises(ValidationError, match="query_tokens"):
+            RetrievalSettings(query_tokens=bad)  # type: ignore[arg-type]

@@ -70,14 +70,14 @@ def make_embedder(
     cache_dir: Path | None = None,
     model_path: Path | None = None,
     threads: int | None = None,
-    query_tokens: int | None = None,
+    query_tokens: int | Sequence[int] | None = None,
     query_weights: str = "fp32",
 ) -> Embedder:
     """The packaged model on `backend`; ONNX exports are cached under `cache_dir`.
 
     `threads`: the backend's compute threads (None: every core). `query_tokens`: the static
-    query shape of the openvino backend (`OnnxEmbedder`; None: dynamic only); `query_weights`:
-    that shape's model's weights (fp32, int8, auto).
+    query shapes of the openvino backend, one length or several (`OnnxEmbedder`; None:
+    dynamic only); `query_weights`: those shapes' weights (fp32, int8, auto).
     """
     model = model_path or packaged_model_path()
     if backend == "torch":
@@ -92,7 +92,7 @@ def make_embedder(
 def embedder_from_settings(
     settings: Settings,
     threads: int | None = None,
-    query_tokens: int | None = None,
+    query_tokens: int | Sequence[int] | None = None,
     query_weights: str = "fp32",
 ) -> Embedder:
     """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
@@ -125,11 +125,14 @@ def serving_embedder(settings: Settings) -> Embedder:
 
 
 def describe(embedder: Embedder) -> str:
-    """How an embedder runs, for the start-up log: its backend, and where queries have a
-    static shape its length and weights ("openvino; queries: 32-token shape, int8 weights")."""
+    """How an embedder runs, for the start-up log: its backend, and where queries have static
+    shapes their lengths and weights ("openvino; queries: 16/24/32-token shapes, int8
+    weights")."""
     text = str(getattr(embedder, "backend", type(embedder).__name__))
-    if tokens := getattr(embedder, "query_tokens", 0):
-        text += f"; queries: {tokens}-token shape, {getattr(embedder, 'query_weights', 'fp32')}"
+    if shapes := getattr(embedder, "query_shapes", []):
+        lengths = "/".join(str(length) for length in shapes)
+        weights = getattr(embedder, "query_weights", "fp32")
+        text += f"; queries: {lengths}-token shape{'s' if len(shapes) > 1 else ''}, {weights}"
         text += " weights"
     return text
 

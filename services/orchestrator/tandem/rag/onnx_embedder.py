@@ -184,13 +184,20 @@ def _onnxruntime_runner(path: Path, threads: int) -> Runner:
     return lambda feed: session.run(None, feed)[0]
 
 
-def compile_openvino(path: Path, threads: int, length: int | None = None) -> Any:
-    """The ONNX file compiled by OpenVINO for this CPU, its threads free to run on any core.
+def compile_openvino_shapes(path: Path, threads: int, lengths: Sequence[int | None]) -> list[Any]:
+    """The model at `path` compiled by OpenVINO for this CPU once for each of `lengths`, its
+    threads free to run on any core.
 
-    `length`: compiled for one input shape, a single text of `length` tokens (padded), instead
-    of any batch and length. A query embedding then ran ~1.3-1.4x faster at p50 and p95 with
-    the same vectors (bench/bench_store.py, docs/MEASUREMENTS.md): a dynamic shape costs shape
-    inference and buffer allocation on every call, a static one plans them once.
+    A length compiles for one input shape, a single text of that many tokens (padded); None
+    for any batch and length. A static shape ran a query embedding ~1.3-1.4x faster than the
+    dynamic one with the same vectors (bench/bench_store.py, docs/MEASUREMENTS.md): a dynamic
+    shape costs shape inference and buffer allocation on every call, a static one plans them
+    once. All from one `Core` and one read of the file, without OpenVINO's compiled-blob cache:
+    the compiled models then share the plugin's copy of the weights. With a Core and a read
+    each, or with the cache (each blob imports its own weights), every shape held its own copy:
+    the documents' model and three fp32 query shapes took ~680 MiB from a warm cache against
+    ~340 MiB compiled afresh, which costs ~1.3-1.9 s at start against ~0.6-0.8 s (ad hoc, RSS
+    by psutil; docs/ARCHITECTURE.md).
     """
     import openvino as ov
 
@@ -204,17 +211,30 @@ def compile_openvino(path: Path, threads: int, length: int | None = None) -> Any
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
         "ENABLE_CPU_PINNING": False,
-        "CACHE_DIR": str(path.parent / "openvino-cache"),  # compiled blobs: fast restarts
     }
-    if length is None:
-        return core.compile_model(str(path), "CPU", config)
     model = core.read_model(str(path))
-    model.reshape({name: [1, length] for name in INPUTS})
-    return core.compile_model(model, "CPU", config)
+    compiled = []
+    for length in lengths:
+        shaped = model.clone()
+        if length is not None:
+            shaped.reshape({name: [1, length] for name in INPUTS})
+        compiled.append(core.compile_model(shaped, "CPU", config))
+    return compiled
 
 
-def _openvino_runner(path: Path, threads: int, length: int | None = None) -> Runner:
-    compiled = compile_openvino(path, threads, length)
+def compile_openvino(path: Path, threads: int, length: int | None = None) -> Any:
+    """`compile_openvino_shapes` for one length (None: any batch and length)."""
+    return compile_openvino_shapes(path, threads, [length])[0]
+
+
+def openvino_runners(path: Path, threads: int, lengths: Sequence[int | None]) -> list[Runner]:
+    """A runner for each of `compile_openvino_shapes(path, threads, lengths)`."""
+    return [
+        _openvino_runner(compiled) for compiled in compile_openvino_shapes(path, threads, lengths)
+    ]
+
+
+def _openvino_runner(compiled: Any) -> Runner:
     local = threading.local()  # an infer request serves one call at a time: one per thread
 
     def run(feed: dict[str, Any]) -> Any:
@@ -223,14 +243,6 @@ def _openvino_runner(path: Path, threads: int, length: int | None = None) -> Run
         return local.request.infer(feed)[0].copy()
 
     return run
-
-
-def make_runner(backend: Backend, path: Path, threads: int) -> Runner:
-    """A function from tokenised inputs to the last hidden state: the export at `path`
-    (`exported_model`) run by `backend`."""
-    if backend == "openvino":
-        return _openvino_runner(path, threads)
-    return _onnxruntime_runner(path, threads)
 
 
 def check_mean_pooling(model_path: Path) -> int:
@@ -253,11 +265,11 @@ class EmbedTokenizer:
     Encoding does not change a tokenizer's settings, so threads may share one.
     """
 
-    def __init__(self, model_path: Path, max_length: int, query_tokens: int) -> None:
+    def __init__(self, model_path: Path, max_length: int, query_shapes: Sequence[int]) -> None:
         path = model_path / "tokenizer.json"
         if not path.is_file():
             raise BadInput(f"{model_path}: the onnx backends need the model's tokenizer.json")
-        self.counting = load_tokenizer_json(path)
+        self.counting = load_tokenizer_json(path)  # never cut, never padded
         config = json.loads((model_path / "tokenizer_config.json").read_text())
         pad = config.get("pad_token") or "[PAD]"
         pad = str(pad["content"] if isinstance(pad, dict) else pad)
@@ -267,23 +279,22 @@ class EmbedTokenizer:
         self.batch = load_tokenizer_json(path)  # cut at max_length, padded to the longest
         self.batch.enable_truncation(max_length)
         self.batch.enable_padding(pad_id=pad_id, pad_token=pad)
-        self.query_tokens = query_tokens
-        self.query = None  # padded to the static shape, never cut; none without one
-        if query_tokens:
-            self.query = load_tokenizer_json(path)
-            self.query.enable_padding(length=query_tokens, pad_id=pad_id, pad_token=pad)
+        self.pad_id, self.pad = pad_id, pad
+        self.query_shapes = sorted(query_shapes)
 
     def batch_inputs(self, texts: Sequence[str]) -> dict[str, Any]:
         """The model's inputs for `texts`, each cut at max_length, padded to the longest."""
         return model_inputs(self.batch.encode_batch(list(texts)))
 
     def query_inputs(self, text: str) -> dict[str, Any] | None:
-        """Inputs of exactly `query_tokens` tokens for `text`; None when it is longer (or
-        there is no static shape)."""
-        if self.query is None:
+        """Inputs for `text` padded to the shortest query shape that holds it, never cut;
+        None when it is longer than all of them (or there are none)."""
+        encoding = self.counting.encode(text)
+        length = next((n for n in self.query_shapes if n >= len(encoding.ids)), None)
+        if length is None:
             return None
-        encoding = self.query.encode(text)
-        return model_inputs([encoding]) if len(encoding.ids) == self.query_tokens else None
+        encoding.pad(length, pad_id=self.pad_id, pad_token=self.pad)
+        return model_inputs([encoding])
 
     def count(self, text: str) -> int:
         """Tokens in `text` with [CLS] and [SEP], uncut."""
@@ -313,11 +324,11 @@ def mean_pool_normalised(hidden: Any, mask: Any) -> Any:
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 through ONNX Runtime or OpenVINO; same vectors as the torch path.
 
-    `query_tokens` (openvino only): queries of up to that many tokens are embedded on a model
-    compiled for exactly one padded text of that length (`compile_openvino`), longer ones and
-    documents on the dynamic model. None or 0: the dynamic model only. `query_weights`: that
-    static model's weights, "fp32", "int8" (`int8_weights_model`) or "auto"
-    (`query_weights_for_this_cpu`).
+    `query_tokens` (openvino only): one length or several; each is a model compiled for
+    exactly one padded text of that length (`compile_openvino`), and a query runs on the
+    shortest that holds it, longer ones and documents on the dynamic model. None, 0 or none:
+    the dynamic model only. `query_weights`: those static models' weights, "fp32", "int8"
+    (`int8_weights_model`) or "auto" (`query_weights_for_this_cpu`).
     """
 
     def __init__(
@@ -327,7 +338,7 @@ class OnnxEmbedder:
         backend: Backend = "onnx",
         batch_size: int = 32,
         threads: int | None = None,
-        query_tokens: int | None = None,
+        query_tokens: int | Sequence[int] | None = None,
         query_weights: str = "fp32",
     ) -> None:
         if query_tokens and backend != "openvino":
@@ -342,14 +353,21 @@ class OnnxEmbedder:
         self.max_length = check_mean_pooling(model_path)
         threads = threads or os.cpu_count() or 1
         path = exported_model(model_path, cache_dir, int8=backend == "onnx-int8")
-        self._run = make_runner(backend, path, threads)
-        self.query_tokens = min(query_tokens or 0, self.max_length)
-        self._tokens = EmbedTokenizer(model_path, self.max_length, self.query_tokens)
-        self._query_run: Runner | None = None
+        lengths = [query_tokens] if isinstance(query_tokens, int) else query_tokens or []
+        self.query_shapes = sorted({min(n, self.max_length) for n in lengths if n > 0})
+        self.query_tokens = self.query_shapes[-1] if self.query_shapes else 0  # the longest
+        self._tokens = EmbedTokenizer(model_path, self.max_length, self.query_shapes)
         self.query_weights = query_weights_for_this_cpu(query_weights) if self.query_tokens else ""
-        if self.query_tokens:  # openvino: `path` is the fp32 export
-            query_model = int8_weights_model(path) if self.query_weights == "int8" else path
-            self._query_run = _openvino_runner(query_model, threads, self.query_tokens)
+        self._query_runs: dict[int, Runner] = {}  # by length
+        if backend != "openvino":
+            self._run = _onnxruntime_runner(path, threads)
+        elif self.query_weights == "int8":  # `path` is the fp32 export
+            (self._run,) = openvino_runners(path, threads, [None])
+            runs = openvino_runners(int8_weights_model(path), threads, self.query_shapes)
+            self._query_runs = dict(zip(self.query_shapes, runs, strict=True))
+        else:  # the documents' model and the query shapes share one copy of the weights
+            self._run, *runs = openvino_runners(path, threads, [None, *self.query_shapes])
+            self._query_runs = dict(zip(self.query_shapes, runs, strict=True))
         self.batch_size = batch_size
         self.backend = backend
         self.dim = len(self.embed_query("probe"))
@@ -370,9 +388,11 @@ class OnnxEmbedder:
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        # on the static shape when it fits; a longer query goes to the dynamic model whole
-        if self._query_run is not None and (feed := self._tokens.query_inputs(text)) is not None:
-            vector = mean_pool_normalised(self._query_run(feed), feed["attention_mask"])
+        # on the shortest static shape that holds it; a longer query goes to the dynamic
+        # model whole
+        if (feed := self._tokens.query_inputs(text)) is not None:
+            run = self._query_runs[feed["input_ids"].shape[1]]
+            vector = mean_pool_normalised(run(feed), feed["attention_mask"])
             return [float(v) for v in vector[0]]
         return [float(v) for v in self._embed_batch([text])[0]]
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+import numpy as np
+
 from tandem.documents import Chunk, ScoredChunk
 from tandem.errors import DependencyDown, TandemError
 from tandem.rag.sparse import SparseVector
@@ -146,4 +148,7 @@ def dense_similarity(query: list[float], raw: Any) -> float | None:
     dense = raw.get(DENSE) if isinstance(raw, dict) else None
     if dense is None:
         return None
-    return float(sum(a * b for a, b in zip(query, dense, strict=True)))
+    if len(dense) != len(query):
+        raise ValueError(f"a {len(dense)}-d stored vector against a {len(query)}-d query")
+    # numpy: summing 384 products in Python was ~40 % of a hybrid query's own time (cProfile)
+    return float(np.dot(np.asarray(query, dtype=np.float32), np.asarray(dense, dtype=np.float32)))
