@@ -282,8 +282,8 @@ def main() -> None:
         print(
             f"\n(upgrade runs on the {retrieval.embed_backend} backend, "
             "TANDEM_RETRIEVAL__EMBED_BACKEND; the app embeds queries as `tandem serve` does: "
-            f"{retrieval.embed_threads or 'all'} thread(s), static query shape "
-            f"{retrieval.query_tokens or 'off'}, "
+            f"{retrieval.embed_threads or 'all'} thread(s), static query shapes "
+            f"{'/'.join(map(str, retrieval.query_tokens)) or 'off'}, "
             f"{query_weights_for_this_cpu(retrieval.query_weights)} weights; "
             "in-process jobs on every core)"
         )
