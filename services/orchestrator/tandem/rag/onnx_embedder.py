@@ -371,6 +371,8 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self.backend = backend
         self.dim = len(self.embed_query("probe"))
+        for length, run in self._query_runs.items():  # a model's first inference is slower
+            run({name: np.ones((1, length), dtype=np.int64) for name in INPUTS})
         # fp32 exports give the torch vectors; int8 ones differ enough to keep apart
         self.vector_space = model_label(model_path) + ("-int8" if backend == "onnx-int8" else "")
 
