@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from tandem.tokenizer_json import load_tokenizer_json
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
 Runner = Callable[[dict[str, Any]], Any]
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+BLOB_CACHE = "openvino-cache"  # the compiled blobs of earlier versions, in an export folder
 
 
 def _file_key(model_path: Path) -> str:
@@ -116,9 +118,17 @@ def _quantize_int8(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
+def drop_blob_cache(folder: Path) -> None:
+    """Delete the compiled blobs OpenVINO cached in an export `folder` before the query shapes
+    shared their weights (`compile_openvino_shapes` compiles without that cache): nothing
+    reads them now, and they had grown to 1.1 GiB here, one blob per shape and setting tried."""
+    shutil.rmtree(folder / BLOB_CACHE, ignore_errors=True)
+
+
 def exported_model(model_path: Path, cache_dir: Path, int8: bool) -> Path:
     """The cached ONNX file of `model_path`, exported (and quantised) on first use."""
     folder = export_folder(model_path, cache_dir)
+    drop_blob_cache(folder)
     fp32 = folder / "model.onnx"
     if not fp32.exists():
         _export_fp32(model_path, fp32)
