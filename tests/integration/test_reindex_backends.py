@@ -23,7 +23,7 @@ from tandem.rag.embedder import (
 from tandem.rag.onnx_embedder import (
     BLOB_CACHE,
     INPUTS,
-    compile_openvino,
+    compile_openvino_shapes,
     exported_model,
     query_weights_for_this_cpu,
 )
@@ -72,7 +72,8 @@ def test_openvino_static_query_shapes_give_the_same_vectors(
     for text in (short, middle, long):
         expected = np.array(embedder.embed_query(text))
         assert np.dot(fast.embed_query(text), expected) >= 0.999
-    compiled = compile_openvino(exported_model(packaged_model_path(), cache, int8=False), 1, 16)
+    export = exported_model(packaged_model_path(), cache, int8=False)
+    (compiled,) = compile_openvino_shapes(export, 1, [16])
     assert [list(port.get_shape()) for port in compiled.inputs] == [[1, 16]] * len(INPUTS)
     with pytest.raises(BadInput, match="openvino"):
         make_embedder("onnx", cache_dir=cache, query_tokens=16)
@@ -145,7 +146,8 @@ def test_openvino_threads_are_not_pinned_to_cores(cache: Path) -> None:
     OpenVINO pins for the length of an inference only (pinned on, 1 thread: core 0 while
     it runs), so the threads' CPU sets are sampled while inferences run.
     """
-    compiled = compile_openvino(exported_model(packaged_model_path(), cache, int8=False), 2)
+    export = exported_model(packaged_model_path(), cache, int8=False)
+    (compiled,) = compile_openvino_shapes(export, 2, [None])
     assert compiled.get_property("ENABLE_CPU_PINNING") is False
     request = compiled.create_infer_request()
     feed = {name: np.ones((1, 12), dtype=np.int64) for name in INPUTS}

@@ -232,11 +232,6 @@ def compile_openvino_shapes(path: Path, threads: int, lengths: Sequence[int | No
     return compiled
 
 
-def compile_openvino(path: Path, threads: int, length: int | None = None) -> Any:
-    """`compile_openvino_shapes` for one length (None: any batch and length)."""
-    return compile_openvino_shapes(path, threads, [length])[0]
-
-
 def openvino_runners(path: Path, threads: int, lengths: Sequence[int | None]) -> list[Runner]:
     """A runner for each of `compile_openvino_shapes(path, threads, lengths)`."""
     return [
@@ -335,7 +330,7 @@ class OnnxEmbedder:
     """all-MiniLM-L6-v2 through ONNX Runtime or OpenVINO; same vectors as the torch path.
 
     `query_tokens` (openvino only): one length or several; each is a model compiled for
-    exactly one padded text of that length (`compile_openvino`), and a query runs on the
+    exactly one padded text of that length (`compile_openvino_shapes`), and a query runs on the
     shortest that holds it, longer ones and documents on the dynamic model. None, 0 or none:
     the dynamic model only. `query_weights`: those static models' weights, "fp32", "int8"
     (`int8_weights_model`) or "auto" (`query_weights_for_this_cpu`).
@@ -365,19 +360,17 @@ class OnnxEmbedder:
         path = exported_model(model_path, cache_dir, int8=backend == "onnx-int8")
         lengths = [query_tokens] if isinstance(query_tokens, int) else query_tokens or []
         self.query_shapes = sorted({min(n, self.max_length) for n in lengths if n > 0})
-        self.query_tokens = self.query_shapes[-1] if self.query_shapes else 0  # the longest
         self._tokens = EmbedTokenizer(model_path, self.max_length, self.query_shapes)
-        self.query_weights = query_weights_for_this_cpu(query_weights) if self.query_tokens else ""
-        self._query_runs: dict[int, Runner] = {}  # by length
+        self.query_weights = query_weights_for_this_cpu(query_weights) if self.query_shapes else ""
+        runs: list[Runner] = []  # one per query shape
         if backend != "openvino":
             self._run = _onnxruntime_runner(path, threads)
         elif self.query_weights == "int8":  # `path` is the fp32 export
             (self._run,) = openvino_runners(path, threads, [None])
             runs = openvino_runners(int8_weights_model(path), threads, self.query_shapes)
-            self._query_runs = dict(zip(self.query_shapes, runs, strict=True))
         else:  # the documents' model and the query shapes share one copy of the weights
             self._run, *runs = openvino_runners(path, threads, [None, *self.query_shapes])
-            self._query_runs = dict(zip(self.query_shapes, runs, strict=True))
+        self._query_runs = dict(zip(self.query_shapes, runs, strict=True))  # by length
         self.batch_size = batch_size
         self.backend = backend
         self.dim = len(self.embed_query("probe"))
