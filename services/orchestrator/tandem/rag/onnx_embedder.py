@@ -204,10 +204,10 @@ def compile_openvino_shapes(path: Path, threads: int, lengths: Sequence[int | No
     shape costs shape inference and buffer allocation on every call, a static one plans them
     once. All from one `Core` and one read of the file, without OpenVINO's compiled-blob cache:
     the compiled models then share the plugin's copy of the weights. With a Core and a read
-    each, or with the cache (each blob imports its own weights), every shape held its own copy:
-    the documents' model and three fp32 query shapes took ~680 MiB from a warm cache against
-    ~340 MiB compiled afresh, which costs ~1.3-1.9 s at start against ~0.6-0.8 s (ad hoc, RSS
-    by psutil; docs/ARCHITECTURE.md).
+    each, or with the cache (each blob imports its own weights), every shape held its own copy,
+    about twice the memory; compiling afresh costs about a second more at start (ad hoc;
+    docs/ARCHITECTURE.md). bench/bench_store.py prints the servers' RSS with three shapes and
+    with one.
     """
     import openvino as ov
 
