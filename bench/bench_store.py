@@ -63,8 +63,8 @@ from tandem.state.sqlite_store import SqliteStateStore  # noqa: E402
 from tandem.storage import Stores  # noqa: E402
 
 Rows = list[tuple[Chunk, StoredVectors]]
-# TANDEM_RETRIEVAL__QUERY_WEIGHTS: "edge" runs the default (auto: int8 where the CPU has no
-# bf16, fp32 where it has), OTHER the other weights; OTHER_WEIGHTS says which they are
+# TANDEM_RETRIEVAL__QUERY_WEIGHTS: "edge" runs the default (auto: fp32 where the CPU has AMX,
+# int8 elsewhere), OTHER the other weights; OTHER_WEIGHTS says which they are
 AUTO_WEIGHTS = query_weights_for_this_cpu("auto")
 OTHER_WEIGHTS = "fp32" if AUTO_WEIGHTS == "int8" else "int8"
 OTHER = "edge, other query weights"

@@ -131,10 +131,10 @@ class RetrievalSettings(BaseModel):
     # tokens).
     query_tokens: TokenLengths = Field(default_factory=lambda: [16, 24, 32])
     # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
-    # (NNCF, made once beside the export) where the CPU has no bf16 and OpenVINO computes in
-    # f32 — a query embedded ~1.6x faster there, vectors at cosine >= 0.999 to fp32's — and
-    # fp32 where it has bf16 (weight-only int8 showed no clear gain there). Documents keep
-    # the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
+    # (NNCF, made once beside the export) unless the CPU has AMX — a query embedded ~1.6x
+    # faster on a CPU without bf16, ~1.2x on one with AVX-512 BF16 but no AMX, vectors at
+    # cosine >= 0.999 to fp32's — and fp32 on AMX (int8 showed no clear gain there).
+    # Documents keep the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
     query_weights: QueryWeights = "auto"
 
     _split = field_validator("query_tokens", mode="before")(_token_lengths)

