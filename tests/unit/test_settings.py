@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tandem.settings import PROJECT_ROOT, Settings
+from tandem.settings import PROJECT_ROOT, Settings, cpu_flags
 
 
 def test_contract_names_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,3 +71,13 @@ def test_widget_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 def test_the_widget_key_must_be_a_chat_key() -> None:
     with pytest.raises(ValidationError, match="chat key"):
         Settings(api_keys=["chat"], admin_keys=["admin"], widget={"key": "admin"})  # type: ignore[arg-type]
+
+
+def test_cpu_flags_come_from_the_flags_line(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n"
+        "bugs\t\t: sysret_ss_attrs\n\nprocessor\t: 1\nflags\t\t: fpu avx512f avx512_bf16\n"
+    )
+    assert cpu_flags(cpuinfo) == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()

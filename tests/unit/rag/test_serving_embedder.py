@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
 from tandem.rag.embedder import HashEmbedder, describe, serving_threads
-from tandem.rag.onnx_embedder import cpu_flags, query_weights_for
+from tandem.rag.onnx_embedder import query_weights_for
 from tandem.settings import RetrievalSettings, Settings
 
 
@@ -36,16 +34,6 @@ def test_auto_query_weights_are_fp32_only_where_the_cpu_has_amx() -> None:
     for chosen in ("fp32", "int8"):
         assert query_weights_for(chosen, {"amx_bf16"}) == chosen
         assert query_weights_for(chosen, set()) == chosen
-
-
-def test_cpu_flags_come_from_the_flags_line(tmp_path: Path) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(
-        "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16\n"
-        "bugs\t\t: sysret_ss_attrs\n\nprocessor\t: 1\nflags\t\t: fpu avx512f avx512_bf16\n"
-    )
-    assert cpu_flags(cpuinfo) == {"fpu", "avx512f", "avx512_bf16"}
-    assert cpu_flags(tmp_path / "missing") == set()
 
 
 def test_query_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

