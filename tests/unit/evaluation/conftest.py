@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tandem.evaluation.metrics import ConfigSummary
+
 RELEASE = "v3.0.5"
 OCR_SOURCE = {
     "n": 1,
@@ -101,3 +103,27 @@ def qa_file(tmp_path: Path) -> Path:
     path = tmp_path / "qa.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in QA_LINES) + "\n", encoding="utf-8")
     return path
+
+
+def config_summary(config: str, **values: Any) -> ConfigSummary:
+    """A plausible summary of one eval configuration, with `values` changed."""
+    base: dict[str, Any] = {
+        "config": config,
+        "approach": config,
+        "questions": 10,
+        "failed": 0,
+        "mean_coverage": 0.5,
+        "source_hit_rate": None,
+        "source_hit_questions": 0,
+        "compliance_rate": 0.5,
+        "rule_rates": {},
+        "citation_validity_rate": 1.0,
+        "latency_p50_ms": 100.0,
+        "latency_p95_ms": 200.0,
+        "server_p50_ms": None,
+        "server_p95_ms": None,
+        "mean_prompt_tokens": 100.0,
+        "mean_completion_tokens": 50.0,
+        "adapters": [],
+    }
+    return ConfigSummary(**{**base, **values})

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import typer
 from rich.console import Console
+from tests.unit.evaluation.conftest import config_summary
 from typer.testing import CliRunner
 
 from tandem.errors import BadInput
@@ -19,26 +20,14 @@ from tandem.evaluation.metrics import ConfigSummary
 
 
 def _hybrid(**values: Any) -> dict[str, ConfigSummary]:
-    base: dict[str, Any] = {
-        "config": "hybrid",
+    good: dict[str, Any] = {
         "approach": "Hybrid",
-        "questions": 10,
-        "failed": 0,
         "mean_coverage": 0.9,
         "source_hit_rate": 0.9,
         "source_hit_questions": 8,
         "compliance_rate": 0.9,
-        "rule_rates": {},
-        "citation_validity_rate": 1.0,
-        "latency_p50_ms": 100.0,
-        "latency_p95_ms": 200.0,
-        "server_p50_ms": None,
-        "server_p95_ms": None,
-        "mean_prompt_tokens": 100.0,
-        "mean_completion_tokens": 50.0,
-        "adapters": [],
     }
-    return {"hybrid": ConfigSummary(**{**base, **values})}
+    return {"hybrid": config_summary("hybrid", **{**good, **values})}
 
 
 def test_gate_passes_and_reports_each_violation() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.unit.evaluation.conftest import config_summary
 
-from tandem.evaluation.metrics import ConfigSummary
 from tandem.evaluation.report import best_for, key_strength
 from tandem.evaluation.run import run_eval
 
@@ -88,33 +88,10 @@ def test_questions_for_another_release_are_skipped(fake: Any, tmp_path: Path) ->
     assert "1 skipped" in (tmp_path / "out" / "report.md").read_text()
 
 
-def _summary(config: str, **values: Any) -> ConfigSummary:
-    base: dict[str, Any] = {
-        "config": config,
-        "approach": config,
-        "questions": 10,
-        "failed": 0,
-        "mean_coverage": 0.5,
-        "source_hit_rate": None,
-        "source_hit_questions": 0,
-        "compliance_rate": 0.5,
-        "rule_rates": {},
-        "citation_validity_rate": 1.0,
-        "latency_p50_ms": 100.0,
-        "latency_p95_ms": 200.0,
-        "server_p50_ms": None,
-        "server_p95_ms": None,
-        "mean_prompt_tokens": 100.0,
-        "mean_completion_tokens": 50.0,
-        "adapters": [],
-    }
-    return ConfigSummary(**{**base, **values})
-
-
 def test_key_strength_and_best_for_come_from_the_numbers() -> None:
-    fast = _summary("base", latency_p95_ms=50.0, mean_coverage=0.1)
-    accurate = _summary("hybrid", mean_coverage=0.9, mean_prompt_tokens=500.0)
-    tidy = _summary("adapter", compliance_rate=0.95)
+    fast = config_summary("base", latency_p95_ms=50.0, mean_coverage=0.1)
+    accurate = config_summary("hybrid", mean_coverage=0.9, mean_prompt_tokens=500.0)
+    tidy = config_summary("adapter", compliance_rate=0.95)
     summaries = [fast, accurate, tidy]
     assert key_strength(accurate, summaries).key == "mean_coverage"  # type: ignore[union-attr]
     assert key_strength(tidy, summaries).key == "compliance_rate"  # type: ignore[union-attr]
