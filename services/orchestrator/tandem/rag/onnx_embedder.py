@@ -167,7 +167,7 @@ def int8_weights_model(onnx: Path) -> Path:
     return target
 
 
-def query_weights_for(choice: str, cpu_flags: Collection[str]) -> str:
+def query_weights_for(choice: str, flags: Collection[str]) -> str:
     """`choice` ("fp32" or "int8"), or for "auto" the faster one on a CPU with these feature
     flags (`settings.cpu_flags`): fp32 where it has AMX (`amx_bf16`), int8 elsewhere.
 
@@ -179,7 +179,7 @@ def query_weights_for(choice: str, cpu_flags: Collection[str]) -> str:
     """
     if choice != "auto":
         return choice
-    return "fp32" if "amx_bf16" in cpu_flags else "int8"
+    return "fp32" if "amx_bf16" in flags else "int8"
 
 
 def query_weights_for_this_cpu(choice: str) -> str:
