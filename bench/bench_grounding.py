@@ -4,7 +4,8 @@
 
 Indexes the sample product (v4.1, v4.2) and paperless-ngx v3.0.5 with the real MiniLM
 embedder into a temporary store, retrieves every QA item the way chat does
-(`retrieval_query`, the configured top_k) and prints, per set and split:
+(`retrieval_query`, the configured top_k, the question embedded by the serving process's
+embedder: `TANDEM_RETRIEVAL__QUERY_TOKENS` / `__QUERY_WEIGHTS`) and prints, per set and split:
 - the gate's rates with the thresholds that serve (settings): unanswerable questions
   declined, answerable ones wrongly declined;
 - the thresholds a grid search picks on the calibration split alone (most unanswerable
@@ -35,7 +36,8 @@ from tandem.evaluation.metrics import source_matches  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.grounding import Relevance, RelevanceGate, declines, relevance  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
-from tandem.rag.embedder import Embedder, embedder_from_settings  # noqa: E402
+from tandem.rag.embedder import Embedder, embedder_from_settings, serving_embedder  # noqa: E402
+from tandem.rag.embedder import describe as describe_embedder  # noqa: E402
 from tandem.rag.prompt import ChatMessage  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.settings import PROJECT_ROOT, RetrievalSettings, Settings  # noqa: E402
@@ -84,15 +86,19 @@ def previous_rule(turns: Sequence[ChatMessage]) -> str:
     return users[-1]
 
 
-def measure(store: Stores, embedder: Embedder, settings: RetrievalSettings) -> list[Measured]:
+def measure(
+    store: Stores, documents: Embedder, queries: Embedder, settings: RetrievalSettings
+) -> list[Measured]:
+    """Every QA item retrieved and gated; the docs embedded by `documents`, the questions by
+    `queries` (the serving process's embedder: its static shapes and query weights)."""
     measured = []
     for name, (qa_file, releases) in SETS.items():
         retrievers = {}
         for release, folder in releases.items():
             if not folder.is_dir():
                 raise SystemExit(f"the docs of {name} {release} are not at {folder}")
-            index_release(store, embedder, folder, release, f"{name}-{release}")
-            retrievers[release] = Retriever(store, embedder, f"{name}-{release}", settings.prefetch)
+            index_release(store, documents, folder, release, f"{name}-{release}")
+            retrievers[release] = Retriever(store, queries, f"{name}-{release}", settings.prefetch)
         gates = {r: RelevanceGate(r, settings) for r in retrievers.values()}
         for retriever, gate in gates.items():
             with timed("vocabulary"):
@@ -243,13 +249,15 @@ def main() -> None:
     parser.add_argument("--dump", action="store_true", help="print every item's signals")
     args = parser.parse_args()
     settings = Settings()
-    embedder = embedder_from_settings(settings)
-    with temp_store(embedder.dim) as store:
-        rows = measure(store, embedder, settings.retrieval)
+    documents = embedder_from_settings(settings)  # as an index job embeds
+    queries = serving_embedder(settings)  # as `tandem serve` embeds a question
+    with temp_store(documents.dim) as store:
+        rows = measure(store, documents, queries, settings.retrieval)
     if args.dump:
         dump(rows)
     serving = settings.retrieval
     print(f"top_k {serving.top_k}, embedder {serving.embed_backend}")
+    print(f"queries embedded as served: {describe_embedder(queries)}")
     report(rows, "serving settings", serving)
     calibrated = calibrate([r for r in rows if r.split == "calibration"], serving)
     report(rows, "calibrated on the calibration split", calibrated)
