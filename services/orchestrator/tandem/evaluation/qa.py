@@ -12,7 +12,8 @@ from typing import Any
 from tandem.errors import BadInput
 
 # `note`: why an item is classified as it is (for readers; the harness ignores it)
-_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release", "history", "note"}
+_KNOWN_KEYS = {"question", "answer_terms", "file", "heading", "release", "history", "note", "split"}
+SPLITS = ("calibration", "held-out")  # thresholds are chosen on the first, judged on the second
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class QAItem:
     release: str | None = None
     line: int = 0
     history: tuple[str, ...] = ()
+    split: str | None = None  # one of SPLITS; None: the item is in no split
 
     @property
     def answerable(self) -> bool:
@@ -54,6 +56,7 @@ class QAItem:
             "heading": self.heading,
             "release": self.release,
             "line": self.line,
+            "split": self.split,
         }
 
 
@@ -90,6 +93,9 @@ def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
     file = _optional_text(record, "file", where)
     heading = _optional_text(record, "heading", where)
     _optional_text(record, "note", where)
+    split = _optional_text(record, "split", where)
+    if split is not None and split not in SPLITS:
+        raise BadInput(f"{where}: 'split' must be one of {list(SPLITS)}")
     if heading and not file:
         raise BadInput(f"{where}: 'heading' needs a 'file' as well")
     return QAItem(
@@ -100,6 +106,7 @@ def parse_qa_line(text: str, line: int, source: str = "qa") -> QAItem:
         release=_optional_text(record, "release", where),
         line=line,
         history=tuple(t.strip() for t in history),
+        split=split,
     )
 
 
