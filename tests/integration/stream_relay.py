@@ -1,10 +1,12 @@
 """A real HTTP relay that can cut a streamed answer part-way: in front of vLLM it plays a vLLM
 that dies mid-answer, in front of Tandem a browser losing its network mid-stream (either way
-the connection is reset before the stream's end)."""
+the connection is reset before the stream's end). In front of vLLM it can also put a sentence
+before the model's answer (`prefix`): a model that invents a fact, on the real stream."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import struct
 import threading
@@ -23,6 +25,7 @@ class StreamRelay:
         self.upstream = upstream.rstrip("/")
         self.cut_after: int | None = None
         self.cuts = 0
+        self.prefix: str | None = None  # put before each chat completion's content
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -62,11 +65,20 @@ class StreamRelay:
                     httpx.Client(timeout=300) as client,
                     client.stream(self.command, url, content=body, headers=headers) as upstream,
                 ):
+                    prefix = relay.prefix if self.path.endswith("/chat/completions") else None
+                    if prefix is not None and not upstream.headers.get(
+                        "content-type", ""
+                    ).startswith("text/event-stream"):
+                        self.send_prefixed(upstream.read(), prefix)
+                        return
                     self.send_response(upstream.status_code)
                     self.send_header("content-type", upstream.headers.get("content-type", ""))
                     self.send_header("transfer-encoding", "chunked")
                     self.end_headers()
                     lines = 0
+                    if prefix is not None:
+                        delta = {"choices": [{"index": 0, "delta": {"content": prefix}}]}
+                        self.send_chunk(f"data: {json.dumps(delta)}\n\n".encode())
                     for data in upstream.iter_bytes():
                         lines += data.count(b"data:")
                         if relay.cut_after is not None and lines > relay.cut_after:
@@ -76,6 +88,22 @@ class StreamRelay:
                         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")
+
+            def send_chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def send_prefixed(self, raw: bytes, prefix: str) -> None:
+                """A whole completion with `prefix` before its content."""
+                body = json.loads(raw)
+                message = body["choices"][0]["message"]
+                message["content"] = prefix + (message.get("content") or "")
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def reset(self) -> None:
                 """Drop the connection with a TCP reset, mid-stream."""

@@ -30,9 +30,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.conftest import ROOT
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, SAMPLE_RELEASE, Stack, run_stack
 from tests.integration.stream_relay import StreamRelay
+from tests.integration.webhook_receiver import WebhookReceiver
 
+from tandem.handoffs.delivery import verify
 from tandem.rag.embedder import Embedder
-from tandem.settings import WidgetSettings
+from tandem.settings import HandoffSettings, WidgetSettings
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +54,8 @@ FLAGS = [
 ARTIFACTS = Path(os.environ.get("TANDEM_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "widget"
 ANSWER_TIMEOUT_S = 300  # the shared 2-core machine may be busy
 QUESTION = "How many API requests per minute can I make?"
+OFF_TOPIC = "What is the capital of France?"  # not answered: suggested pages or declined
+DESK_SECRET = "desk-secret"
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,27 @@ def relay(vllm_url: str) -> Iterator[StreamRelay]:
 
 
 @pytest.fixture(scope="module")
+def desk() -> Iterator[WebhookReceiver]:
+    """The help desk's webhook that handoffs go to."""
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def widget_stack(
-    tmp_path_factory: pytest.TempPathFactory, relay: StreamRelay, embedder: Embedder
+    tmp_path_factory: pytest.TempPathFactory,
+    relay: StreamRelay,
+    embedder: Embedder,
+    desk: WebhookReceiver,
 ) -> Iterator[Stack]:
-    """The stack as a site would run it: keys on, the demo page given the chat key."""
+    """The stack as a site would run it: keys on, the demo page given the chat key, handoffs
+    going to a help desk."""
     data = tmp_path_factory.mktemp("widget-stack")
-    yield from run_stack(data, relay.url, embedder, widget=WidgetSettings(key=CHAT_KEY))
+    handoff = HandoffSettings(webhook_url=desk.url, secret=DESK_SECRET, poll_s=0.5)
+    yield from run_stack(
+        data, relay.url, embedder, widget=WidgetSettings(key=CHAT_KEY), handoff=handoff
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +161,33 @@ def finished_answer(driver: WebDriver) -> WebElement | None:
     return None
 
 
+ACTIVE = "return document.querySelector('tandem-chat').shadowRoot.activeElement"
+
+
+def talk_to_a_person(driver: WebDriver, answer: WebElement, contact: str, note: str) -> None:
+    """The handoff offer under `answer`, by keyboard: open it, fill it in, send it."""
+    offer = answer.find_element(By.CSS_SELECTOR, ".handoff[role='group'] button.open")
+    assert offer.text == "Talk to a person" and offer.get_attribute("aria-expanded") == "false"
+    driver.execute_script("arguments[0].focus()", offer)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    field = answer.find_element(By.CSS_SELECTOR, ".handoff input[name='contact']")
+    wait_for(driver, lambda: driver.execute_script(ACTIVE) == field)  # focus moved into the form
+    label = answer.find_element(By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']")
+    assert label.text == "Your email" and field.get_attribute("type") == "email"
+    note_box = answer.find_element(By.CSS_SELECTOR, ".handoff textarea[name='note']")
+    assert answer.find_element(By.CSS_SELECTOR, f"label[for='{note_box.get_attribute('id')}']")
+    driver.switch_to.active_element.send_keys(contact)
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert driver.execute_script(ACTIVE) == note_box
+    driver.switch_to.active_element.send_keys(note)
+    field.send_keys(Keys.ENTER)  # submits the form
+
+
+def confirmed(answer: WebElement) -> str:
+    found = answer.find_elements(By.CSS_SELECTOR, ".handoff-done[role='status']")
+    return found[0].text if found and found[0].text.startswith("Sent.") else ""
+
+
 def severe_console_entries(driver: WebDriver) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [e for e in entries if e["level"] == "SEVERE"]
@@ -155,7 +201,9 @@ def test_demo_page_loads_without_console_errors(browser: WebDriver, widget_stack
     assert severe_console_entries(browser) == []
 
 
-def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_stack: Stack) -> None:
+def test_streamed_cited_answer_feedback_and_reload(
+    browser: WebDriver, widget_stack: Stack, desk: WebhookReceiver
+) -> None:
     open_demo(browser, widget_stack)
     ask(browser, QUESTION)
     answer = wait_for(browser, lambda: finished_answer(browser), ANSWER_TIMEOUT_S)
@@ -179,6 +227,7 @@ def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_st
 
     comment = answer.find_element(By.CSS_SELECTOR, ".comment textarea")
     assert not comment.is_displayed()  # asked for only after a thumbs-down
+    assert not answer.find_elements(By.CSS_SELECTOR, ".handoff")  # an answer: no offer yet
     answer.find_element(By.CSS_SELECTOR, "button[data-rating='down']").click()
     wait_for(browser, comment.is_displayed)
     comment.send_keys("<img src=x onerror=alert(1)> the limit is per key")
@@ -192,6 +241,13 @@ def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_st
     assert item["release"] == SAMPLE_RELEASE and item["answer"].strip()
     assert listed["summary"]["by_release"][SAMPLE_RELEASE]["down"] >= 1
 
+    talk_to_a_person(browser, answer, "ana@example.com", "the limit looks wrong")  # after 👎
+    wait_for(browser, lambda: confirmed(answer))
+    assert "ana@example.com" in confirmed(answer)
+    (delivered,) = wait_for(browser, lambda: desk.received and desk.received[-1:])
+    assert delivered.payload["transcript"][0] == {"role": "user", "content": QUESTION}
+    assert delivered.payload["note"] == "the limit looks wrong"
+
     browser.refresh()
     wait_for(browser, lambda: one(browser, ".panel").is_displayed())  # reopened as it was
     kept = wait_for(browser, lambda: finished_answer(browser))
@@ -199,6 +255,7 @@ def test_streamed_cited_answer_feedback_and_reload(browser: WebDriver, widget_st
     assert kept.find_element(By.CSS_SELECTOR, ".body").text == text
     down = kept.find_element(By.CSS_SELECTOR, "button[data-rating='down']")
     assert down.get_attribute("aria-pressed") == "true"
+    assert confirmed(kept)  # the handoff was sent: no second offer
 
 
 def test_vllm_dropping_mid_answer_shows_error_and_retry_works(
@@ -314,3 +371,41 @@ def test_cross_origin_without_the_origin_configured_is_refused(widget_stack: Sta
     }
     response = httpx.options(f"{widget_stack.url}/v1/chat", headers=preflight)
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_talk_to_a_person_after_a_declined_answer(
+    browser: WebDriver, widget_stack: Stack, desk: WebhookReceiver
+) -> None:
+    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True},
+    )
+    open_demo(browser, widget_stack)
+    ask(browser, OFF_TOPIC)
+    answer = wait_for(browser, lambda: finished_answer(browser), ANSWER_TIMEOUT_S)
+    assert answer.find_element(By.CSS_SELECTOR, ".handoff button.open").is_displayed()
+    browser.execute_cdp_cmd("Network.enable", {})  # type: ignore[attr-defined]
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", offline)  # type: ignore[attr-defined]
+    talk_to_a_person(browser, answer, "ana@example.com", "")
+    problem = answer.find_element(By.CSS_SELECTOR, ".handoff .problem[role='alert']")
+    wait_for(browser, lambda: "could not be sent" in problem.text)
+    screenshot(browser, "handoff-failed")
+    assert not confirmed(answer)
+    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Network.emulateNetworkConditions", {**offline, "offline": False}
+    )
+    problem.find_element(By.CSS_SELECTOR, "button").click()  # Retry
+    wait_for(browser, lambda: confirmed(answer))
+    form = answer.find_element(By.CSS_SELECTOR, ".handoff")
+    width = browser.execute_script("return window.innerWidth")
+    assert form.rect["x"] >= 0 and form.rect["x"] + form.rect["width"] <= width
+    screenshot(browser, "handoff-sent")
+    (got,) = wait_for(
+        browser,
+        lambda: [r for r in desk.received if r.payload["transcript"][0]["content"] == OFF_TOPIC],
+    )
+    assert verify(got.body, got.headers["X-Tandem-Signature"], DESK_SECRET)
+    assert got.payload["contact"] == "ana@example.com"
+    assert got.payload["answered"]["outcome"] in ("suggested", "declined")
+    assert [m["role"] for m in got.payload["transcript"]] == ["user", "assistant"]

@@ -15,6 +15,8 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.conftest import CORPUS
 
+from tandem.answering.outcome import OFF_TOPIC as OFF_TOPIC_REASON
+from tandem.answering.outcome import UNKNOWN_SUBJECT
 from tandem.chat import (
     ChatAnswer,
     ChatOptions,
@@ -23,16 +25,17 @@ from tandem.chat import (
     retrieval_query,
     sticky_key,
 )
-from tandem.grounding import NOT_RELEVANT, RelevanceGate
+from tandem.grounding import ReleaseVocabulary
 from tandem.indexing.reindex import index_release
 from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
+from tandem.rag.cross_encoder import FakeCrossEncoder
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.prompt import ChatMessage, fallback_sentence
 from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
-from tandem.settings import RetrievalSettings, Settings, VllmSettings
+from tandem.settings import AnsweringSettings, Settings, VllmSettings
 from tandem.state.store import MemoryStateStore
 from tandem.storage import Stores
 
@@ -122,11 +125,21 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
     settings = Settings(
         data_dir=tmp_path,
         vllm=VllmSettings(url=VLLM),
-        retrieval=RetrievalSettings(min_similarity=0.0, min_term_overlap=0.5),
+        # the fake cross-encoder scores the share of the question's words a block holds
+        answering=AnsweringSettings(
+            min_rerank=0.75, declined_rerank=0.7, declined_similarity=1.0, rerank_candidates=8
+        ),
     )
     pool = VllmPool([VllmClient(VLLM, 5, transport=httpx.MockTransport(vllm.handle))])
     registry = AdapterRegistry(tmp_path / "adapters", retriever.stores.state)
-    return ChatService(settings, retriever, registry, pool)
+    return ChatService(
+        settings,
+        retriever,
+        registry,
+        pool,
+        reranker=FakeCrossEncoder(),
+        subject=lambda question: [w.strip("?.,") for w in question.split() if w[0].isupper()],
+    )
 
 
 BASE = ChatOptions(adapter="none")
@@ -141,12 +154,10 @@ async def json_and_stream(
     return answer, events
 
 
-def test_the_gate_asks_the_release_about_names_missing_from_the_blocks(
-    retriever: Retriever,
-) -> None:
-    gate = RelevanceGate(retriever, RetrievalSettings())
-    assert gate.mentioned("QuickBooks") and gate.mentioned("Zapier")
-    assert not gate.mentioned("Jira")
+def test_the_release_vocabulary_holds_what_the_release_mentions(retriever: Retriever) -> None:
+    vocabulary = ReleaseVocabulary(retriever).vocabulary(retriever.index_info().collection)
+    assert "quickbook" in vocabulary and "zapier" in vocabulary
+    assert "jira" not in vocabulary
 
 
 @pytest.mark.anyio
@@ -156,10 +167,47 @@ async def test_off_topic_is_declined_with_the_fallback_and_no_vllm_call(
     vllm = ScriptedVllm("Paris.")
     answer, events = await json_and_stream(service(tmp_path, retriever, vllm), OFF_TOPIC)
     assert answer.generation.text == fallback_sentence("v4.2")
-    assert answer.grounding.abstained == NOT_RELEVANT and not answer.grounding.grounded
+    assert answer.grounding.outcome == "declined" and not answer.grounding.grounded
+    assert answer.grounding.abstained == OFF_TOPIC_REASON and not answer.grounding.suggestions
     assert events[0] == ("delta", {"text": fallback_sentence("v4.2")})
-    assert events[-1][0] == "done" and events[-1][1]["abstained"] == NOT_RELEVANT
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done["outcome"] == "declined"
     assert vllm.requests == []
+
+
+@pytest.mark.anyio
+async def test_a_subject_the_release_never_mentions_is_suggested_with_pages_and_no_claim(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    vllm = ScriptedVllm("Yes, Jira is supported.")
+    question = "What is the API rate limit per token in Jira?"
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), question)
+    grounding = answer.grounding
+    assert grounding.outcome == "suggested" and grounding.abstained == UNKNOWN_SUBJECT
+    assert answer.generation.text == fallback_sentence("v4.2")
+    assert 1 <= len(grounding.suggestions) <= 3
+    assert {"file", "heading", "release"} == set(grounding.suggestions[0])
+    assert events[-1][1]["outcome"] == "suggested" and events[-1][1]["suggestions"]
+    assert vllm.requests == []
+
+
+@pytest.mark.anyio
+async def test_an_invented_number_is_removed_from_json_and_flagged_in_the_stream(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    vllm = ScriptedVllm(
+        "The limit is 120 requests per minute [1]. The Pro plan costs $29 a month [1].\n"
+        "Sources: [1]"
+    )
+    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), RATE_LIMIT)
+    grounding = answer.grounding
+    assert answer.generation.text == "The limit is 120 requests per minute [1].\nSources: [1]"
+    assert grounding.unsupported == ("$29",) and "unsupported_literal" in grounding.warnings
+    assert grounding.outcome == "answered"
+    done = events[-1][1]
+    deltas = "".join(data["text"] for name, data in events if name == "delta")
+    assert "$29" in deltas  # streamed text is already shown: flagged, not removed
+    assert done["unsupported"] == ["$29"] and "unsupported_literal" in done["warnings"]
 
 
 @pytest.mark.anyio

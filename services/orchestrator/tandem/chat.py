@@ -12,16 +12,29 @@ from typing import Any
 
 import anyio
 
+from tandem.answer_format import is_fallback
 from tandem.answer_safety import StreamSanitizer, sanitize
+from tandem.answering.literals import Evidence, LiteralCheck, has_claims, remove_unsupported
+from tandem.answering.outcome import (
+    ANSWERED,
+    MODEL_FALLBACK,
+    NO_CLAIMS_LEFT,
+    SUGGESTED,
+    OutcomeGate,
+    PairScorer,
+    SubjectFinder,
+    Verdict,
+    suggestions,
+)
 from tandem.documents import ScoredChunk
 from tandem.errors import BadInput, NotFound, TimedOut
-from tandem.grounding import CitationFilter, Grounding, RelevanceGate, check_citations, judge
+from tandem.grounding import CitationFilter, Grounding, check_citations, judge
 from tandem.llm.adapters import AdapterRegistry, AdapterVersion
 from tandem.llm.budget import TokenCounter, check_budget, counter_for
 from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
-from tandem.metrics import ADAPTER_REQUESTS
+from tandem.metrics import ADAPTER_REQUESTS, ANSWERS, CITATIONS_DROPPED, UNSUPPORTED_LITERALS
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import GenerationSettings, Settings
@@ -60,8 +73,32 @@ class PreparedChat:
     in_flight: int | None = None  # token of the in-flight count for the adapter
     conversation: list[ChatMessage] = field(default_factory=list)  # as the customer sent it
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    abstained: str | None = None  # the relevance gate declined: no generation
+    verdict: Verdict | None = None  # the outcome decided before generation (with retrieval)
+    max_suggestions: int = 3
     marks: dict[str, float] = field(default_factory=dict)  # stage -> ms since `started`
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict.outcome if self.verdict else ANSWERED
+
+    @property
+    def abstained(self) -> str | None:
+        """Why no answer is generated (None: one is)."""
+        return self.verdict.reason if self.verdict and self.outcome != ANSWERED else None
+
+    def suggestions(self) -> list[dict[str, str]]:
+        """The closest pages (file, heading, release), best first."""
+        pages = suggestions(self.sources, self.max_suggestions)
+        return [
+            {"file": s.chunk.file, "heading": s.chunk.heading, "release": s.chunk.release}
+            for s in pages
+        ]
+
+    def evidence(self) -> Evidence:
+        """What a generated answer may quote: the blocks, the release, the customer's words."""
+        parts = [f"{s.chunk.file} {s.chunk.heading}\n{s.chunk.text}" for s in self.sources]
+        parts += [m["content"] for m in self.conversation if m["role"] == "user"]
+        return Evidence.of([*parts, self.index.release if self.index else ""])
 
     def mark(self, stage: str) -> None:
         """Note when this request first reached `stage` (reported in `timings_ms`)."""
@@ -138,6 +175,8 @@ class ChatService:
         pool: VllmPool,
         counter: TokenCounter | None = None,
         answers: AnswerLog | None = None,
+        reranker: PairScorer | None = None,
+        subject: SubjectFinder | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter or counter_for(settings.model_path)
@@ -145,7 +184,7 @@ class ChatService:
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
-        self.gate = RelevanceGate(retriever, settings.retrieval)
+        self.gate = OutcomeGate(retriever, settings.answering, reranker, subject)
         self.answers = answers  # every answer given is kept here, for feedback on it
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
@@ -158,10 +197,10 @@ class ChatService:
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)
 
-    def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, str | None]:
-        """The top-k blocks and the relevance gate's verdict on them (in a worker thread)."""
-        result = self.retriever.retrieve(query, top_k)
-        return result, self.gate.abstain_reason(query, result)
+    def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, Verdict]:
+        """The candidate blocks and the outcome decided on them (in a worker thread)."""
+        result = self.retriever.retrieve(query, self.gate.candidates(top_k))
+        return result, self.gate.assess(query, query, result, top_k)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions
@@ -177,16 +216,16 @@ class ChatService:
         token = self.in_flight.enter(adapter.served_name) if adapter else None
         sources: list[ScoredChunk] = []
         index: IndexInfo | None = None
-        abstained: str | None = None
+        verdict: Verdict | None = None
         if options.retrieval:
             query = retrieval_query(conversation)
             try:
-                result, abstained = await anyio.to_thread.run_sync(self._retrieve, query, top_k)
+                result, decided = await anyio.to_thread.run_sync(self._retrieve, query, top_k)
             except Exception:
                 self.in_flight.leave(token)
                 record_error(adapter)
                 raise
-            sources, index = result.chunks, result.index
+            sources, index, verdict = decided.chunks, result.index, decided
         retrieval_ms = (time.perf_counter() - started) * 1000
         messages = build_messages(
             conversation,
@@ -212,17 +251,18 @@ class ChatService:
             retrieval_ms=retrieval_ms,
             in_flight=token,
             generation=generation,
-            abstained=abstained,
+            verdict=verdict,
+            max_suggestions=self.settings.answering.max_suggestions,
             conversation=list(conversation),
         )
         prepared.mark("prepared")
         return prepared
 
-    async def keep(self, prepared: PreparedChat, text: str) -> None:
+    async def keep(self, prepared: PreparedChat, text: str, outcome: str) -> None:
         """Log the answer as the customer saw it (JSON and streamed, native and OpenAI)."""
         if self.answers is None:
             return
-        record = answer_record(prepared, text)
+        record = answer_record(prepared, text, outcome)
         try:
             await anyio.to_thread.run_sync(self.answers.record_answer, record)
         except Exception:  # the customer still gets the answer; feedback on it will 404
@@ -240,7 +280,7 @@ class ChatService:
         return reload
 
     async def answer(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> ChatAnswer:
-        """A complete answer (non-streamed)."""
+        """A complete answer (non-streamed): sentences with unsupported literals removed."""
         prepared = await self.prepare(conversation, options)
         gen_started = time.perf_counter()
         try:
@@ -258,11 +298,34 @@ class ChatService:
             self.in_flight.leave(prepared.in_flight)
         text = sanitize(generation.text, self.link_hosts).strip()
         generation.text, citations = check_citations(text, len(prepared.sources))
-        retrieval = prepared.index is not None
-        grounding = judge(generation.text, citations, retrieval, prepared.abstained)
+        outcome, reason = prepared.outcome, prepared.abstained
+        unsupported: list[str] = []
+        if outcome == ANSWERED and is_fallback(generation.text):
+            outcome, reason = SUGGESTED, MODEL_FALLBACK
+        elif outcome == ANSWERED:  # without retrieval only the customer's words back it
+            checked, unsupported = remove_unsupported(prepared.evidence(), generation.text)
+            if prepared.index is not None and self.settings.answering.remove_unsupported:
+                generation.text = checked
+                if not has_claims(checked):
+                    outcome, reason = SUGGESTED, NO_CLAIMS_LEFT
+                    generation.text = prepared.declined().text
+        grounding = self._judge(prepared, outcome, reason, citations, unsupported)
         gen_ms = (time.perf_counter() - gen_started) * 1000
-        await self.keep(prepared, generation.text)
+        await self.keep(prepared, generation.text, grounding.outcome)
+        observe(grounding, "json")
         return ChatAnswer(prepared, generation, grounding, prepared.timings(gen_ms))
+
+    def _judge(
+        self,
+        prepared: PreparedChat,
+        outcome: str,
+        reason: str | None,
+        citations: CitationFilter,
+        unsupported: Sequence[str],
+    ) -> Grounding:
+        retrieval = prepared.index is not None
+        pages = prepared.suggestions() if retrieval else []
+        return judge(outcome, reason, citations, unsupported, pages, retrieval)
 
     async def _chat(self, prepared: PreparedChat) -> Generation:
         return await self.pool.chat(
@@ -272,12 +335,14 @@ class ChatService:
     async def stream(self, prepared: PreparedChat) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """("delta", {...}) events with citations checked, then one ("done", {...}).
 
-        `done` carries usage, timings and the grounding (see `Grounding.to_dict`).
+        `done` carries usage, timings and the grounding (see `Grounding.to_dict`): a streamed
+        sentence is already shown, so unsupported literals are flagged there, not removed.
         """
         gen_started = time.perf_counter()
         deadline = gen_started + self.settings.vllm.request_timeout_s
         usage = Usage()
         citations = CitationFilter(len(prepared.sources))
+        literal_check = LiteralCheck(prepared.evidence())
         sent: list[str] = []
         try:
             async for item in self._generate(prepared):
@@ -285,18 +350,27 @@ class ChatService:
                     raise TimedOut("the answer took longer than the request deadline")
                 if isinstance(item, Usage):
                     usage = item
-                elif text := citations.feed(item):
+                elif text := literal_check.feed(citations.feed(item)):
                     sent.append(text)
                     prepared.mark("first_token")
                     yield "delta", {"text": text}
-            if text := citations.flush():
+            if text := literal_check.feed(citations.flush()):
                 sent.append(text)
                 yield "delta", {"text": text}
+            literal_check.flush()
         finally:
             self.in_flight.leave(prepared.in_flight)
-        grounding = judge("".join(sent), citations, prepared.index is not None, prepared.abstained)
+        answer = "".join(sent).strip()
+        outcome, reason = prepared.outcome, prepared.abstained
+        unsupported: list[str] = []
+        if outcome == ANSWERED and is_fallback(answer):
+            outcome, reason = SUGGESTED, MODEL_FALLBACK
+        elif outcome == ANSWERED:
+            unsupported = literal_check.unsupported
+        grounding = self._judge(prepared, outcome, reason, citations, unsupported)
         gen_ms = (time.perf_counter() - gen_started) * 1000
-        await self.keep(prepared, "".join(sent).strip())
+        await self.keep(prepared, answer, grounding.outcome)
+        observe(grounding, "stream")
         yield (
             "done",
             {
@@ -323,7 +397,14 @@ class ChatService:
         yield safe.flush()
 
 
-def answer_record(prepared: PreparedChat, text: str) -> AnswerRecord:
+def observe(grounding: Grounding, route: str) -> None:
+    """Count a finished answer for /metrics: its outcome, dropped markers, literals."""
+    ANSWERS.labels(outcome=grounding.outcome, cited=str(grounding.grounded).lower()).inc()
+    CITATIONS_DROPPED.inc(grounding.dropped)
+    UNSUPPORTED_LITERALS.labels(route=route).inc(len(grounding.unsupported))
+
+
+def answer_record(prepared: PreparedChat, text: str, outcome: str) -> AnswerRecord:
     """What the answer log keeps: the conversation, answer, full source blocks, versions."""
     sources = [
         {
@@ -345,4 +426,5 @@ def answer_record(prepared: PreparedChat, text: str) -> AnswerRecord:
         adapter=prepared.adapter.label if prepared.adapter else None,
         release=prepared.index.release if prepared.index else None,
         collection=prepared.index.collection if prepared.index else None,
+        outcome=outcome,
     )

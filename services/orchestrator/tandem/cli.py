@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tandem.handoffs.cli import handoffs_app
 from tandem.indexing.cli import index_app
 from tandem.llm.cli import adapters_app
 from tandem.training.feedback_cli import dataset_from_feedback, feedback_app
@@ -17,12 +18,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(help="Tandem: a self-hosted support assistant.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
-model_app = typer.Typer(help="The served base model.", no_args_is_help=True)
+model_app = typer.Typer(help="The base model and the cross-encoder.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 app.add_typer(index_app, name="index")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(handoffs_app, name="handoffs")
 dataset_app.command("from-feedback")(dataset_from_feedback)
 
 
@@ -37,13 +39,21 @@ def up() -> None:
 
 @model_app.command("prepare")
 def model_prepare() -> None:
-    """Convert the packaged SmolLM2 GGUF into the models cache (once)."""
+    """Prepare the models cache once: the SmolLM2 base model and the cross-encoder."""
+    from tandem.errors import TandemError
     from tandem.llm.model_prep import prepare_base_model
+    from tandem.rag.cross_encoder_prep import cross_encoder_path, prepare_cross_encoder
     from tandem.settings import get_settings
 
     settings = get_settings()
     path = prepare_base_model(settings.model_path, settings.model.name)
     typer.echo(f"base model ready: {path}")
+    try:
+        reranker = prepare_cross_encoder(cross_encoder_path(settings.models_dir))
+    except TandemError as error:  # a download that does not match its pinned digest
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"cross-encoder ready: {reranker}")
 
 
 @dataset_app.command("validate")

@@ -22,9 +22,24 @@ TOKENS = Counter("tandem_tokens_total", "Tokens through vLLM", ["kind"])
 INDEX_POINTS = Gauge("tandem_index_points", "Points in the serving collection")
 ANSWERS = Counter(
     "tandem_answers_total",
-    "Answers by grounding outcome (grounded, uncited, abstained_*, no_retrieval)",
-    ["outcome"],
+    "Answers by outcome (answered, suggested, declined) and whether cited",
+    ["outcome", "cited"],
+)
+UNSUPPORTED_LITERALS = Counter(
+    "tandem_unsupported_literals_total",
+    "Literals (numbers, names, URLs, labels) in answers that no given block holds",
+    ["route"],  # json: the sentence was removed; stream: flagged in `done`
 )
 CITATIONS_DROPPED = Counter(
     "tandem_citations_dropped_total", "Citation markers that pointed at no given block, removed"
+)
+HANDOFFS = Counter(
+    "tandem_handoffs_total",
+    "Handoffs to a person, by the outcome of the answer that led to them",
+    ["outcome"],
+)
+HANDOFF_ATTEMPTS = Counter(
+    "tandem_handoff_attempts_total",
+    "Webhook deliveries of handoffs by result (delivered, retry, failed)",
+    ["result"],
 )

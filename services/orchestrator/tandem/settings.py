@@ -160,16 +160,25 @@ class RetrievalSettings(BaseModel):
             raise ValueError(f"query token lengths must lie in 0-256, not {lengths}")
         return sorted({length for length in lengths if length})
 
-    # The relevance gate (tandem/grounding.py): below any threshold, on more unseen terms than
-    # allowed, or on a name the release never mentions, Tandem answers with the house fallback
-    # sentence without calling vLLM. Values chosen on the calibration split by
-    # bench/bench_grounding.py (MiniLM).
+
+class AnsweringSettings(BaseModel):
+    """The outcome before generation (tandem/answering/outcome.py), its thresholds chosen on
+    the calibration split by bench/bench_outcomes.py; and the checks after generation."""
+
+    # TANDEM_ANSWERING__GATE=false: every question is answered (no suggested / declined)
     gate: bool = True
-    min_similarity: float = 0.3  # best dense cosine of a retrieved block
-    min_term_overlap: float = 0.2  # share of the question's content terms in the blocks
-    min_coverage: float = 0.35  # the same share with each term weighted by its IDF in the release
-    max_unseen_terms: int | None = 1  # content terms the release never uses ("dark mode")
-    decline_unknown_names: bool = True  # a name in the question ("Jira") no block mentions
+    # the cross-encoder reranks this many retrieved blocks; the best top_k are answered from
+    rerank: bool = True
+    rerank_candidates: int = Field(default=8, ge=1, le=32)
+    min_rerank: float = 0.0  # best cross-encoder score below this: suggested
+    max_unknown_subject: int = Field(default=0, ge=0)  # subject words the release never uses
+    declined_similarity: float = 0.2  # below both: declined (off-topic)
+    declined_rerank: float = -8.0
+    max_suggestions: int = Field(default=3, ge=1, le=10)
+    # the words a question asks about, found with spaCy's parser (answering/subject.py)
+    subject: bool = True
+    # sentences carrying a literal no given block holds are removed from whole answers
+    remove_unsupported: bool = True
 
 
 class IndexSettings(BaseModel):
@@ -231,6 +240,33 @@ class FeedbackSettings(BaseModel):
     max_comment_chars: int = Field(default=2_000, ge=1)
 
 
+class HandoffSettings(BaseModel):
+    """Handing a conversation to a person: the help desk's webhook and how it is retried."""
+
+    # TANDEM_HANDOFF__WEBHOOK_URL: each handoff is POSTed here (JSON, signed); unset: handoffs
+    # are kept as `pending` and listed at GET /v1/admin/handoffs until one is set
+    webhook_url: str | None = None
+    secret: str | None = None  # TANDEM_HANDOFF__SECRET: the HMAC-SHA256 key of the signature
+    max_attempts: int = Field(default=8, ge=1)  # then the handoff is `failed`
+    backoff_s: float = Field(default=5.0, gt=0)  # the wait after the first failed attempt
+    backoff_max_s: float = Field(default=900.0, gt=0)  # waits double up to this
+    timeout_s: float = Field(default=10.0, gt=0)  # one attempt's deadline
+    poll_s: float = Field(default=5.0, gt=0)  # how often due handoffs are looked for
+    retention_days: int | None = Field(default=None, ge=0)  # None: TANDEM_FEEDBACK__'s
+    max_contact_chars: int = Field(default=320, ge=1)
+    max_note_chars: int = Field(default=2_000, ge=1)
+    max_transcript_chars: int = Field(default=32_000, ge=1)  # all messages' content together
+
+    @model_validator(mode="after")
+    def _signed(self) -> HandoffSettings:
+        if self.webhook_url and not self.secret:
+            raise ValueError(
+                "TANDEM_HANDOFF__WEBHOOK_URL is set without TANDEM_HANDOFF__SECRET: the help "
+                "desk could not tell Tandem's handoffs from anyone else's. Set a secret."
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """The one settings object; build it with `get_settings()`."""
 
@@ -259,12 +295,14 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answering: AnsweringSettings = Field(default_factory=AnsweringSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
     _split = field_validator("index_roots", "api_keys", "admin_keys", "link_hosts", mode="before")(
         _split_commas
@@ -319,6 +357,12 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         """The SQLite file of the shared state (pointers, jobs, leases, feedback)."""
         return self.data_dir / "state.sqlite3"
+
+    @property
+    def handoff_retention_days(self) -> int:
+        """How long handoffs are kept: their own setting, else the answer log's."""
+        own = self.handoff.retention_days
+        return self.feedback.retention_days if own is None else own
 
     @property
     def corpus_path(self) -> Path:

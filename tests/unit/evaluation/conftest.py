@@ -33,25 +33,41 @@ QA_LINES = [
 ]
 
 
+OCR_PAGE = {k: OCR_SOURCE[k] for k in ("file", "heading", "release")}
+FALLBACK = f"I couldn't find this in the documentation for release {RELEASE}."
+
+
 def default_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """Hybrid/RAG answer from the docs; without retrieval a vague one; base rambles."""
+    """Hybrid answers from the docs, RAG suggests the OCR page; without retrieval the
+    adapter invents a version, base rambles; the toaster is declined (off-topic) with
+    retrieval and gets the model's own fallback without it."""
     question = body["messages"][-1]["content"]
     retrieval, adapter = body["retrieval"], body["adapter"]
     sources = [OCR_SOURCE] if retrieval else []
+    decision: dict[str, Any] = {"outcome": "answered", "abstained": None, "unsupported": []}
     if "toaster" in question:
-        answer = f"I couldn't find this in the documentation for release {RELEASE}."
-        sources = []
+        answer, sources = FALLBACK, []
+        reason = ("declined", "off_topic") if retrieval else ("suggested", "model_fallback")
+        decision.update(outcome=reason[0], abstained=reason[1])
+    elif retrieval and "OCR" in question and adapter == "none":
+        answer = FALLBACK
+        decision.update(outcome="suggested", abstained="weak_evidence", suggestions=[OCR_PAGE])
     elif retrieval and "OCR" in question:
         answer = "Set PAPERLESS_OCR_LANGUAGE, for example to deu.\nSources: [1]"
     elif retrieval:
         answer = "The default database is SQLite.\nSources: [1]"
     elif adapter is None:
-        answer = "You can set the OCR language in the settings. It defaults to English."
+        answer = "You can set the OCR language in the settings. It defaults to English since 1.7."
+        decision.update(unsupported=["1.7"], warnings=["unsupported_literal"])
     else:
         answer = "As an AI, I think the language can be changed [4]. " * 3
     return {
         "id": "chat-1",
         "answer": answer,
+        "grounded": decision["outcome"] == "answered" and bool(sources),
+        "warnings": [],
+        "suggestions": [],
+        **decision,
         "sources": sources,
         "adapter": None if adapter == "none" else "support@v3",
         "index": {"release": RELEASE, "collection": "docs-v3.0.5"},

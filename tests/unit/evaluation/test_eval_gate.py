@@ -99,7 +99,9 @@ def test_gate_pass_exits_0(fake: Any, qa_file: Path, tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     options = _options(qa_file, tmp_path, thresholds={"min_coverage": 0.9})  # implies --gate
     assert execute(options, fake.transport, console) == 0
-    assert "gate passed" in console.export_text()
+    text = console.export_text()
+    assert "gate passed" in text
+    assert "compliance all / answered" in text and "100% / 100%" in text
     assert (tmp_path / "report.md").exists()
 
 

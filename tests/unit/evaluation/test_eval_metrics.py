@@ -8,6 +8,7 @@ import pytest
 
 from tandem.evaluation.harness import CONFIGURATIONS, Outcome
 from tandem.evaluation.metrics import (
+    AnswerScore,
     contains_phrase,
     normalise,
     percentile,
@@ -28,6 +29,9 @@ SOURCE = {
     "file": "configuration.md",
     "heading": "Configuration > OCR settings > `PAPERLESS_OCR_LANGUAGE=<lang>`",
 }
+RIGHT_PAGE = {"file": SOURCE["file"], "heading": SOURCE["heading"], "release": "v3.0.5"}
+WRONG_PAGE = {**RIGHT_PAGE, "heading": "Configuration > OCR settings > PAPERLESS_OCR_MODE"}
+FALLBACK = "I couldn't find this in the documentation for release v3.0.5."
 
 
 def _outcome(
@@ -36,9 +40,16 @@ def _outcome(
     answer: str,
     sources: list[dict[str, Any]] | None = None,
     latency: float = 100.0,
+    **decision: Any,
 ) -> Outcome:
+    """A response as the chat API gives it; `decision` overrides outcome, abstained, ..."""
     response = {
         "answer": answer,
+        "outcome": "answered",
+        "abstained": None,
+        "unsupported": [],
+        "suggestions": [],
+        **decision,
         "sources": sources or [],
         "adapter": "support@v3",
         "index": {"release": "v3.0.5", "collection": "c"},
@@ -139,19 +150,85 @@ def test_summary_rates_include_failures_and_latency_excludes_them() -> None:
     assert summary.mean_prompt_tokens == 300 and summary.adapters == ["support@v3"]
 
 
-def test_summary_counts_declines_and_who_declined() -> None:
-    fallback = "I couldn't find this in the documentation for release v3.0.5."
-    gate = _outcome(NOT_IN_DOCS, "hybrid", fallback)
-    assert gate.response is not None
-    gate.response["abstained"] = "not_relevant"
-    model = _outcome(QAItem("Does it fly?", ()), "hybrid", fallback)
-    invented = _outcome(QAItem("Does it swim?", ()), "hybrid", "Yes, it swims.")
-    wrongly = _outcome(OCR, "hybrid", fallback)
-    answered = _outcome(OCR, "hybrid", "Set PAPERLESS_OCR_LANGUAGE=deu [1].\n\nSources: [1]")
-    scores = [score_outcome(o) for o in (gate, model, invented, wrongly, answered)]
-    assert [s.declined for s in scores] == [True, True, False, True, False]
-    assert scores[0].abstained == "not_relevant" and scores[1].abstained is None
+def test_score_records_outcome_unsupported_literals_and_suggested_pages() -> None:
+    suggested = _outcome(
+        OCR,
+        "hybrid",
+        FALLBACK,
+        [SOURCE],
+        outcome="suggested",
+        abstained="weak_evidence",
+        suggestions=[WRONG_PAGE, RIGHT_PAGE],
+    )
+    score = score_outcome(suggested)
+    assert (score.outcome, score.abstained) == ("suggested", "weak_evidence")
+    assert score.suggestions == [WRONG_PAGE, RIGHT_PAGE] and score.suggestion_hit is True
+    invented = _outcome(OCR, "adapter", "It costs $9 since 1.7.", unsupported=["$9", "1.7"])
+    score = score_outcome(invented)
+    assert score.outcome == "answered" and score.unsupported == ["$9", "1.7"]
+    assert score.suggestion_hit is None  # no retrieval: no page could be offered
+    failed = score_outcome(Outcome(OCR, CONFIGURATIONS["hybrid"], None, "boom", None, 3))
+    assert failed.outcome is None and failed.suggestion_hit is False
+
+
+def _outcome_mix() -> list[AnswerScore]:
+    """Every outcome on both kinds of question, under hybrid."""
+    good = "Set PAPERLESS_OCR_LANGUAGE=deu [1].\n\nSources: [1]"
+    outcomes = [
+        # the docs do not answer these three
+        _outcome(NOT_IN_DOCS, "hybrid", FALLBACK, outcome="declined", abstained="off_topic"),
+        _outcome(
+            QAItem("Does it fly?", ()),
+            "hybrid",
+            FALLBACK,
+            [SOURCE],
+            outcome="suggested",
+            abstained="model_fallback",
+            suggestions=[WRONG_PAGE],
+        ),
+        _outcome(QAItem("Price?", ()), "hybrid", "It costs $9.", unsupported=["$9"]),
+        # they answer these six
+        _outcome(OCR, "hybrid", good, [SOURCE]),
+        _outcome(OCR, "hybrid", good, [WRONG_PAGE], unsupported=["deu"]),
+        _outcome(OCR, "hybrid", FALLBACK, outcome="suggested", suggestions=[RIGHT_PAGE]),
+        _outcome(OCR, "hybrid", FALLBACK, outcome="suggested", suggestions=[WRONG_PAGE]),
+        _outcome(OCR, "hybrid", FALLBACK, outcome="declined", abstained="off_topic"),
+        Outcome(OCR, CONFIGURATIONS["hybrid"], None, "boom", None, 3),
+    ]
+    return [score_outcome(o) for o in outcomes]
+
+
+def test_summary_shares_outcomes_per_kind_of_question() -> None:
+    summary = summarise("hybrid", "Hybrid", _outcome_mix())
+    assert summary.unanswerable_questions == 3 and summary.answerable_questions == 6
+    assert summary.unanswerable_answered_rate == pytest.approx(1 / 3)
+    assert summary.unanswerable_suggested_rate == pytest.approx(1 / 3)
+    assert summary.unanswerable_declined_rate == pytest.approx(1 / 3)
+    assert summary.unanswerable_withheld_rate == pytest.approx(2 / 3)
+    # the failed question is in none of the shares
+    assert summary.answerable_answered_rate == pytest.approx(2 / 6)
+    assert summary.answerable_suggested_rate == pytest.approx(2 / 6)
+    assert summary.answerable_declined_rate == pytest.approx(1 / 6)
+
+
+def test_right_page_counts_cited_sources_and_suggested_pages() -> None:
+    summary = summarise("hybrid", "Hybrid", _outcome_mix())
+    # answered citing it, suggested offering it; not: wrong source, wrong page, declined, failed
+    assert summary.right_page_questions == 6
+    assert summary.right_page_rate == pytest.approx(2 / 6)
+    without_retrieval = summarise(
+        "adapter", "Adapter", [score_outcome(_outcome(OCR, "adapter", "x"))]
+    )
+    assert without_retrieval.right_page_rate is None and without_retrieval.right_page_questions == 0
+
+
+def test_unsupported_literals_and_compliance_are_also_over_answered_questions() -> None:
+    scores = _outcome_mix()
     summary = summarise("hybrid", "Hybrid", scores)
-    assert summary.unanswerable_questions == 3 and summary.gate_declined == 1
-    assert summary.declined_unanswerable_rate == pytest.approx(2 / 3)
-    assert summary.declined_answerable_rate == pytest.approx(1 / 2)
+    assert summary.answered_questions == 3
+    assert summary.unsupported_literal_rate == pytest.approx(2 / 3)
+    answered = [s for s in scores if s.outcome == "answered"]
+    assert [s.compliant for s in answered] == [True, True, True]
+    assert summary.compliance_answered_rate == 1.0
+    # over all questions the fallbacks count too (compliant) and the failure does not
+    assert summary.compliance_rate == pytest.approx(8 / 9)

@@ -50,6 +50,27 @@ def test_report_files_are_written(fake: Any, qa_file: Path, tmp_path: Path) -> N
     assert "## Per-question details" in markdown and "Does it run on a toaster?" in markdown
 
 
+def test_report_shows_outcomes_right_page_and_unsupported_literals(
+    fake: Any, qa_file: Path, tmp_path: Path
+) -> None:
+    _run(fake, qa_file, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert (
+        "| Right page | Format compliance (all / answered) | Citation validity "
+        "| Answerable: answered / suggested / declined "
+        "| Unanswerable: answered / suggested / declined | Unsupported literals (answered) |"
+    ) in markdown
+    rag = next(line for line in markdown.splitlines() if line.startswith("| **rag**"))
+    assert (
+        "| 100% (n=1) | 100% / 100% | 100% | 50% / 50% / 0% (n=2) | 0% / 0% / 100% (n=1) |" in rag
+    )
+    adapter = next(line for line in markdown.splitlines() if line.startswith("| **adapter**"))
+    assert "| 0% / 100% / 0% (n=1) | 100% (n=2) |" in adapter
+    assert "| suggested (weak_evidence): 1 page |" in markdown
+    assert "| answered; unsupported: 1.7 |" in markdown
+    assert "| declined (off_topic) |" in markdown
+
+
 def test_report_json_holds_summaries_and_every_answer(
     fake: Any, qa_file: Path, tmp_path: Path
 ) -> None:
@@ -62,6 +83,14 @@ def test_report_json_holds_summaries_and_every_answer(
     assert hybrid["mean_coverage"] == 1.0 and hybrid["source_hit_rate"] == 1.0
     assert hybrid["compliance_rate"] == 1.0 and hybrid["failed"] == 0
     assert data["summaries"]["base"]["citation_validity_rate"] < 1
+    rag = data["summaries"]["rag"]
+    assert rag["answerable_suggested_rate"] == 0.5 and rag["unanswerable_declined_rate"] == 1
+    assert rag["right_page_rate"] == 1.0 and rag["right_page_questions"] == 1
+    assert data["summaries"]["adapter"]["unsupported_literal_rate"] == 1.0
+    suggested = next(
+        q for q in data["questions"] if q["outcome"] == "suggested" and q["suggestions"]
+    )
+    assert suggested["suggestion_hit"] is True and suggested["abstained"] == "weak_evidence"
     first = data["questions"][0]
     assert first["expected"]["answer_terms"] and "answer" in first and "rules" in first
     assert result.summaries["hybrid"].mean_prompt_tokens == 400

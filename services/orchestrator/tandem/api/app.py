@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tandem import __version__
+from tandem.answering.services import make_reranker, make_subject_finder
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
-from tandem.api.routes import adapters, admin, chat, feedback, health, openai, widget
+from tandem.api.routes import adapters, admin, chat, feedback, handoff, health, openai, widget
 from tandem.chat import ChatService
+from tandem.handoffs.delivery import HandoffDelivery
 from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
@@ -30,6 +32,7 @@ from tandem.rag.embedder import Embedder, serving_embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
 from tandem.state.feedback import SqliteFeedbackLog
+from tandem.state.handoffs import SqliteHandoffStore
 from tandem.state.sqlite import StateDatabase
 from tandem.storage import Stores, open_stores
 
@@ -58,10 +61,18 @@ def build_services(
     retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, stores.state)
     pool = pool or VllmPool.from_settings(settings.vllm)
-    answers = SqliteFeedbackLog(
-        StateDatabase(settings.state_path), settings.feedback.retention_days
+    database = StateDatabase(settings.state_path)
+    answers = SqliteFeedbackLog(database, settings.feedback.retention_days)
+    handoffs = SqliteHandoffStore(database, settings.handoff_retention_days)
+    chat_service = ChatService(
+        settings,
+        retriever,
+        registry,
+        pool,
+        answers=answers,
+        reranker=make_reranker(settings),
+        subject=make_subject_finder(settings),
     )
-    chat_service = ChatService(settings, retriever, registry, pool, answers=answers)
     return Services(
         settings,
         stores,
@@ -71,8 +82,16 @@ def build_services(
         pool,
         chat_service,
         feedback=answers,
+        handoffs=handoffs,
         index_embedder=index_embedder,
     )
+
+
+def handoff_delivery(services: Services) -> HandoffDelivery | None:
+    """The worker that sends handoffs to TANDEM_HANDOFF__WEBHOOK_URL; None when unset."""
+    if services.handoffs is None or not services.settings.handoff.webhook_url:
+        return None
+    return HandoffDelivery(services.handoffs, services.settings.handoff)
 
 
 def freeze_heap() -> None:
@@ -111,12 +130,19 @@ def create_app(
         checker = asyncio.create_task(
             keep_adapters_loaded(swapper, settings.adapter.check_interval_s)
         )
+        delivery = handoff_delivery(services)
+        app.state.handoff_delivery = delivery
+        sender = asyncio.create_task(delivery.run()) if delivery else None
         try:
             yield
         finally:
-            checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checker
+            for task in (checker, sender):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if delivery is not None:
+                await delivery.aclose()
             await swapper.aclose()
             await services.pool.aclose()
             services.stores.close()
@@ -134,6 +160,6 @@ def create_app(
             max_age=600,
         )
     install_error_handlers(app)
-    for module in (health, chat, openai, admin, adapters, feedback, widget):
+    for module in (health, chat, openai, admin, adapters, feedback, handoff, widget):
         app.include_router(module.router)
     return app

@@ -20,6 +20,7 @@ from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
 from tandem.state.feedback import FeedbackLog
+from tandem.state.handoffs import HandoffStore
 from tandem.storage import Stores
 
 
@@ -36,6 +37,7 @@ class Services:
     chat: ChatService
     vllm_report: Callable[[], dict[str, Any]] | None = None  # the supervisor's, under `up`
     feedback: FeedbackLog | None = None  # the answer log behind POST /v1/feedback
+    handoffs: HandoffStore | None = None  # handoffs to a person, waiting for the help desk
     # builds the admin index jobs' embedder in a child process; None: they use `embedder`
     index_embedder: EmbedderFactory | None = None
 

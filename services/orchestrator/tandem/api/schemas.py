@@ -53,12 +53,26 @@ class Timings(BaseModel):
     prepared: float | None = None
 
 
+class Suggestion(BaseModel):
+    """One of the closest pages offered when the answer is not generated."""
+
+    file: str
+    heading: str
+    release: str
+
+
 class ChatResponse(BaseModel):
     id: str
     answer: str
-    grounded: bool  # the answer cites at least one documentation block it was given
-    abstained: str | None = None  # "not_relevant" (no generation) or "model_fallback"
-    warnings: list[str] = Field(default_factory=list)  # "uncited_answer", "dropped_citations"
+    outcome: Literal["answered", "suggested", "declined"]
+    grounded: bool  # answered, citing at least one documentation block it was given
+    # why it was not answered: "weak_evidence", "unknown_subject", "off_topic" (decided
+    # before generation), "model_fallback", "unsupported_literals" (after it)
+    abstained: str | None = None
+    # "uncited_answer", "dropped_citations", "unsupported_literal"
+    warnings: list[str] = Field(default_factory=list)
+    unsupported: list[str] = Field(default_factory=list)  # literals no given block holds
+    suggestions: list[Suggestion] = Field(default_factory=list)  # when suggested
     sources: list[Source]
     adapter: str | None
     index: IndexRef | None

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from tandem.errors import BadInput, DependencyDown
 from tandem.evaluation.gate import Gate, load_gate
+from tandem.evaluation.metrics import ConfigSummary
+from tandem.evaluation.report import outcome_shares
 from tandem.evaluation.result import EvalResult
 from tandem.evaluation.run import DEFAULT_CONFIGS, run_eval
 
@@ -46,32 +48,47 @@ def resolve_gate(options: EvalOptions) -> Gate | None:
     return base.with_overrides(**thresholds)
 
 
+_COLUMNS = (
+    "config",
+    "coverage",
+    "source hit",
+    "right page",
+    "compliance all / answered",
+    "answerable: answered / suggested / declined",
+    "unanswerable: answered / suggested / declined",
+    "unsupported literals",
+    "citations",
+    "p50/p95 ms",
+    "failed",
+)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _summary_row(s: ConfigSummary) -> list[str]:
+    return [
+        s.config,
+        _pct(s.mean_coverage),
+        _pct(s.source_hit_rate),
+        _pct(s.right_page_rate),
+        f"{_pct(s.compliance_rate)} / {_pct(s.compliance_answered_rate)}",
+        outcome_shares(s, "answerable"),
+        outcome_shares(s, "unanswerable"),
+        _pct(s.unsupported_literal_rate),
+        _pct(s.citation_validity_rate),
+        f"{s.latency_p50_ms or 0:.0f}/{s.latency_p95_ms or 0:.0f}",
+        f"{s.failed}/{s.questions}",
+    ]
+
+
 def _print_summary(console: Console, result: EvalResult) -> None:
     table = Table(title="Tandem evaluation")
-    for column in (
-        "config",
-        "coverage",
-        "source hit",
-        "compliance",
-        "citations",
-        "p50/p95 ms",
-        "failed",
-    ):
+    for column in _COLUMNS:
         table.add_column(column)
-    for s in result.summaries.values():
-
-        def pct(v: float | None) -> str:
-            return "n/a" if v is None else f"{v:.0%}"
-
-        table.add_row(
-            s.config,
-            pct(s.mean_coverage),
-            pct(s.source_hit_rate),
-            pct(s.compliance_rate),
-            pct(s.citation_validity_rate),
-            f"{s.latency_p50_ms or 0:.0f}/{s.latency_p95_ms or 0:.0f}",
-            f"{s.failed}/{s.questions}",
-        )
+    for summary in result.summaries.values():
+        table.add_row(*_summary_row(summary))
     console.print(table)
     for path in result.files:
         console.print(f"wrote {path}")

@@ -14,6 +14,9 @@ from tandem.evaluation.qa import QAItem
 
 _NON_WORD = re.compile(r"[^\w]+")  # underscores stay: setting names are single words
 _CITATION = re.compile(r"\[(\d+)\]")
+# the chat API's `outcome` values
+ANSWERED, SUGGESTED, DECLINED = "answered", "suggested", "declined"
+OUTCOMES = (ANSWERED, SUGGESTED, DECLINED)
 
 
 def normalise(text: str) -> str:
@@ -65,10 +68,13 @@ class AnswerScore:
     attempts: int
     answer: str
     sources: list[dict[str, Any]] = field(default_factory=list)
-    # the answer is the house fallback sentence; `abstained` says who declined: the relevance
-    # gate ("not_relevant", no vLLM call) or the model ("model_fallback")
-    declined: bool = False
+    # the server's `outcome` (None: the request failed) and, when not answered, why
+    # (`abstained`: "weak_evidence", "unknown_subject", "off_topic", "model_fallback", ...)
+    outcome: str | None = None
     abstained: str | None = None
+    unsupported: list[str] = field(default_factory=list)  # literals no given block holds
+    suggestions: list[dict[str, Any]] = field(default_factory=list)  # pages offered instead
+    suggestion_hit: bool | None = None  # a suggestion is the expected page (None: n/a)
     adapter: str | None = None
     release: str | None = None
     expected: dict[str, Any] = field(default_factory=dict)  # the QA item it was scored against
@@ -84,12 +90,13 @@ def source_matches(item: QAItem, file: str, heading: str) -> bool:
     return item.heading is None or _heading_matches(heading, item.heading)
 
 
-def _source_hit(outcome: Outcome, sources: list[dict[str, Any]]) -> bool | None:
+def _page_hit(outcome: Outcome, pages: list[dict[str, Any]]) -> bool | None:
+    """One of `pages` (sources or suggestions) is the expected one; None when that cannot apply."""
     item = outcome.item
     if not item.file or not outcome.config.retrieval:
         return None
     return any(
-        source_matches(item, str(s.get("file") or ""), str(s.get("heading") or "")) for s in sources
+        source_matches(item, str(p.get("file") or ""), str(p.get("heading") or "")) for p in pages
     )
 
 
@@ -103,6 +110,7 @@ def _failed_score(outcome: Outcome) -> AnswerScore:
         coverage=0.0,
         terms_found=[],
         source_hit=False if applies else None,
+        suggestion_hit=False if applies else None,
         compliant=False,
         rules=dict.fromkeys(RULES, False),
         problems=[f"request failed: {outcome.error}"],
@@ -122,6 +130,23 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _count(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _decision(outcome: Outcome, response: dict[str, Any]) -> dict[str, Any]:
+    """What the server decided: the outcome, why not answered, flagged literals, pages offered."""
+    pages = [p for p in response.get("suggestions") or [] if isinstance(p, dict)]
+    return {
+        "outcome": str(response.get("outcome") or ANSWERED),
+        "abstained": str(response["abstained"]) if response.get("abstained") else None,
+        "unsupported": [str(u) for u in response.get("unsupported") or []],
+        "suggestions": [{k: p.get(k) for k in ("file", "heading", "release")} for p in pages],
+        "suggestion_hit": _page_hit(outcome, pages),
+    }
+
+
 def score_outcome(outcome: Outcome) -> AnswerScore:
     """Coverage, source hit, house format, citations, latency and tokens of one answer."""
     if outcome.response is None:
@@ -137,8 +162,6 @@ def score_outcome(outcome: Outcome) -> AnswerScore:
     coverage = len(found) / len(terms) if terms else float(fmt.is_fallback)
     cited = [int(n) for n in _CITATION.findall(answer)]
     usage = response.get("usage") or {}
-    prompt = _number(usage.get("prompt_tokens"))
-    completion = _number(usage.get("completion_tokens"))
     return AnswerScore(
         question=outcome.item.question,
         config=outcome.config.name,
@@ -146,7 +169,7 @@ def score_outcome(outcome: Outcome) -> AnswerScore:
         error=None,
         coverage=coverage,
         terms_found=found,
-        source_hit=_source_hit(outcome, sources),
+        source_hit=_page_hit(outcome, sources),
         compliant=fmt.compliant,
         rules=dict(fmt.rules),
         problems=list(fmt.problems),
@@ -154,13 +177,12 @@ def score_outcome(outcome: Outcome) -> AnswerScore:
         citation_valid=all(1 <= n <= len(sources) for n in cited),
         latency_ms=outcome.latency_ms,
         server_ms=_number((response.get("timings_ms") or {}).get("total")),
-        prompt_tokens=int(prompt) if prompt is not None else None,
-        completion_tokens=int(completion) if completion is not None else None,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
         attempts=outcome.attempts,
         answer=answer,
         sources=[{k: s.get(k) for k in ("n", "file", "heading", "score")} for s in sources],
-        declined=fmt.is_fallback,
-        abstained=str(response["abstained"]) if response.get("abstained") else None,
+        **_decision(outcome, response),
         adapter=response.get("adapter"),
         release=release,
         expected=outcome.item.to_dict(),
@@ -207,12 +229,26 @@ class ConfigSummary:
     mean_prompt_tokens: float | None
     mean_completion_tokens: float | None
     adapters: list[str]
-    # grounded or silent: unanswerable questions answered with the fallback sentence, and
-    # answerable ones wrongly declined; `gate_declined`: the unanswerable ones the gate declined
+    # outcome shares of the questions of each kind (answerable: `answer_terms` given); a
+    # failed question is in none of them
+    answerable_questions: int = 0
+    answerable_answered_rate: float | None = None
+    answerable_suggested_rate: float | None = None
+    answerable_declined_rate: float | None = None
     unanswerable_questions: int = 0
-    declined_unanswerable_rate: float | None = None
-    declined_answerable_rate: float | None = None
-    gate_declined: int = 0
+    unanswerable_answered_rate: float | None = None
+    unanswerable_suggested_rate: float | None = None
+    unanswerable_declined_rate: float | None = None
+    # unanswerable ones given no generated claim: suggested or declined
+    unanswerable_withheld_rate: float | None = None
+    # answerable ones with an expected page and retrieval on: answered citing that page among
+    # the sources, or suggested offering it
+    right_page_rate: float | None = None
+    right_page_questions: int = 0
+    # over the answered questions of both kinds only
+    answered_questions: int = 0
+    compliance_answered_rate: float | None = None
+    unsupported_literal_rate: float | None = None  # answers with `unsupported` literals
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,15 +256,15 @@ class ConfigSummary:
 
 def summarise(config: str, approach: str, scores: Sequence[AnswerScore]) -> ConfigSummary:
     """Aggregate the scores of one configuration (latency and tokens over answered ones)."""
-    answered = [s for s in scores if not s.failed]
+    completed = [s for s in scores if not s.failed]
     hits = [s.source_hit for s in scores if s.source_hit is not None]
-    latencies = [s.latency_ms for s in answered if s.latency_ms is not None]
-    server = [s.server_ms for s in answered if s.server_ms is not None]
+    latencies = [s.latency_ms for s in completed if s.latency_ms is not None]
+    server = [s.server_ms for s in completed if s.server_ms is not None]
     return ConfigSummary(
         config=config,
         approach=approach,
         questions=len(scores),
-        failed=len(scores) - len(answered),
+        failed=len(scores) - len(completed),
         mean_coverage=_mean([s.coverage for s in scores]),
         source_hit_rate=_rate(hits),
         source_hit_questions=len(hits),
@@ -240,18 +276,52 @@ def summarise(config: str, approach: str, scores: Sequence[AnswerScore]) -> Conf
         server_p50_ms=percentile(server, 50),
         server_p95_ms=percentile(server, 95),
         mean_prompt_tokens=_mean(
-            [s.prompt_tokens for s in answered if s.prompt_tokens is not None]
+            [s.prompt_tokens for s in completed if s.prompt_tokens is not None]
         ),
         mean_completion_tokens=_mean(
-            [s.completion_tokens for s in answered if s.completion_tokens is not None]
+            [s.completion_tokens for s in completed if s.completion_tokens is not None]
         ),
-        adapters=sorted({s.adapter for s in answered if s.adapter}),
-        unanswerable_questions=sum(not _answerable(s) for s in scores),
-        declined_unanswerable_rate=_rate([s.declined for s in scores if not _answerable(s)]),
-        declined_answerable_rate=_rate([s.declined for s in scores if _answerable(s)]),
-        gate_declined=sum(s.abstained == "not_relevant" for s in scores if not _answerable(s)),
+        adapters=sorted({s.adapter for s in completed if s.adapter}),
+        **_outcome_figures(scores),
     )
 
 
 def _answerable(score: AnswerScore) -> bool:
     return bool(score.expected.get("answer_terms"))
+
+
+def _shares(kind: str, scores: Sequence[AnswerScore]) -> dict[str, Any]:
+    """`<kind>_questions` and `<kind>_<outcome>_rate` for each outcome."""
+    figures: dict[str, Any] = {f"{kind}_questions": len(scores)}
+    for outcome in OUTCOMES:
+        figures[f"{kind}_{outcome}_rate"] = _rate([s.outcome == outcome for s in scores])
+    return figures
+
+
+def _right_page(score: AnswerScore) -> bool | None:
+    """Answered with the expected page among the sources, or suggested offering it."""
+    if score.source_hit is None:
+        return None  # no expected page, or no retrieval
+    if score.outcome == ANSWERED:
+        return score.source_hit
+    return score.outcome == SUGGESTED and bool(score.suggestion_hit)
+
+
+def _outcome_figures(scores: Sequence[AnswerScore]) -> dict[str, Any]:
+    """Outcome shares per kind of question, the right-page share, figures over answered ones."""
+    answerable = [s for s in scores if _answerable(s)]
+    unanswerable = [s for s in scores if not _answerable(s)]
+    pages = [hit for s in answerable if (hit := _right_page(s)) is not None]
+    answered = [s for s in scores if s.outcome == ANSWERED]
+    return {
+        **_shares("answerable", answerable),
+        **_shares("unanswerable", unanswerable),
+        "unanswerable_withheld_rate": _rate(
+            [s.outcome in (SUGGESTED, DECLINED) for s in unanswerable]
+        ),
+        "right_page_rate": _rate(pages),
+        "right_page_questions": len(pages),
+        "answered_questions": len(answered),
+        "compliance_answered_rate": _rate([s.compliant for s in answered]),
+        "unsupported_literal_rate": _rate([bool(s.unsupported) for s in answered]),
+    }

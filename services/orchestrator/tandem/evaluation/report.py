@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.answer_format import RULES
-from tandem.evaluation.metrics import ConfigSummary
+from tandem.evaluation.metrics import OUTCOMES, AnswerScore, ConfigSummary
 from tandem.evaluation.result import EvalResult
 
 
@@ -31,9 +31,10 @@ class Metric:
 METRICS = (
     Metric("mean_coverage", "answer coverage", "questions that need the right facts", True),
     Metric("source_hit_rate", "source hit rate", "answers checked against the docs page", True),
+    Metric("right_page_rate", "right-page share", "pointing customers at the right page", True),
     Metric("compliance_rate", "format compliance", "a consistent house answer format", True),
     Metric("citation_validity_rate", "citation validity", "citations that must hold up", True),
-    Metric("declined_unanswerable_rate", "abstention", "questions the docs do not answer", True),
+    Metric("unanswerable_withheld_rate", "abstention", "questions the docs do not answer", True),
     Metric("mean_prompt_tokens", "prompt tokens", "the cheapest requests", False),
     Metric("latency_p95_ms", "latency p95", "latency-sensitive chat", False),
     Metric("mean_completion_tokens", "completion tokens", "short, cheap replies", False),
@@ -114,41 +115,56 @@ def _num(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:,.0f}{unit}"
 
 
-def _declined(summary: ConfigSummary) -> str:
-    """The unanswerable share declined, with how many and how many the gate declined."""
-    if summary.declined_unanswerable_rate is None:
+def _counted(value: float | None, n: int) -> str:
+    """A share and the number of questions it is over."""
+    return "n/a" if value is None else f"{value:.0%} (n={n})"
+
+
+def outcome_shares(summary: ConfigSummary, kind: str) -> str:
+    """'answered / suggested / declined (n=…)' for the answerable or unanswerable questions."""
+    n = getattr(summary, f"{kind}_questions")
+    if not n:
         return "n/a"
-    return (
-        f"{_pct(summary.declined_unanswerable_rate)} (n={summary.unanswerable_questions}, "
-        f"gate {summary.gate_declined})"
+    rates = [getattr(summary, f"{kind}_{outcome}_rate") for outcome in OUTCOMES]
+    return " / ".join(_pct(rate) for rate in rates) + f" (n={n})"
+
+
+def _row(s: ConfigSummary, summaries: Sequence[ConfigSummary]) -> str:
+    strength = key_strength(s, summaries)
+    strength_text = (
+        f"{strength.best_phrase} ({_fmt(strength, _value(s, strength))})" if strength else "—"
     )
+    cells = [
+        f"**{s.config}**: {s.approach}",
+        strength_text,
+        _pct(s.mean_coverage),
+        _counted(s.source_hit_rate, s.source_hit_questions),
+        _counted(s.right_page_rate, s.right_page_questions),
+        f"{_pct(s.compliance_rate)} / {_pct(s.compliance_answered_rate)}",
+        _pct(s.citation_validity_rate),
+        outcome_shares(s, "answerable"),
+        outcome_shares(s, "unanswerable"),
+        _counted(s.unsupported_literal_rate, s.answered_questions),
+        _num(s.mean_prompt_tokens),
+        _num(s.mean_completion_tokens),
+        f"{_num(s.latency_p50_ms)} / {_num(s.latency_p95_ms, ' ms')}",
+        f"{s.failed}/{s.questions}",
+        _cell(best_for(s, summaries)),
+    ]
+    return "| " + " | ".join(cells) + " |"
 
 
 def comparison_table(summaries: Sequence[ConfigSummary]) -> list[str]:
     """The RAG-vs-fine-tuning table, every cell measured."""
-    lines = [
+    return [
         "| Configuration (approach) | Key strength | Answer coverage | Source hit rate "
-        "| Format compliance | Citation validity | Unanswerable declined | Answerable declined "
+        "| Right page | Format compliance (all / answered) | Citation validity "
+        "| Answerable: answered / suggested / declined "
+        "| Unanswerable: answered / suggested / declined | Unsupported literals (answered) "
         "| Prompt tokens | Completion tokens | Latency p50 / p95 | Failures | Best for |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *(_row(s, summaries) for s in summaries),
     ]
-    for s in summaries:
-        strength = key_strength(s, summaries)
-        strength_text = (
-            f"{strength.best_phrase} ({_fmt(strength, _value(s, strength))})" if strength else "—"
-        )
-        hit = _pct(s.source_hit_rate) + (
-            f" (n={s.source_hit_questions})" if s.source_hit_rate is not None else ""
-        )
-        lines.append(
-            f"| **{s.config}**: {s.approach} | {strength_text} | {_pct(s.mean_coverage)} "
-            f"| {hit} | {_pct(s.compliance_rate)} | {_pct(s.citation_validity_rate)} "
-            f"| {_declined(s)} | {_pct(s.declined_answerable_rate)} "
-            f"| {_num(s.mean_prompt_tokens)} | {_num(s.mean_completion_tokens)} "
-            f"| {_num(s.latency_p50_ms)} / {_num(s.latency_p95_ms, ' ms')} "
-            f"| {s.failed}/{s.questions} | {_cell(best_for(s, summaries))} |"
-        )
-    return lines
 
 
 def _rules_table(summaries: Sequence[ConfigSummary]) -> list[str]:
@@ -165,16 +181,28 @@ def _rules_table(summaries: Sequence[ConfigSummary]) -> list[str]:
 
 def _details_table(result: EvalResult) -> list[str]:
     lines = [
-        "| Question | Config | Coverage | Compliant | Answer (first 200 chars) |",
-        "|---|---|---:|:---:|---|",
+        "| Question | Config | Outcome | Coverage | Compliant | Answer (first 200 chars) |",
+        "|---|---|---|---:|:---:|---|",
     ]
     for s in result.scores:
         shown = f"FAILED: {s.error}" if s.failed else s.answer[:200]
         lines.append(
-            f"| {_cell(s.question)} | {s.config} | {s.coverage:.0%} "
+            f"| {_cell(s.question)} | {s.config} | {_cell(_outcome_text(s))} | {s.coverage:.0%} "
             f"| {'yes' if s.compliant else 'no'} | {_cell(shown or '(empty)')} |"
         )
     return lines
+
+
+def _outcome_text(score: AnswerScore) -> str:
+    """'suggested (weak_evidence): 2 pages', 'answered; unsupported: 42, FOO_BAR'."""
+    if score.outcome is None:
+        return "failed"
+    text = score.outcome + (f" ({score.abstained})" if score.abstained else "")
+    if score.suggestions:
+        text += f": {len(score.suggestions)} page{'s' * (len(score.suggestions) > 1)}"
+    if score.unsupported:
+        text += "; unsupported: " + ", ".join(score.unsupported)
+    return text
 
 
 def _header(result: EvalResult) -> list[str]:
@@ -202,12 +230,19 @@ _DEFINITIONS = (
     "whole words; for questions the docs do not answer: 1 when the answer is the house "
     "fallback). Source hit: the expected file (and heading) is among the sources, over "
     "questions with an expected file and retrieval on. Compliance: all house-format rules "
-    "pass. Citation validity: every `[n]` in the answer names a block that was given. "
-    "Unanswerable declined: questions the docs do not answer that got the house fallback "
-    "sentence (gate: declined by the relevance gate before any vLLM call; the rest by the "
-    "model); answerable declined: questions the docs answer that got it all the same. "
-    "Failed questions count as misses in every rate; latency and tokens are over answered "
-    "questions (client-measured latency of the last try)."
+    "pass; over all questions / over the questions answered. Citation validity: every `[n]` "
+    "in the answer names a block that was given. Answered / suggested / declined: the "
+    "server's outcome, as shares of the questions the docs answer and of those they do not "
+    "(suggested: the house sentence and the closest pages, decided before generation, or "
+    "after it when the model wrote that sentence itself or no claim survived the literal "
+    "check; declined: off-topic, no pages). Right "
+    "page: answerable questions with an expected page and retrieval on that were answered "
+    "with that page among the sources, or suggested with it among the pages. Unsupported "
+    "literals: answered answers holding a number, setting name, URL or quoted label that no "
+    "given block holds (flagged by the server, which removes the sentences holding them when "
+    "retrieval is on, unless `answering.remove_unsupported` is off). Failed questions count "
+    "as misses in every rate; latency and tokens are over completed requests "
+    "(client-measured latency of the last try)."
 )
 
 
@@ -267,7 +302,9 @@ def report_json(result: EvalResult) -> dict[str, Any]:
 _PLOTS: tuple[tuple[str, str, str, bool, dict[str, str]], ...] = (
     ("metrics.png", "Quality per configuration", "% of questions", True,
      {"coverage": "mean_coverage", "source hit": "source_hit_rate",
-      "compliance": "compliance_rate", "citation validity": "citation_validity_rate"}),
+      "right page": "right_page_rate", "compliance": "compliance_rate",
+      "citation validity": "citation_validity_rate",
+      "unanswerable withheld": "unanswerable_withheld_rate"}),
     ("latency.png", "Latency per configuration", "ms", False,
      {"p50": "latency_p50_ms", "p95": "latency_p95_ms"}),
     ("tokens.png", "Mean tokens per answer", "tokens", False,

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from tandem.evaluation.gate import GATED_CONFIG
+from tandem.evaluation.metrics import OUTCOMES
 from tandem.settings import PROJECT_ROOT
 
 HEADER = (
-    "| set (questions) | configuration | answer coverage | source hit | format compliance "
-    "| unanswerable declined (by the gate) | answerable declined | prompt tokens | latency p50 |"
+    "| set (questions) | configuration | answer coverage | source hit | right page "
+    "| format compliance (all / answered) | answerable: answered / suggested / declined "
+    "| unanswerable: answered / suggested / declined | unsupported literals "
+    "| prompt tokens | latency p50 |"
 )
 
 
@@ -26,15 +29,13 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f} %"
 
 
-def _declined(summary: dict[str, Any]) -> str:
-    rate = summary["declined_unanswerable_rate"]
-    if rate is None:
+def _shares(summary: dict[str, Any], kind: str) -> str:
+    """'answered / suggested / declined (n=…)'; n/a in reports made before outcomes existed."""
+    n = summary.get(f"{kind}_questions")
+    rates = [summary.get(f"{kind}_{outcome}_rate") for outcome in OUTCOMES]
+    if not n or rates[0] is None:
         return "n/a"
-    declined = round(rate * summary["unanswerable_questions"])
-    return (
-        f"{_pct(rate)} ({declined} of {summary['unanswerable_questions']}; "
-        f"gate {summary['gate_declined']})"
-    )
+    return " / ".join(_pct(rate) for rate in rates) + f" (n={n})"
 
 
 def _rows(report: dict[str, Any]) -> list[str]:
@@ -44,10 +45,12 @@ def _rows(report: dict[str, Any]) -> list[str]:
         label = f"{report['run']} ({s['questions']})" if n == 0 else ""
         bold = "**" if config == GATED_CONFIG else ""  # the configuration Tandem serves
         latency = "n/a" if s["latency_p50_ms"] is None else f"{s['latency_p50_ms'] / 1000:.1f} s"
+        compliance = f"{_pct(s['compliance_rate'])} / {_pct(s.get('compliance_answered_rate'))}"
         rows.append(
             f"| {label} | {bold}{config}{bold} | {bold}{_pct(s['mean_coverage'])}{bold} "
-            f"| {_pct(s['source_hit_rate'])} | {bold}{_pct(s['compliance_rate'])}{bold} "
-            f"| {_declined(s)} | {_pct(s['declined_answerable_rate'])} "
+            f"| {_pct(s['source_hit_rate'])} | {_pct(s.get('right_page_rate'))} "
+            f"| {bold}{compliance}{bold} | {_shares(s, 'answerable')} "
+            f"| {_shares(s, 'unanswerable')} | {_pct(s.get('unsupported_literal_rate'))} "
             f"| {s['mean_prompt_tokens']:.0f} | {latency} |"
         )
     return rows
@@ -82,7 +85,7 @@ def summary_table(root: Path) -> list[str]:
         f"{', '.join(sorted({str(r['concurrency']) for r in reports}))}.",
         "",
         HEADER,
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for report in reports:
         lines += _rows(report)

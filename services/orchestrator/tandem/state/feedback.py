@@ -34,6 +34,7 @@ SCHEMA = [
     "CREATE TABLE feedback (answer_id TEXT PRIMARY KEY "
     "REFERENCES answers (id) ON DELETE CASCADE, rating TEXT NOT NULL, comment TEXT NOT NULL, "
     "rated REAL NOT NULL, corrected TEXT, approved INTEGER NOT NULL DEFAULT 0)",
+    "ALTER TABLE answers ADD COLUMN outcome TEXT",
 ]
 
 
@@ -49,6 +50,7 @@ class AnswerRecord:
     adapter: str | None  # "support@v3"; None for the base model
     release: str | None  # None when retrieval was off
     collection: str | None = None
+    outcome: str | None = None  # "answered" | "suggested" | "declined"; None: logged before
 
     @property
     def question(self) -> str:
@@ -86,6 +88,10 @@ class AnswerLog(Protocol):
 
 class FeedbackLog(AnswerLog, Protocol):
     """The answer log plus ratings, review and queries."""
+
+    def answer(self, answer_id: str) -> AnswerRecord:
+        """The answer as logged; NotFound for an unknown or expired one."""
+        ...
 
     def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
         """Attach (or replace) the rating; NotFound for an unknown or expired answer."""
@@ -174,7 +180,8 @@ class SqliteFeedbackLog:
                 (self._cutoff(),),
             )
             db.execute(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (id, created, conversation, answer, sources, adapter, "
+                "release, collection, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.created,
@@ -184,8 +191,18 @@ class SqliteFeedbackLog:
                     record.adapter,
                     record.release,
                     record.collection,
+                    record.outcome,
                 ),
             )
+
+    def answer(self, answer_id: str) -> AnswerRecord:
+        with self.db.reading() as db:
+            row = db.execute(
+                "SELECT * FROM answers WHERE id = ? AND created >= ?", (answer_id, self._cutoff())
+            ).fetchone()
+        if row is None:
+            raise _unknown(answer_id)
+        return _record(row)
 
     def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
         with self.db.transaction() as db:
@@ -247,8 +264,8 @@ def _where(filters: FeedbackFilter) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def _item(row: sqlite3.Row) -> FeedbackItem:
-    record = AnswerRecord(
+def _record(row: sqlite3.Row) -> AnswerRecord:
+    return AnswerRecord(
         id=row["id"],
         created=row["created"],
         conversation=json.loads(row["conversation"]),
@@ -257,7 +274,12 @@ def _item(row: sqlite3.Row) -> FeedbackItem:
         adapter=row["adapter"],
         release=row["release"],
         collection=row["collection"],
+        outcome=row["outcome"],
     )
+
+
+def _item(row: sqlite3.Row) -> FeedbackItem:
+    record = _record(row)
     return FeedbackItem(
         record, row["rating"], row["comment"], row["rated"], row["corrected"], bool(row["approved"])
     )
@@ -282,10 +304,14 @@ class InMemoryFeedbackLog:
                     self.feedback.pop(old.id, None)
             self.answers[record.id] = record
 
-    def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
+    def answer(self, answer_id: str) -> AnswerRecord:
         record = self.answers.get(answer_id)
         if record is None or record.created < self.clock() - self.retention_s:
             raise _unknown(answer_id)
+        return record
+
+    def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
+        record = self.answer(answer_id)
         previous = self.feedback.get(answer_id)
         item = FeedbackItem(record, rating, comment, self.clock())
         if previous is not None:

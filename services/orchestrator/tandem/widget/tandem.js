@@ -3,10 +3,15 @@
  *   <script src="https://support.example.com/widget/tandem.js"
  *           data-api-base="https://support.example.com" data-key="<chat key>"
  *           data-title="Help" data-greeting="Hi! Ask me anything about Kestrel."
- *           data-accent="#0b5cad" defer></script>
+ *           data-accent="#0b5cad" data-contact-label="Your email" data-contact-type="email"
+ *           defer></script>
  *
- * or set `window.TandemWidgetConfig = {apiBase, key, title, greeting, colors: {accent,
- * accentText, background, text}}` before the script. The key must be a chat key (it is
+ * or set `window.TandemWidgetConfig = {apiBase, key, title, greeting, contactLabel,
+ * contactType, colors: {accent, accentText, background, text}}` before the script.
+ * After an answer Tandem could only suggest pages for, or declined, and after a thumbs down,
+ * the widget offers "Talk to a person": the contact (an email by default; `contactType`
+ * "text" or "tel" and `contactLabel` for whatever the site's help desk uses) and an optional
+ * note go to `POST /v1/handoff` with the conversation. The key must be a chat key (it is
  * public). Everything the customer or the model writes is put in the page as text nodes;
  * nothing is ever parsed as HTML.
  */
@@ -17,6 +22,8 @@
   const script = document.currentScript;
   const STALL_MS = 90000; // no byte for this long: the stream is dead
   const MAX_TURNS = 20; // messages sent as history
+  const HANDOFF_CHARS = 30000; // a handoff's transcript is cut (oldest first) to this size
+  const HANDOFF_OUTCOMES = new Set(["suggested", "declined"]);
   const CITE = /\[(\d+)\]/g;
   const STEP = /^\s*(\d+)[.)]\s+(.*)$/;
 
@@ -64,6 +71,19 @@ header p { margin: 0; font-size: 12px; opacity: .9; }
 .rate button[aria-pressed="true"] { border-color: var(--accent); background: #e6effa; }
 .comment { display: flex; flex-direction: column; gap: 6px; width: 100%; }
 [hidden] { display: none !important; }
+.suggestions { margin: 4px 0 6px; padding-left: 20px; font-size: 14px; }
+.handoff { margin-top: 8px; border-top: 1px solid var(--line); padding-top: 6px; font-size: 14px; }
+.handoff .open { border: 1px solid var(--accent); background: var(--bg); color: var(--accent);
+  border-radius: 6px; padding: 4px 12px; cursor: pointer; min-height: 36px; }
+.handoff form { flex-direction: column; padding: 6px 0 0; border-top: 0; gap: 4px; }
+.handoff input, .handoff textarea { width: 100%; border: 1px solid var(--line); border-radius: 6px;
+  padding: 6px 8px; min-height: 36px; background: var(--bg); font: inherit; color: inherit; }
+.handoff .actions { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 4px; }
+.handoff .actions button { padding: 0 12px; min-height: 40px; }
+.handoff .actions .cancel { background: var(--bg); color: var(--text); border: 1px solid var(--line); }
+.handoff .problem { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+.handoff .problem button { border: 1px solid var(--line); background: var(--bg); color: var(--text);
+  border-radius: 6px; padding: 4px 10px; min-height: 36px; }
 .error-text { color: var(--error); }
 .status { padding: 8px 12px; border-top: 1px solid var(--line); display: flex; gap: 8px;
   align-items: center; flex-wrap: wrap; }
@@ -93,6 +113,9 @@ button:disabled { opacity: .55; cursor: not-allowed; }
       key: given.key || data.key || null,
       title: given.title || data.title || "Support",
       greeting: given.greeting || data.greeting || "Hi! Ask a question about the product.",
+      contactLabel: given.contactLabel || data.contactLabel || "Your email",
+      contactType: ["email", "tel", "text"].includes(given.contactType || data.contactType)
+        ? (given.contactType || data.contactType) : "email",
       colors: Object.assign({ accent: data.accent }, given.colors || {}),
     };
   }
@@ -152,6 +175,14 @@ button:disabled { opacity: .55; cursor: not-allowed; }
     if (status === 413) return new ChatError("That message is too long. Please shorten it.");
     const detail = body && body.error ? ` (${body.error.message})` : "";
     return new ChatError(`Sorry, something went wrong${detail}.`);
+  }
+
+  /* What the `done` event says about the answer; before the server sends `outcome`, an
+   * answer the relevance gate declined (`abstained: "not_relevant"`) counts as declined. */
+  function outcomeOf(data) {
+    const outcome = data.outcome || (data.abstained === "not_relevant" ? "declined" : "answered");
+    return { outcome, suggestions: data.suggestions || [], warnings: data.warnings || [],
+      unsupported: data.unsupported || [] };
   }
 
   class TandemChat extends HTMLElement {
@@ -262,7 +293,11 @@ button:disabled { opacity: .55; cursor: not-allowed; }
           message.adapter ? `by ${message.adapter}` : ""].join(" ").trim();
         node.append(el("p", { class: "meta", text: where }));
       }
-      if (message.id && !message.streaming && !message.error) node.append(this.renderRating(message));
+      if (message.id && !message.streaming && !message.error) {
+        node.append(this.renderRating(message));
+        if (HANDOFF_OUTCOMES.has(message.outcome) || message.rating === "down" || message.handoff)
+          node.append(this.renderHandoff(message));
+      }
     }
 
     /* The house format: paragraphs, `Steps:` + numbered list as <ol>, [n] as citation buttons. */
@@ -280,6 +315,17 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         list = null;
         body.append(this.withCitations(el("p"), line, message));
       }
+      if (message.outcome === "suggested" && message.suggestions && message.suggestions.length)
+        body.append(this.renderSuggestions(message.suggestions));
+    }
+
+    /* The closest pages (sources link nowhere in the widget, so neither do these: labels). */
+    renderSuggestions(pages) {
+      const list = el("ul", { class: "suggestions", "aria-label": "Pages that may help" });
+      for (const page of pages.slice(0, 3))
+        list.append(el("li", { class: "suggestion",
+          text: `${page.file} › ${page.heading || "(top)"} (${page.release})` }));
+      return list;
     }
 
     withCitations(node, text, message) {
@@ -355,10 +401,94 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         for (const b of row.querySelectorAll("button[data-rating]")) b.setAttribute("aria-pressed", String(b.dataset.rating === rating));
         thanks.textContent = comment ? "Thanks, your comment was sent." : "Thanks for your feedback.";
         commentBox.hidden = rating !== "down" || !!comment;
+        const node = row.closest("article");
+        if (rating === "down" && node && !node.querySelector(".handoff")) node.append(this.renderHandoff(message));
         if (!commentBox.hidden) commentBox.querySelector("textarea").focus();
       } catch (error) {
         thanks.textContent = error instanceof ChatError ? error.message : "Feedback could not be sent; check your connection.";
       }
+    }
+
+    /* "Talk to a person": contact + optional note -> POST /v1/handoff -> a confirmation. */
+    renderHandoff(message) {
+      const id = CSS_ID(message.id);
+      const box = el("div", { class: "handoff", role: "group", "aria-label": "Talk to a person" });
+      const done = el("p", { class: "handoff-done", role: "status" });
+      if (message.handoff) {
+        done.textContent = `Sent. Someone from our team will contact you at ${message.handoff.contact}.`;
+        box.append(done);
+        return box;
+      }
+      const open = el("button", { type: "button", class: "open", text: "Talk to a person",
+        "aria-expanded": "false", "aria-controls": `tandem-handoff-${id}` });
+      const contact = el("input", { id: `tandem-contact-${id}`, name: "contact", type: this.config.contactType,
+        required: true, maxlength: "320", autocomplete: this.config.contactType === "email" ? "email" : "on" });
+      const note = el("textarea", { id: `tandem-note-${id}`, name: "note", rows: "2", maxlength: "2000" });
+      const problem = el("div", { class: "problem", role: "alert" });
+      const send = el("button", { type: "submit", text: "Send to our team" });
+      const form = el("form", { id: `tandem-handoff-${id}`, class: "handoff-form", hidden: true,
+        "aria-label": "Talk to a person" },
+        el("p", { text: "Our support team gets this conversation and will get back to you." }),
+        el("label", { for: contact.id, text: this.config.contactLabel }), contact,
+        el("label", { for: note.id, text: "Anything to add? (optional)" }), note,
+        el("div", { class: "actions" }, send,
+          el("button", { type: "button", class: "cancel", text: "Cancel", on: { click: () => show(false) } })),
+        problem);
+      const show = (visible) => {
+        form.hidden = !visible;
+        open.hidden = visible;
+        open.setAttribute("aria-expanded", String(visible));
+        (visible ? contact : open).focus();
+      };
+      open.addEventListener("click", () => show(true));
+      const submit = async () => {
+        send.disabled = true;
+        problem.replaceChildren(el("span", { text: "Sending…" }));
+        try {
+          await this.handOff(message, contact.value.trim(), note.value.trim());
+          form.remove();
+          open.remove();
+          done.textContent = `Sent. Someone from our team will contact you at ${message.handoff.contact}.`;
+          done.tabIndex = -1;
+          done.focus();
+        } catch (error) {
+          const text = error instanceof ChatError ? error.message : "Your request could not be sent; check your connection.";
+          this.showProblem(problem, text, error.retryAfter || 0, submit);
+        } finally {
+          send.disabled = false;
+        }
+      };
+      form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+      box.append(open, form, done);
+      return box;
+    }
+
+    async handOff(message, contact, note) {
+      const upto = this.state.messages.indexOf(message);
+      const turns = this.state.messages.slice(0, upto + 1).filter((m) => m.content && !m.error)
+        .map((m) => ({ role: m.role, content: m.content })).slice(-2 * MAX_TURNS);
+      while (turns.length > 1 && turns.reduce((n, m) => n + m.content.length, 0) > HANDOFF_CHARS) turns.shift();
+      const response = await fetch(`${this.config.apiBase}/v1/handoff`, { method: "POST", headers: this.headers(),
+        body: JSON.stringify({ id: message.id, contact, note, messages: turns }) });
+      if (!response.ok)
+        throw errorFor(response.status, await response.json().catch(() => null), Number(response.headers.get("Retry-After")) || 0);
+      const body = await response.json();
+      message.handoff = { id: body.handoff, contact };
+      this.save();
+    }
+
+    /* A failed call in a part of the log: its message and a Retry button (after Retry-After). */
+    showProblem(box, text, retryAfter, again) {
+      const button = el("button", { type: "button", text: "Retry", on: { click: () => again() } });
+      box.replaceChildren(el("span", { class: "error-text", text }), button);
+      let left = retryAfter;
+      const tick = () => {
+        button.disabled = left > 0;
+        button.textContent = left > 0 ? `Retry in ${left} s` : "Retry";
+        if (left-- <= 0) clearInterval(timer);
+      };
+      const timer = setInterval(tick, 1000);
+      tick();
     }
 
     headers() {
@@ -424,7 +554,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         for await (const { event, data } of sseEvents(response, abort.signal, alive)) {
           if (event === "sources") Object.assign(message, { id: data.id, sources: data.sources, adapter: data.adapter, index: data.index });
           else if (event === "delta") { message.content += data.text; message.chunks += 1; this.fillAnswer(node, message); }
-          else if (event === "done") message.done = true;
+          else if (event === "done") { message.done = true; Object.assign(message, outcomeOf(data)); }
           else if (event === "error") throw errorFor(0, data, 5);
         }
       } catch (error) {

@@ -20,6 +20,7 @@ from tandem.api.schemas import (
     RetrieveRequest,
     RetrieveResponse,
     Source,
+    Suggestion,
 )
 from tandem.chat import ChatAnswer, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput
@@ -86,9 +87,12 @@ def chat_response(answer: ChatAnswer) -> ChatResponse:
     return ChatResponse(
         id=prepared.id,
         answer=generation.text,
+        outcome=grounding.outcome,  # type: ignore[arg-type]
         grounded=grounding.grounded,
         abstained=grounding.abstained,
         warnings=list(grounding.warnings),
+        unsupported=list(grounding.unsupported),
+        suggestions=[Suggestion(**page) for page in grounding.suggestions],
         sources=sources_of(prepared, grounding.cited),
         adapter=prepared.adapter.label if prepared.adapter else None,
         index=index_ref(prepared),
@@ -110,6 +114,7 @@ async def chat_events(chat: ChatService, prepared: PreparedChat) -> AsyncIterato
             "sources": [s.model_dump() for s in sources_of(prepared)],
             "adapter": prepared.adapter.label if prepared.adapter else None,
             "index": (ref.model_dump() if (ref := index_ref(prepared)) else None),
+            "outcome": prepared.outcome,  # as decided before generation; `done` has the last
             "abstained": prepared.abstained,
         },
     )

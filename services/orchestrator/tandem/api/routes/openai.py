@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.answering.outcome import pages_text
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
 from tandem.api.routes.chat import index_ref, record, sources_of
@@ -130,6 +131,7 @@ def extras(
         "tandem": {
             "adapter": prepared.adapter.label if prepared.adapter else None,
             "index": ref.model_dump() if ref else None,
+            "outcome": prepared.outcome,
             "abstained": prepared.abstained,
             **({"timings_ms": timings} if timings else {}),
             **(grounding.to_dict() if grounding else {}),
@@ -159,8 +161,11 @@ async def completion_events(
                 yield _chunk(prepared, model, {"content": data["text"]}, None)
                 continue
             record(prepared, "ok", data["timings_ms"], data["usage"])
+            if pages := pages_text(data["suggestions"]):
+                yield _chunk(prepared, model, {"content": pages}, None)
             last = json.loads(_chunk(prepared, model, {}, "stop")[6:])
-            grounding = {k: data[k] for k in ("grounded", "abstained", "warnings", "cited")}
+            fields = ("outcome", "grounded", "abstained", "warnings", "unsupported", "suggestions")
+            grounding = {k: data[k] for k in (*fields, "cited")}
             yield f"data: {json.dumps({**last, 'tandem': grounding})}\n\n"
             if include_usage:
                 usage = {**data["usage"], "total_tokens": sum(data["usage"].values())}
@@ -217,7 +222,10 @@ async def chat_completions(body: CompletionRequest, services: ServicesDep, key: 
             {
                 "index": 0,
                 "finish_reason": answer.generation.finish_reason or "stop",
-                "message": {"role": "assistant", "content": answer.generation.text},
+                "message": {
+                    "role": "assistant",
+                    "content": answer.generation.text + pages_text(answer.grounding.suggestions),
+                },
             }
         ],
         "usage": {
