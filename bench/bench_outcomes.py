@@ -6,14 +6,15 @@
 
 Indexes the sample product (v4.1, v4.2) and paperless-ngx v3.0.5 with the real MiniLM
 embedder into a temporary store, and for every question of the four sets (short and
-customer-voice, each corpus) retrieves as chat does (`retrieval_query`, the cross-encoder
-reranking `rerank_candidates` blocks to top_k, the subject words against the release's
-vocabulary), then prints per set and split:
+customer-voice, each corpus) retrieves as chat does (`retrieval_query`, top_k blocks, the
+cross-encoder's best score over them, the subject words against the release's vocabulary),
+then prints per set and split:
 - answerable questions: answered / suggested / declined, and how often what the customer got
   holds the right page (answered: among the blocks given; suggested: among the suggestions);
 - unanswerable questions: answered (a generated claim) / suggested / declined.
 `--calibrate` searches the thresholds on the calibration splits only and prints both splits
-with them; `--curve` prints the trade-off of `min_rerank` on the held-out splits. The split is
+with them; `--curve` prints the trade-off of `min_evidence` on the held-out splits, and of
+`subject_override`. The split is
 the item's own (`split` in the customer-voice files), else a fixed hash of the question.
 Asserts nothing.
 """
@@ -44,7 +45,7 @@ from tandem.answering.outcome import (  # noqa: E402
     decide,
     suggestions,
 )
-from tandem.answering.services import make_reranker, make_subject_finder  # noqa: E402
+from tandem.answering.services import make_cross_encoder, make_question_reader  # noqa: E402
 from tandem.chat import retrieval_query  # noqa: E402
 from tandem.evaluation.metrics import source_matches  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
@@ -74,7 +75,6 @@ class Row:
     answerable: bool
     signals: Signals
     hit: bool | None  # the right page among the top_k blocks given (answerable items)
-    hit_unranked: bool | None  # the same without the cross-encoder's reordering
     suggested_hit: bool | None  # the right page among the suggestions
 
 
@@ -92,11 +92,11 @@ def _hit(item: QAItem, chunks: Sequence[Any]) -> bool | None:
 
 
 def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[str, float]]:
-    """Every item retrieved, reranked and assessed as chat does; seconds per assessment."""
+    """Every item retrieved and assessed as chat does; seconds per assessment."""
     documents, queries = embedder_from_settings(settings), serving_embedder(settings)
     answering, top_k = settings.answering, settings.retrieval.top_k
     gate_settings = answering.model_copy(update={"gate": False})  # signals only
-    reranker, subject = make_reranker(settings), make_subject_finder(settings)
+    cross_encoder, reader = make_cross_encoder(settings), make_question_reader(settings)
     rows: list[Row] = []
     timings: dict[str, list[float]] = {"retrieve": [], "assess": []}
     with temp_store(documents.dim) as store:
@@ -115,14 +115,14 @@ def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[st
                 release = item.release or next(iter(releases))
                 retriever = retrievers[releases[release]]
                 gate = gates.setdefault(
-                    release, OutcomeGate(retriever, gate_settings, reranker, subject)
+                    release, OutcomeGate(retriever, gate_settings, cross_encoder, reader)
                 )
                 turns = [ChatMessage(role="user", content=t) for t in item.user_turns()]
                 query = retrieval_query(turns)
                 started = time.perf_counter()
-                found = retriever.retrieve(query, gate.candidates(top_k))
+                found = retriever.retrieve(query, top_k)
                 middle = time.perf_counter()
-                verdict = gate.assess(item.question, query, found, top_k)
+                verdict = gate.assess(query, found)
                 timings["retrieve"].append(middle - started)
                 timings["assess"].append(time.perf_counter() - middle)
                 pages = suggestions(verdict.chunks, answering.max_suggestions)
@@ -134,7 +134,6 @@ def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[st
                         item.answerable,
                         verdict.signals,
                         _hit(item, verdict.chunks),
-                        _hit(item, found.chunks[:top_k]),
                         _hit(item, pages),
                     )
                 )
@@ -197,10 +196,11 @@ def report(rows: Sequence[Row], settings: AnsweringSettings, title: str) -> None
 
 
 GRID: dict[str, list[Any]] = {  # the thresholds the calibration searches
-    "min_rerank": [round(-6.0 + 0.25 * i, 2) for i in range(41)],
-    "max_unknown_subject": [0, 1, 2, 99],
+    "min_evidence": [round(-10.0 + 0.5 * i, 2) for i in range(29)],
+    "max_unknown_subject": [0, 1, 99],
+    "subject_override": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 99.0],
     "declined_similarity": [0.1, 0.15, 0.2, 0.25],
-    "declined_rerank": [-10.0, -9.0, -8.0, -7.0, -6.0],
+    "declined_evidence": [-10.0, -9.0, -8.0, -7.0],
 }
 
 
@@ -210,14 +210,20 @@ def describe(settings: AnsweringSettings) -> str:
 
 def cost(rows: Sequence[Row], settings: AnsweringSettings) -> float:
     """Errors on `rows`, each set weighing the same: an unanswerable question answered, an
-    answerable one not answered, and an answerable one declined outright (no pages) again."""
+    answerable one not answered (half an error when the pages offered hold the right one:
+    the customer is one click from the answer)."""
     total = 0.0
     for name in SETS:
         part = [r for r in rows if r.set == name]
         if not part:
             continue
-        s = shares(part, settings)
-        wrong = s["u_answered"] + (s["answerable"] - s["a_answered"]) + s["a_declined"]
+        wrong = 0.0
+        for r in part:
+            got = outcome_of(r, settings)
+            if not r.answerable:
+                wrong += got == ANSWERED
+            elif got != ANSWERED:
+                wrong += 0.5 if got == SUGGESTED and r.suggested_hit else 1.0
         total += wrong / len(part)
     return total
 
@@ -234,28 +240,29 @@ def calibrate(rows: Sequence[Row], serving: AnsweringSettings) -> AnsweringSetti
 
 
 def curve(rows: Sequence[Row], serving: AnsweringSettings) -> None:
-    """The trade-off of `min_rerank` on the held-out rows, all sets together."""
+    """The trade-off of each threshold on the held-out rows, the others as `serving`."""
     held = [r for r in rows if r.split == "held-out"]
-    print("\ntrade-off on the held-out splits (all four sets), other thresholds as served:")
-    print(
-        "  min_rerank | answerable answered | right page (answered or suggested) | "
-        "unanswerable answered"
-    )
-    for value in GRID["min_rerank"][::2]:
-        s = shares(held, serving.model_copy(update={"min_rerank": value}))
+    for name in ("min_evidence", "subject_override"):
+        print(f"\ntrade-off of {name} on the held-out splits (all sets), others as given:")
         print(
-            f"  {value:10.2f} | {pct(s['a_answered'], s['answerable']):>19s} | "
-            f"{pct(s['a_right_page'], s['answerable']):>34s} | "
-            f"{pct(s['u_answered'], s['unanswerable']):>21s}"
+            f"  {name:>16s} | answerable answered | right page (answered or suggested) | "
+            "unanswerable answered"
         )
+        for value in GRID[name]:
+            s = shares(held, serving.model_copy(update={name: value}))
+            print(
+                f"  {value:16.2f} | {pct(s['a_answered'], s['answerable']):>19s} | "
+                f"{pct(s['a_right_page'], s['answerable']):>34s} | "
+                f"{pct(s['u_answered'], s['unanswerable']):>21s}"
+            )
 
 
 def dump(rows: Sequence[Row], settings: AnsweringSettings) -> None:
-    for r in sorted(rows, key=lambda r: (r.set, r.answerable, r.signals.rerank or 0.0)):
+    for r in sorted(rows, key=lambda r: (r.set, r.answerable, r.signals.evidence or 0.0)):
         s = r.signals
         print(
             f"{r.set[:12]:12s} {r.split[:5]} {'A' if r.answerable else 'U'} "
-            f"{outcome_of(r, settings)[:4]} rr {s.rerank or 0:6.2f} sim {s.similarity:.2f} "
+            f"{outcome_of(r, settings)[:4]} ev {s.evidence or 0:6.2f} sim {s.similarity:.2f} "
             f"hit {r.hit!s:5s} unk {','.join(s.unknown_subject)[:20]:20s} "
             f"subj {','.join(s.subject)[:30]:30s} {r.question[:70]}"
         )
@@ -292,18 +299,21 @@ def main() -> None:
         rows, timings = measure(settings, args.sets.split(","))
         print(
             f"median ms per question (2 shared cores): retrieval {timings['retrieve']:.1f}, "
-            f"rerank {serving.rerank_candidates} blocks + subject {timings['assess']:.1f}"
+            f"cross-encoder over {settings.retrieval.top_k} blocks + subject "
+            f"{timings['assess']:.1f}"
         )
         if args.features:
             save(rows, args.features)
     if args.dump:
         dump(rows, serving)
-    hits = [r for r in rows if r.hit is not None]
-    print(
-        f"right page in the top {settings.retrieval.top_k}: reranked "
-        f"{sum(bool(r.hit) for r in hits)}, retrieval order "
-        f"{sum(bool(r.hit_unranked) for r in hits)} of {len(hits)}"
-    )
+    for name in SETS:
+        hits = [r for r in rows if r.set == name and r.hit is not None]
+        if hits:
+            print(
+                f"{name}: right page in the top {settings.retrieval.top_k} "
+                f"{sum(bool(r.hit) for r in hits)} of {len(hits)}, among the suggested pages "
+                f"{sum(bool(r.suggested_hit) for r in hits)}"
+            )
     report(rows, serving, "serving settings")
     if args.calibrate:
         calibrated = calibrate([r for r in rows if r.split == "calibration"], serving)

@@ -409,3 +409,31 @@ def test_talk_to_a_person_after_a_declined_answer(
     assert got.payload["contact"] == "ana@example.com"
     assert got.payload["answered"]["outcome"] in ("suggested", "declined")
     assert [m["role"] for m in got.payload["transcript"]] == ["user", "assistant"]
+
+
+UNSURE = (
+    "We manage all our tasks in Asana. Can Kestrel pull in our Asana projects and tasks "
+    "automatically so people don't have to create everything twice?"
+)
+
+
+def test_a_suggested_answer_links_its_pages_to_their_blocks(
+    browser: WebDriver, widget_stack: Stack
+) -> None:
+    open_demo(browser, widget_stack)
+    ask(browser, UNSURE)
+    answer = wait_for(browser, lambda: finished_answer(browser), ANSWER_TIMEOUT_S)
+    links = answer.find_elements(By.CSS_SELECTOR, "ul.suggestions button.suggestion-link")
+    assert 1 <= len(links) <= 3, answer.text
+    assert links[0].text.endswith(f"({SAMPLE_RELEASE})") and " › " in links[0].text
+    links[0].click()  # the block of that page opens among the sources, focused
+    opened = wait_for(browser, lambda: driver_active_summary(browser))
+    assert links[0].text.split(" › ")[0] in opened.text
+    browser.set_window_size(375, 800)
+    assert links[0].is_displayed()
+    screenshot(browser, "suggested-pages")
+
+
+def driver_active_summary(driver: WebDriver) -> WebElement | None:
+    active = driver.execute_script(ACTIVE)
+    return active if active is not None and active.tag_name == "summary" else None

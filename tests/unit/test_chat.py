@@ -17,6 +17,7 @@ from tests.conftest import CORPUS
 
 from tandem.answering.outcome import OFF_TOPIC as OFF_TOPIC_REASON
 from tandem.answering.outcome import UNKNOWN_SUBJECT
+from tandem.answering.subject import Reading
 from tandem.chat import (
     ChatAnswer,
     ChatOptions,
@@ -127,7 +128,7 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
         vllm=VllmSettings(url=VLLM),
         # the fake cross-encoder scores the share of the question's words a block holds
         answering=AnsweringSettings(
-            min_rerank=0.75, declined_rerank=0.7, declined_similarity=1.0, rerank_candidates=8
+            min_evidence=0.75, declined_evidence=0.7, declined_similarity=1.0
         ),
     )
     pool = VllmPool([VllmClient(VLLM, 5, transport=httpx.MockTransport(vllm.handle))])
@@ -137,8 +138,10 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
         retriever,
         registry,
         pool,
-        reranker=FakeCrossEncoder(),
-        subject=lambda question: [w.strip("?.,") for w in question.split() if w[0].isupper()],
+        cross_encoder=FakeCrossEncoder(),
+        reader=lambda question: Reading(
+            question, [w.strip("?.,") for w in question.split() if w[0].isupper()]
+        ),
     )
 
 

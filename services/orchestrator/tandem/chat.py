@@ -21,8 +21,7 @@ from tandem.answering.outcome import (
     NO_CLAIMS_LEFT,
     SUGGESTED,
     OutcomeGate,
-    PairScorer,
-    SubjectFinder,
+    QuestionReader,
     Verdict,
     suggestions,
 )
@@ -35,6 +34,7 @@ from tandem.llm.client import Generation, Usage, VllmClient
 from tandem.llm.inflight import InFlight
 from tandem.llm.pool import Reload, VllmPool
 from tandem.metrics import ADAPTER_REQUESTS, ANSWERS, CITATIONS_DROPPED, UNSUPPORTED_LITERALS
+from tandem.rag.cross_encoder import PairScorer
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.rag.retriever import IndexInfo, Retrieval, Retriever
 from tandem.settings import GenerationSettings, Settings
@@ -175,8 +175,8 @@ class ChatService:
         pool: VllmPool,
         counter: TokenCounter | None = None,
         answers: AnswerLog | None = None,
-        reranker: PairScorer | None = None,
-        subject: SubjectFinder | None = None,
+        cross_encoder: PairScorer | None = None,
+        reader: QuestionReader | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter or counter_for(settings.model_path)
@@ -184,7 +184,7 @@ class ChatService:
         self.retriever = retriever
         self.registry = registry
         self.pool = pool
-        self.gate = OutcomeGate(retriever, settings.answering, reranker, subject)
+        self.gate = OutcomeGate(retriever, settings.answering, cross_encoder, reader)
         self.answers = answers  # every answer given is kept here, for feedback on it
         self.in_flight = InFlight(max_age_s=2 * settings.vllm.request_timeout_s)
 
@@ -199,8 +199,8 @@ class ChatService:
 
     def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, Verdict]:
         """The candidate blocks and the outcome decided on them (in a worker thread)."""
-        result = self.retriever.retrieve(query, self.gate.candidates(top_k))
-        return result, self.gate.assess(query, query, result, top_k)
+        result = self.retriever.retrieve(query, top_k)
+        return result, self.gate.assess(query, result)
 
     async def prepare(
         self, conversation: Sequence[ChatMessage], options: ChatOptions

@@ -47,4 +47,3 @@ class ScoredChunk:
     chunk: Chunk
     score: float
     similarity: float | None = None
-    rerank: float | None = None  # the cross-encoder's score, where the blocks were reranked

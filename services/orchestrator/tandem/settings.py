@@ -167,13 +167,15 @@ class AnsweringSettings(BaseModel):
 
     # TANDEM_ANSWERING__GATE=false: every question is answered (no suggested / declined)
     gate: bool = True
-    # the cross-encoder reranks this many retrieved blocks; the best top_k are answered from
-    rerank: bool = True
-    rerank_candidates: int = Field(default=8, ge=1, le=32)
-    min_rerank: float = 0.0  # best cross-encoder score below this: suggested
+    # the cross-encoder reads the question with each retrieved block: its best score is the
+    # evidence (off: every question counts as having enough)
+    cross_encoder: bool = True
+    cross_encoder_dir: Path | None = None  # default: <models_dir>/reranker-minilm-l12
+    min_evidence: float = 0.0  # best cross-encoder score below this: suggested
     max_unknown_subject: int = Field(default=0, ge=0)  # subject words the release never uses
+    subject_override: float = 99.0  # evidence at or above this answers despite them
     declined_similarity: float = 0.2  # below both: declined (off-topic)
-    declined_rerank: float = -8.0
+    declined_evidence: float = -8.0
     max_suggestions: int = Field(default=3, ge=1, le=10)
     # the words a question asks about, found with spaCy's parser (answering/subject.py)
     subject: bool = True

@@ -18,9 +18,9 @@ from tandem.errors import TandemError
 from tandem.indexing.reindex import index_release
 from tandem.llm.launcher import VllmProcess
 from tandem.llm.model_prep import prepare_base_model
-from tandem.rag.cross_encoder_prep import cross_encoder_path, prepare_cross_encoder
 from tandem.llm.supervisor import VllmSupervisor
 from tandem.progress import progress_bar
+from tandem.rag.cross_encoder_prep import cross_encoder_path, prepare_cross_encoder
 from tandem.rag.embedder import describe
 from tandem.settings import Settings
 
@@ -87,8 +87,11 @@ def run_up(settings: Settings) -> None:
             f"listening on {settings.host} only[/]"
         )
     settings = with_vllm_key(settings)
-    if settings.answering.rerank:  # the cross-encoder the outcome decision reads (once)
-        prepare_cross_encoder(cross_encoder_path(settings.models_dir))
+    answering = settings.answering
+    if answering.cross_encoder:  # the cross-encoder the outcome decision reads (once)
+        prepare_cross_encoder(
+            answering.cross_encoder_dir or cross_encoder_path(settings.models_dir)
+        )
     supervisor: VllmSupervisor | None = None
     if not settings.vllm.external:
         prepare_base_model(settings.model_path, settings.model.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tandem.answering.subject import question_subject, unknown
+from tandem.answering.subject import read_question, unknown
 from tandem.rag.parser import load_parser
 
 
@@ -11,16 +11,15 @@ def test_the_customers_setup_is_context_and_the_asking_sentence_the_subject() ->
         "I run paperless on my Synology with a Fujitsu scanner and my bank is ING. "
         "How do I get the mail rules to put labels on my post?"
     )
-    subject = question_subject(load_parser(), question)
-    assert {"mail", "rules", "labels"} <= set(subject)
-    assert not {"synology", "fujitsu", "scanner", "bank"} & set(subject)
+    reading = read_question(load_parser(), question)
+    assert {"mail", "rules", "labels"} <= set(reading.subject)
+    assert not {"synology", "fujitsu", "scanner", "bank"} & set(reading.subject)
+    assert reading.asking == "How do I get the mail rules to put labels on my post?"
 
 
 def test_a_question_without_a_question_mark_asks_in_its_last_sentence() -> None:
-    subject = question_subject(
-        load_parser(), "We use Asana a lot. I want Kestrel to sync with Asana"
-    )
-    assert "asana" in subject
+    subject = read_question(load_parser(), "We use Asana a lot. I want Kestrel to sync with Asana")
+    assert "asana" in subject.subject
 
 
 def test_unknown_words_are_those_the_release_never_uses() -> None:

@@ -7,20 +7,29 @@
 
 Signals (bench/bench_outcomes.py measures them on customer-voice and short questions and
 calibrates the thresholds on the calibration split only):
-- `rerank`: the cross-encoder's best score over the candidate blocks (it also reorders them);
+- `evidence`: the cross-encoder's best score over the retrieved blocks (question and block
+  read together); below `min_evidence`, the better of that and the score of the asking
+  sentences alone (a model trained on short queries reads a customer's long story less
+  well). It does not reorder the blocks: reordering the top 8 by it put the right page in
+  the top 4 less often than hybrid retrieval's own order (bench/bench_outcomes.py);
 - `similarity`: the best dense cosine of a retrieved block;
 - `unknown_subject`: the words of what the question asks about (`answering/subject.py`) that
-  the serving release never uses — a feature, product or platform the docs do not cover.
+  the serving release never uses — a feature, product or platform the docs do not cover;
+  a very strong `evidence` (`subject_override`) answers all the same (the customer's own
+  word for something the docs name otherwise).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from tandem.answering.subject import Reading
+from tandem.answering.subject import unknown as unknown_words
 from tandem.documents import ScoredChunk
 from tandem.grounding import ReleaseVocabulary
+from tandem.rag.cross_encoder import PairScorer
 from tandem.rag.retriever import Retrieval, Retriever
 from tandem.settings import AnsweringSettings
 
@@ -36,22 +45,16 @@ MODEL_FALLBACK = "model_fallback"  # answered was decided, the model wrote the h
 NO_CLAIMS_LEFT = "unsupported_literals"  # every generated claim failed the literal check
 
 
-class PairScorer(Protocol):
-    """A cross-encoder: one relevance score per (query, passage) pair, higher is better."""
+class QuestionReader(Protocol):
+    """What a question asks and about what (see `answering/subject.py`)."""
 
-    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
-
-
-class SubjectFinder(Protocol):
-    """The words a question asks about (see `answering/subject.py`)."""
-
-    def __call__(self, question: str) -> list[str]: ...
+    def __call__(self, question: str) -> Reading: ...
 
 
 @dataclass(frozen=True)
 class Signals:
     similarity: float
-    rerank: float | None  # None without a cross-encoder
+    evidence: float | None  # None without a cross-encoder
     subject: tuple[str, ...] = ()
     unknown_subject: tuple[str, ...] = ()
 
@@ -61,64 +64,67 @@ class Verdict:
     outcome: Outcome
     reason: str | None  # None when answered
     signals: Signals
-    chunks: list[ScoredChunk]  # the blocks in the order the answer numbers them
+    chunks: list[ScoredChunk]  # the blocks, in the order the answer numbers them
 
 
 def decide(signals: Signals, settings: AnsweringSettings) -> tuple[Outcome, str | None]:
     """The rule on the signals (the bench calibrates its thresholds on precomputed signals)."""
-    rerank = signals.rerank if signals.rerank is not None else settings.min_rerank
-    if signals.similarity < settings.declined_similarity and rerank < settings.declined_rerank:
+    evidence = signals.evidence if signals.evidence is not None else settings.min_evidence
+    if signals.similarity < settings.declined_similarity and evidence < settings.declined_evidence:
         return DECLINED, OFF_TOPIC
-    if len(signals.unknown_subject) > settings.max_unknown_subject:
+    unknown = len(signals.unknown_subject) > settings.max_unknown_subject
+    if unknown and evidence < settings.subject_override:
         return SUGGESTED, UNKNOWN_SUBJECT
-    if rerank < settings.min_rerank:
+    if evidence < settings.min_evidence:
         return SUGGESTED, WEAK_EVIDENCE
     return ANSWERED, None
 
 
 class OutcomeGate:
-    """Reranks the retrieved blocks, measures the signals and decides the outcome."""
+    """Measures the signals on the retrieved blocks and decides the outcome."""
 
     def __init__(
         self,
         retriever: Retriever,
         settings: AnsweringSettings,
-        reranker: PairScorer | None,
-        subject: SubjectFinder | None,
+        cross_encoder: PairScorer | None,
+        reader: QuestionReader | None,
     ) -> None:
         self.settings = settings
-        self.reranker = reranker
-        self.subject = subject
+        self.cross_encoder = cross_encoder
+        self.reader = reader
         self.vocabularies = ReleaseVocabulary(retriever)
 
-    def candidates(self, top_k: int) -> int:
-        """How many blocks to retrieve for `top_k` answered ones (more when reranking)."""
-        return max(top_k, self.settings.rerank_candidates) if self.reranker else top_k
-
-    def assess(self, question: str, query: str, retrieval: Retrieval, top_k: int) -> Verdict:
-        """The verdict on `retrieval` (retrieved with `candidates(top_k)`) for `question`."""
+    def assess(self, question: str, retrieval: Retrieval) -> Verdict:
+        """The verdict on the blocks `retrieval` found for `question`."""
         chunks = retrieval.chunks
         similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
-        rerank: float | None = None
-        if self.reranker is not None and chunks:
-            scores = self.reranker.score(query, [passage(c) for c in chunks])
-            ranked = sorted(zip(scores, chunks, strict=True), key=lambda p: -p[0])
-            chunks = [replace(c, rerank=score) for score, c in ranked]
-            rerank = ranked[0][0]
-        chunks = chunks[:top_k]
+        reading = self.reader(question) if self.reader is not None else None
+        evidence = self.evidence(question, reading, chunks)
         subject: tuple[str, ...] = ()
         unknown: tuple[str, ...] = ()
-        if self.subject is not None:
-            from tandem.answering.subject import unknown as unknown_words
-
-            subject = tuple(self.subject(question))
+        if reading is not None:
+            subject = tuple(reading.subject)
             vocabulary = self.vocabularies.vocabulary(retrieval.index.collection)
             unknown = unknown_words(subject, vocabulary.frequency)
-        signals = Signals(similarity, rerank, subject, unknown)
+        signals = Signals(similarity, evidence, subject, unknown)
         if not self.settings.gate:
             return Verdict(ANSWERED, None, signals, chunks)
         outcome, reason = decide(signals, self.settings)
         return Verdict(outcome, reason, signals, chunks)
+
+    def evidence(
+        self, question: str, reading: Reading | None, chunks: Sequence[ScoredChunk]
+    ) -> float | None:
+        """The best cross-encoder score; the asking sentences get a second read when weak."""
+        if self.cross_encoder is None or not chunks:
+            return None
+        passages = [passage(c) for c in chunks]
+        best = max(self.cross_encoder.score(question, passages))
+        asking = reading.asking if reading else ""
+        if best < self.settings.min_evidence and asking and asking != question.strip():
+            best = max(best, *self.cross_encoder.score(asking, passages))
+        return best
 
 
 def passage(scored: ScoredChunk) -> str:

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from tandem.answering.outcome import PairScorer, SubjectFinder
-from tandem.answering.subject import question_subject
+from tandem.answering.outcome import QuestionReader
+from tandem.answering.subject import read_question
+from tandem.rag.cross_encoder import PairScorer
 from tandem.settings import Settings
 
 
-def make_reranker(settings: Settings) -> PairScorer | None:
-    """The prepared cross-encoder, or None when reranking is off."""
-    if not settings.answering.rerank:
+def make_cross_encoder(settings: Settings) -> PairScorer | None:
+    """The prepared cross-encoder, or None when that signal is off."""
+    if not settings.answering.cross_encoder:
         return None
     from tandem.rag.cross_encoder import CrossEncoder
     from tandem.rag.cross_encoder_prep import cross_encoder_path
 
-    return CrossEncoder(cross_encoder_path(settings.models_dir))
+    folder = settings.answering.cross_encoder_dir or cross_encoder_path(settings.models_dir)
+    return CrossEncoder(folder)
 
 
-def make_subject_finder(settings: Settings) -> SubjectFinder | None:
-    """spaCy's parser finding a question's subject words, or None when that signal is off."""
+def make_question_reader(settings: Settings) -> QuestionReader | None:
+    """spaCy's parser reading what a question asks, or None when that signal is off."""
     if not settings.answering.subject:
         return None
     from tandem.rag.parser import load_parser
 
     parser = load_parser()
-    return lambda question: question_subject(parser, question)
+    return lambda question: read_question(parser, question)

@@ -5,14 +5,17 @@ How do I get the mail rules to put labels on my post?" — the bank, the board a
 are context; the question is about mail rules and labels. A dependency parse finds the
 asking sentence (a `?`, or a question word or auxiliary at its start; else the last
 sentence) and, in it, the nouns and proper nouns the question's verbs reach: objects,
-subjects, prepositional objects and their compounds. The outcome decision checks those terms
-against the release's vocabulary: a subject the docs never use ("QuickBooks", "e-signature")
-means the docs do not answer the question, whatever words of the setup they share.
+subjects, prepositional objects and their compounds. The asking sentences alone are also a
+second query for the cross-encoder, which reads a long story less well than a question.
+The outcome decision checks those terms against the release's vocabulary: a subject the
+docs never use ("QuickBooks", "e-signature") means the docs do not answer the question,
+whatever words of the setup they share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 _QUESTION_START = frozenset(
@@ -39,19 +42,29 @@ def asking_sentences(doc: Any) -> list[Any]:
     return asking or sentences[-1:]
 
 
-def subject_words(doc: Any) -> list[str]:
-    """The nouns and names of the asking sentences (lower-cased, each once, in order)."""
+@dataclass(frozen=True)
+class Reading:
+    """What the parse says of a question: the sentences that ask, and their subject words."""
+
+    asking: str
+    subject: list[str]
+
+
+def read(doc: Any) -> Reading:
+    """The asking sentences and their nouns and names (lower-cased, each once, in order)."""
+    sentences = asking_sentences(doc)
     words: list[str] = []
-    for sentence in asking_sentences(doc):
+    for sentence in sentences:
         for token in sentence:
             if token.pos_ in _NOUNS and token.dep_ in _CORE and not token.is_stop:
                 words.append(token.text.lower())
-    return list(dict.fromkeys(w for w in words if any(c.isalpha() for c in w)))
+    subject = list(dict.fromkeys(w for w in words if any(c.isalpha() for c in w)))
+    return Reading(" ".join(s.text.strip() for s in sentences), subject)
 
 
-def question_subject(parser: Parser, question: str) -> list[str]:
-    """The subject words of `question` (see the module docstring)."""
-    return subject_words(parser(question))
+def read_question(parser: Parser, question: str) -> Reading:
+    """The reading of `question` (see the module docstring)."""
+    return read(parser(question))
 
 
 def unknown(words: Iterable[str], known: Any) -> tuple[str, ...]:

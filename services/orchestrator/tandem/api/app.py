@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tandem import __version__
-from tandem.answering.services import make_reranker, make_subject_finder
+from tandem.answering.services import make_cross_encoder, make_question_reader
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
@@ -70,8 +70,8 @@ def build_services(
         registry,
         pool,
         answers=answers,
-        reranker=make_reranker(settings),
-        subject=make_subject_finder(settings),
+        cross_encoder=make_cross_encoder(settings),
+        reader=make_question_reader(settings),
     )
     return Services(
         settings,

@@ -72,6 +72,7 @@ header p { margin: 0; font-size: 12px; opacity: .9; }
 .comment { display: flex; flex-direction: column; gap: 6px; width: 100%; }
 [hidden] { display: none !important; }
 .suggestions { margin: 4px 0 6px; padding-left: 20px; font-size: 14px; }
+.suggestion-link { background: none; border: 0; padding: 0; color: var(--accent); text-decoration: underline; cursor: pointer; font: inherit; text-align: left; }
 .handoff { margin-top: 8px; border-top: 1px solid var(--line); padding-top: 6px; font-size: 14px; }
 .handoff .open { border: 1px solid var(--accent); background: var(--bg); color: var(--accent);
   border-radius: 6px; padding: 4px 12px; cursor: pointer; min-height: 36px; }
@@ -316,15 +317,20 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         body.append(this.withCitations(el("p"), line, message));
       }
       if (message.outcome === "suggested" && message.suggestions && message.suggestions.length)
-        body.append(this.renderSuggestions(message.suggestions));
+        body.append(this.renderSuggestions(message.suggestions, message));
     }
 
-    /* The closest pages (sources link nowhere in the widget, so neither do these: labels). */
-    renderSuggestions(pages) {
+    /* The closest pages, each a link to its block among the sources (opened and focused). */
+    renderSuggestions(pages, message) {
       const list = el("ul", { class: "suggestions", "aria-label": "Pages that may help" });
-      for (const page of pages.slice(0, 3))
-        list.append(el("li", { class: "suggestion",
-          text: `${page.file} › ${page.heading || "(top)"} (${page.release})` }));
+      for (const page of pages.slice(0, 3)) {
+        const label = `${page.file} › ${page.heading || "(top)"} (${page.release})`;
+        const source = (message.sources || []).find((s) => s.file === page.file && s.heading === page.heading);
+        list.append(el("li", { class: "suggestion" }, source
+          ? el("button", { type: "button", class: "suggestion-link", text: label,
+              "aria-label": `Open the page ${label}`, on: { click: () => this.openSource(message, source.n) } })
+          : el("span", { text: label })));
+      }
       return list;
     }
 
