@@ -324,7 +324,9 @@ def configurations(
         for version in versions:
             name = f"bench-support-{version}"
             body = {"lora_name": name, "lora_path": str(slot / version)}
-            http.post("/v1/load_lora_adapter", json=body)
+            loaded = http.post("/v1/load_lora_adapter", json=body)
+            if loaded.is_error and "already" not in loaded.text:  # a given vLLM may have it
+                raise SystemExit(f"vLLM could not load {version}: {loaded.text}")
             label = f"adapter {version}" + (f" [{server}]" if len(clients) > 1 else "")
             configs[f"{label} + short prompt"] = (http, name, SYSTEM_PROMPT)
     print(f"adapters: {', '.join(str(slot / v) for v in versions)}")

@@ -200,7 +200,7 @@ GRID: dict[str, list[Any]] = {  # the thresholds the calibration searches
     "max_unknown_subject": [0, 1, 99],
     "subject_override": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 99.0],
     "declined_similarity": [0.1, 0.15, 0.2, 0.25],
-    "declined_evidence": [-10.0, -9.0, -8.0, -7.0],
+    "declined_evidence": [-10.0, -9.0, -8.0, -7.0, -6.0, -5.0, -4.0],
 }
 
 

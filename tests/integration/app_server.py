@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import uvicorn
 from tests.conftest import free_port
@@ -14,7 +14,7 @@ from tandem.api.deps import Services
 from tandem.settings import Settings
 
 
-def serve(settings: Settings, services: Services, log_level: str = "warning") -> Iterator[str]:
+def serve(settings: Settings, services: Services, log_level: str = "warning") -> Generator[str]:
     """Run the real app on `services` with uvicorn in a thread; yields its base URL once."""
     port = free_port()
     app = create_app(settings, services_factory=lambda _: services)

@@ -48,14 +48,20 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @dataclass
-class Stack:
+class Api:
+    """Tandem's API at `url`, in this process or another, reached with a key."""
+
     url: str
-    settings: Settings
-    services: Services
 
     def client(self, key: str | None = CHAT_KEY, timeout: float = 180) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@dataclass
+class Stack(Api):
+    settings: Settings
+    services: Services
 
 
 def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settings:

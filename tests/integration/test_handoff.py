@@ -6,9 +6,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +22,9 @@ from tests.conftest import CORPUS, free_port
 from tests.integration.app_server import serve
 from tests.integration.conftest import (
     ADMIN_KEY,
+    CHAT_KEY,
     SAMPLE_RELEASE,
+    Api,
     Stack,
     run_stack,
     stack_settings,
@@ -25,6 +33,7 @@ from tests.integration.conftest import (
 from tests.integration.webhook_receiver import WebhookReceiver
 
 from tandem.api.app import build_services
+from tandem.handoffs.delivery import SIGNATURE_HEADER, verify
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
 from tandem.settings import HandoffSettings
@@ -65,7 +74,7 @@ def healthy_desk(receiver: WebhookReceiver) -> None:
     receiver.plan, receiver.status, receiver.hang_s = [], 200, 0.0
 
 
-def declined(stack: Stack, question: str = OFF_TOPIC) -> dict[str, object]:
+def declined(stack: Api, question: str = OFF_TOPIC) -> dict[str, object]:
     """The chat's answer to an off-topic question (declined or suggested: no vLLM call)."""
     with stack.client() as client:
         response = client.post(
@@ -77,11 +86,11 @@ def declined(stack: Stack, question: str = OFF_TOPIC) -> dict[str, object]:
     return body
 
 
-def declined_answer(stack: Stack) -> str:
+def declined_answer(stack: Api) -> str:
     return str(declined(stack)["id"])
 
 
-def hand_off(stack: Stack, answer_id: str, note: str = "") -> str:
+def hand_off(stack: Api, answer_id: str, note: str = "") -> str:
     body = {"id": answer_id, "contact": CONTACT, "note": note,
             "messages": [{"role": "user", "content": OFF_TOPIC}]}  # fmt: skip
     with stack.client() as client:
@@ -90,18 +99,25 @@ def hand_off(stack: Stack, answer_id: str, note: str = "") -> str:
     return str(response.json()["handoff"])
 
 
-def admin_item(stack: Stack, handoff_id: str, **filters: str) -> dict[str, object]:
+def admin_item(stack: Api, handoff_id: str, **filters: str) -> dict[str, Any]:
     with stack.client(ADMIN_KEY) as admin:
         listed = admin.get("/v1/admin/handoffs", params=filters).json()
     (item,) = [i for i in listed["items"] if i["id"] == handoff_id]
     return dict(item)
 
 
-def wait_status(
-    stack: Stack, handoff_id: str, status: str, timeout_s: float = 60
-) -> dict[str, object]:
+def wait_status(stack: Api, handoff_id: str, status: str, timeout_s: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while (item := admin_item(stack, handoff_id))["status"] != status:
+        assert time.monotonic() < deadline, item
+        time.sleep(0.2)
+    return item
+
+
+def wait_attempted(stack: Api, handoff_id: str, timeout_s: float = 30) -> dict[str, Any]:
+    """The handoff once its first attempt was made (and written down)."""
+    deadline = time.monotonic() + timeout_s
+    while not (item := admin_item(stack, handoff_id))["attempts"]:
         assert time.monotonic() < deadline, item
         time.sleep(0.2)
     return item
@@ -221,10 +237,7 @@ def test_a_pending_handoff_is_delivered_after_a_restart(
         stack = Stack(next(first), settings, services)
         wait_ready(stack.url)
         handoff_id = hand_off(stack, declined_answer(stack))
-        deadline = time.monotonic() + 30
-        while not admin_item(stack, handoff_id)["attempts"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_attempted(stack, handoff_id)
     # Tandem stopped with the handoff pending; the desk comes up, then Tandem again
     receiver = WebhookReceiver(port).start()
     try:
@@ -236,5 +249,75 @@ def test_a_pending_handoff_is_delivered_after_a_restart(
             time.sleep(1.5)  # several poll rounds
             assert len(receiver.of(handoff_id)) == 1 and got.status == 200
             assert item["attempts"] >= 2 and "ConnectError" in str(item["last_error"])
+    finally:
+        receiver.stop()
+
+
+@dataclass
+class Up(Api):
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; its exit status."""
+        self.process.terminate()
+        return self.process.wait(timeout=120)
+
+
+@contextlib.contextmanager
+def tandem_up(data: Path, vllm_url: str, webhook_url: str) -> Iterator[Up]:
+    """A real `tandem up` on the session's vLLM, ready; its whole process group killed after."""
+    port = free_port()
+    env = dict(os.environ, TANDEM_VLLM__URL=vllm_url, TANDEM_DATA_DIR=str(data),
+               TANDEM_PORT=str(port), TANDEM_API_KEYS=CHAT_KEY, TANDEM_ADMIN_KEYS=ADMIN_KEY,
+               TANDEM_CORPUS=str(CORPUS / SAMPLE_RELEASE), TANDEM_CORPUS_RELEASE=SAMPLE_RELEASE,
+               TANDEM_DRAIN_S="2", TANDEM_HANDOFF__WEBHOOK_URL=webhook_url,
+               TANDEM_HANDOFF__SECRET=SECRET, TANDEM_HANDOFF__MAX_ATTEMPTS="1000",
+               TANDEM_HANDOFF__BACKOFF_S="0.3", TANDEM_HANDOFF__BACKOFF_MAX_S="1",
+               TANDEM_HANDOFF__POLL_S="0.5")  # fmt: skip
+    with (data / "up.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tandem.cli", "up"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        up = Up(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 600  # the first start indexes the corpus
+        while not ready(up):
+            assert process.poll() is None, f"tandem up exited {process.returncode}: see {log.name}"
+            assert time.monotonic() < deadline, f"tandem up not ready: see {log.name}"
+            time.sleep(1)
+        yield up
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def ready(api: Api) -> bool:
+    with contextlib.suppress(httpx.TransportError), api.client(timeout=10) as client:
+        return client.get("/readyz").status_code == 200
+    return False
+
+
+def test_tandem_up_stopped_with_a_handoff_pending_sends_it_once_when_started_again(
+    tmp_path: Path, vllm_url: str
+) -> None:
+    desk_port = free_port()  # nothing listens there yet: the desk is down
+    desk_url = f"http://127.0.0.1:{desk_port}/hook"
+    with tandem_up(tmp_path, vllm_url, desk_url) as first:
+        handoff_id = hand_off(first, declined_answer(first))
+        item = wait_attempted(first, handoff_id)
+        assert item["status"] == "pending" and "ConnectError" in str(item["last_error"])
+        assert first.stop() in (0, 128 + signal.SIGTERM)
+    receiver = WebhookReceiver(desk_port).start()  # the desk comes up, then Tandem again
+    try:
+        with tandem_up(tmp_path, vllm_url, desk_url) as second:
+            (got,) = receiver.wait_for(handoff_id)
+            assert got.status == 200 and verify(got.body, got.headers[SIGNATURE_HEADER], SECRET)
+            assert got.payload["contact"] == CONTACT
+            item = wait_status(second, handoff_id, "delivered")
+            assert item["attempts"] >= 2
+            time.sleep(2)  # several poll rounds: nothing more is sent once it was acknowledged
+            assert len(receiver.of(handoff_id)) == 1
     finally:
         receiver.stop()

@@ -41,7 +41,7 @@ def metric(stack: Stack, name: str, **labels: str) -> float:
     """One sample of /metrics (0 when absent)."""
     with stack.client(None) as client:
         text = client.get("/metrics").text
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # as exposed
     line = f"{name}{{{selector}}}" if labels else name
     values = [float(row.split()[-1]) for row in text.splitlines() if row.startswith(line + " ")]
     return values[0] if values else 0.0

@@ -171,11 +171,16 @@ class AnsweringSettings(BaseModel):
     # evidence (off: every question counts as having enough)
     cross_encoder: bool = True
     cross_encoder_dir: Path | None = None  # default: <models_dir>/reranker-minilm-l12
-    min_evidence: float = 0.0  # best cross-encoder score below this: suggested
+    # Chosen on the calibration splits (bench/bench_outcomes.py --calibrate, fewest errors,
+    # a suggestion holding the right page half an error): the subject decides; the evidence
+    # threshold sits at the floor of the cross-encoder's scores (~ -11), as on long customer
+    # questions it cost more answerable ones than it caught unanswerable ones (the trade-off
+    # curve: bench/bench_outcomes.py --curve, README)
+    min_evidence: float = -10.0  # best cross-encoder score below this: suggested
     max_unknown_subject: int = Field(default=0, ge=0)  # subject words the release never uses
-    subject_override: float = 99.0  # evidence at or above this answers despite them
+    subject_override: float = 3.0  # evidence at or above this answers despite them
     declined_similarity: float = 0.2  # below both: declined (off-topic)
-    declined_evidence: float = -8.0
+    declined_evidence: float = -6.0
     max_suggestions: int = Field(default=3, ge=1, le=10)
     # the words a question asks about, found with spaCy's parser (answering/subject.py)
     subject: bool = True

@@ -43,7 +43,10 @@ def test_a_subject_the_release_never_uses_is_suggested_unless_the_evidence_is_ve
 
 def test_nothing_relevant_at_all_is_declined() -> None:
     assert decide(Signals(0.1, -10.5), RULE) == (DECLINED, OFF_TOPIC)
-    assert decide(Signals(0.3, -10.5), RULE)[0] == SUGGESTED  # similar enough: pages help
+    france = Signals(0.3, -10.5, ("capital", "france"), ("capital", "france"))
+    assert decide(france, RULE) == (DECLINED, OFF_TOPIC)  # nothing it asks about is known
+    asana = Signals(0.3, -10.5, ("asana", "tasks"), ("asana",))
+    assert decide(asana, RULE)[0] == SUGGESTED  # about the product: pages help
 
 
 def test_without_a_cross_encoder_only_the_subject_and_similarity_decide() -> None:

@@ -3,7 +3,8 @@
 - `answered`: the blocks hold the answer strongly enough to generate from them, cited.
 - `suggested`: the question is about the product but the evidence is not strong enough to
   let the model write claims; the customer gets the house sentence and the closest pages.
-- `declined`: off-topic, nothing relevant retrieved at all.
+- `declined`: off-topic: nothing relevant retrieved (weak evidence and a low similarity, or
+  weak evidence about a subject the release never mentions at all: "the capital of France").
 
 Signals (bench/bench_outcomes.py measures them on customer-voice and short questions and
 calibrates the thresholds on the calibration split only):
@@ -70,7 +71,9 @@ class Verdict:
 def decide(signals: Signals, settings: AnsweringSettings) -> tuple[Outcome, str | None]:
     """The rule on the signals (the bench calibrates its thresholds on precomputed signals)."""
     evidence = signals.evidence if signals.evidence is not None else settings.min_evidence
-    if signals.similarity < settings.declined_similarity and evidence < settings.declined_evidence:
+    nothing_known = bool(signals.subject) and signals.unknown_subject == signals.subject
+    weak = evidence < settings.declined_evidence
+    if weak and (signals.similarity < settings.declined_similarity or nothing_known):
         return DECLINED, OFF_TOPIC
     unknown = len(signals.unknown_subject) > settings.max_unknown_subject
     if unknown and evidence < settings.subject_override:

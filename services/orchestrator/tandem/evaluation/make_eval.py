@@ -1,10 +1,11 @@
 """`make eval`: bring up a local Tandem, then evaluate every QA set against its release.
 
 The sample product set runs once per release (v4.1, then v4.2, each indexed through the admin
-API), the paperless-ngx set against v3.0.5. Reports go to `eval-out/<set>-<release>/`, one
-table over all of them to `eval-out/summary.md` (`tandem/evaluation/summary.py`).
-Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--out DIR]
-[--runs paperless-ngx-v3.0.5,...]`.
+API), the paperless-ngx set against v3.0.5; the customer-voice sets against v4.2 and v3.0.5.
+Reports go to `eval-out/<set>-<release>/`, one table over all of them to
+`eval-out/summary.md` (`tandem/evaluation/summary.py`).
+Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--split held-out]
+[--out DIR] [--runs paperless-ngx-v3.0.5,...]`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from tandem.api_client import TandemClient
 from tandem.errors import TandemError
-from tandem.evaluation.qa import load_qa, stratified_sample
+from tandem.evaluation.qa import SPLITS, load_qa, stratified_sample
 from tandem.evaluation.run import run_eval
 from tandem.evaluation.summary import write_summary
 from tandem.settings import PROJECT_ROOT
@@ -33,6 +34,9 @@ RUNS = [  # (QA file, release, docs folder)
     ("sample-product", "v4.1", PROJECT_ROOT / "corpus" / "v4.1"),
     ("sample-product", "v4.2", PROJECT_ROOT / "corpus" / "v4.2"),
     ("paperless-ngx", "v3.0.5", PAPERLESS / "v3.0.5"),
+    # written the way customers write (long, their own words): eval/*-customer.jsonl
+    ("sample-product-customer", "v4.2", PROJECT_ROOT / "corpus" / "v4.2"),
+    ("paperless-ngx-customer", "v3.0.5", PAPERLESS / "v3.0.5"),
 ]
 
 
@@ -110,6 +114,8 @@ def _qa_subset(name: str, release: str, args: argparse.Namespace, tmp: Path) -> 
     source = PROJECT_ROOT / "eval" / f"{name}.jsonl"
     lines = source.read_text(encoding="utf-8").splitlines()
     items = [i for i in load_qa(source) if i.release in (None, release)]
+    if args.split:  # items without a split (the short sets) stay
+        items = [i for i in items if i.split in (None, args.split)]
     if args.sample is not None:
         items = stratified_sample(items, args.sample, seed=args.seed)
     items = items[: args.limit]
@@ -129,6 +135,9 @@ def main() -> None:
         "--sample", type=int, default=None, help="N questions per run, stratified by kind"
     )
     parser.add_argument("--seed", type=int, default=0, help="the --sample seed")
+    parser.add_argument(
+        "--split", choices=SPLITS, default=None, help="only the items of this split"
+    )
     parser.add_argument(
         "--concurrency",
         type=int,

@@ -5,26 +5,34 @@ retriever returns for it over the item's release (the right block swapped in whe
 laid out by `build_messages` exactly as at serving time. In about a fifth of the examples
 every right block is removed and the answer is the house fallback sentence.
 
-Run: `python -m tandem.training.dataset_build` (seeded; re-running writes the same files).
+Two answer styles: `house` answers in the item's own words (train.jsonl, eval.jsonl);
+`copy` quotes the right block's own sentences and list items (train-copy.jsonl,
+eval-copy.jsonl; see `copy_target`), and adds a longer ticket-style phrasing to some items.
+
+Run: `python -m tandem.training.dataset_build [--style copy]` (seeded: re-running picks the
+same items, phrasings, fallback turns and split; near-tied retrieval scores may still order a
+few turns' blocks differently).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tandem.answer_format import is_fallback
+from tandem.answer_format import check_answer, is_fallback
 from tandem.documents import Chunk
 from tandem.indexing.release_index import ReleaseIndex, gold_chunks
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
 from tandem.settings import PROJECT_ROOT
-from tandem.training.dataset_card import BuildStats, write_dataset_card
+from tandem.training.copy_target import quote, with_customer_phrasing
+from tandem.training.dataset_card import SPLIT_FILES, BuildStats, write_dataset_card
 
 ADAPTER_DIR = PROJECT_ROOT / "adapters" / "support"
 SEED = 4242
@@ -33,6 +41,7 @@ EXTRA = 8  # retrieved beyond top-k: the distractors that fill in when a block i
 FALLBACK_SHARE = 0.2
 EVAL_SHARE = 0.15
 LEAK_OVERLAP = 0.5  # a distractor holding this share of the answer's words counts as an answer
+CUSTOMER_SHARE = 0.25  # copy style: items that gain a longer ticket-style phrasing
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset("the and for you your are can with from that this into when then will".split())
 
@@ -56,8 +65,10 @@ class QaItem:
         return f"{self.file}#{self.heading.rsplit(' > ', 1)[-1].lower()}"
 
 
-def _new_stats() -> BuildStats:
-    return BuildStats(seed=SEED, top_k=TOP_K, fallback_share=FALLBACK_SHARE, eval_share=EVAL_SHARE)
+def _new_stats(style: str = "house") -> BuildStats:
+    return BuildStats(
+        seed=SEED, top_k=TOP_K, fallback_share=FALLBACK_SHARE, eval_share=EVAL_SHARE, style=style
+    )
 
 
 def load_items(path: Path) -> list[QaItem]:
@@ -79,6 +90,33 @@ def house_answer(answer: str, steps: Sequence[str], sources: Sequence[int]) -> s
         parts.append("Steps:\n" + "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(steps, 1)))
     parts.append("Sources: " + ", ".join(f"[{n}]" for n in sources))
     return "\n\n".join(parts)
+
+
+def target_answer(
+    style: str,
+    answer: str,
+    steps: Sequence[str],
+    blocks: Sequence[Chunk],
+    cited: list[int],
+    stats: BuildStats,
+) -> str:
+    """An answered turn's target: the item's own words (`house`), or the cited blocks' own
+    sentences and list items (`copy`) — the item's words only when no sentence holds them."""
+    quoted = quote([c.text for c in blocks], cited, answer, steps) if style == "copy" else None
+    if quoted is not None:
+        for opening in (quoted.opening, quoted.opening[:1]):  # one sentence if two break a rule
+            text = house_answer(
+                " ".join(u.text for u in opening),
+                [u.text for u in quoted.steps],
+                quoted.sources(opening),
+            )
+            if check_answer(text, len(blocks)).compliant:
+                stats.copied += 1
+                stats.copied_steps += bool(quoted.steps)
+                return text
+    if style == "copy":
+        stats.authored += 1
+    return house_answer(answer, steps, cited)
 
 
 def _words(text: str) -> set[str]:
@@ -161,7 +199,11 @@ def phrasings(item: QaItem) -> list[str]:
 
 
 def item_examples(
-    item: QaItem, index: ReleaseIndex, fallback_units: set[str], stats: BuildStats
+    item: QaItem,
+    index: ReleaseIndex,
+    fallback_units: set[str],
+    stats: BuildStats,
+    style: str = "house",
 ) -> list[dict[str, Any]]:
     """One example per phrasing, plus a two-turn conversation when the item has a follow-up."""
     examples = []
@@ -177,30 +219,37 @@ def item_examples(
         answer = (
             fallback_sentence(item.release)
             if fallback
-            else house_answer(item.answer, item.steps, cited)
+            else target_answer(style, item.answer, item.steps, blocks, cited, stats)
         )
         conversation: list[ChatMessage] = [{"role": "user", "content": question}]
         examples.append(chat_example(conversation, blocks, item.release, answer))
     if item.followup:
-        examples.append(_followup_example(item, questions[0], index, fallback_units, stats))
+        examples.append(_followup_example(item, questions[0], index, fallback_units, stats, style))
     return examples
 
 
 def _followup_example(
-    item: QaItem, first: str, index: ReleaseIndex, fallback_units: set[str], stats: BuildStats
+    item: QaItem,
+    first: str,
+    index: ReleaseIndex,
+    fallback_units: set[str],
+    stats: BuildStats,
+    style: str,
 ) -> dict[str, Any]:
     from tandem.chat import retrieval_query
 
     assert item.followup is not None
     unit = f"{item.id}:followup"
     rng = random.Random(f"{SEED}:{unit}")
-    _, cited = context_blocks(  # the first turn's blocks are gone from the prompt by now
-        item, item.answer, item.steps, first, index, False, rng, _new_stats()
+    history = _new_stats(style)  # the first turn is context, not counted
+    first_blocks, cited = context_blocks(  # its blocks are gone from the prompt by now
+        item, item.answer, item.steps, first, index, False, rng, history
     )
+    first_answer = target_answer(style, item.answer, item.steps, first_blocks, cited, history)
     follow = item.followup
     conversation: list[ChatMessage] = [
         {"role": "user", "content": first},
-        {"role": "assistant", "content": house_answer(item.answer, item.steps, cited)},
+        {"role": "assistant", "content": first_answer},
         {"role": "user", "content": follow["question"]},
     ]
     fallback = unit in fallback_units
@@ -217,7 +266,7 @@ def _followup_example(
     answer = (
         fallback_sentence(item.release)
         if fallback
-        else house_answer(follow["answer"], follow.get("steps", []), cited)
+        else target_answer(style, follow["answer"], follow.get("steps", []), blocks, cited, stats)
     )
     return chat_example(conversation, blocks, item.release, answer)
 
@@ -241,13 +290,27 @@ def plan(items: list[QaItem]) -> tuple[set[str], set[str]]:
     return {i.id for i in items if i.group in eval_groups}, fallback
 
 
-def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
-    """Write `train.jsonl` and `eval.jsonl` into `out_dir`; return the counts."""
+def with_customer_phrasings(items: list[QaItem], stats: BuildStats) -> list[QaItem]:
+    """A seeded share of the items gains a longer ticket-style phrasing (copy style)."""
+    rng = random.Random(SEED + 2)
+    out = []
+    for item in items:
+        if rng.random() < CUSTOMER_SHARE:
+            item = replace(item, questions=with_customer_phrasing(item.questions, rng))
+            stats.customer_phrasings += 1
+        out.append(item)
+    return out
+
+
+def build(items_path: Path, corpus_root: Path, out_dir: Path, style: str = "house") -> BuildStats:
+    """Write the style's train and eval files into `out_dir`; return the counts."""
     from tandem.rag.embedder import SentenceTransformerEmbedder
 
+    stats = _new_stats(style)
     items = load_items(items_path)
+    if style == "copy":
+        items = with_customer_phrasings(items, stats)
     eval_ids, fallback_units = plan(items)
-    stats = _new_stats()
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     embedder = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory(prefix="tandem-raft-") as workdir:
@@ -258,7 +321,7 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
                 for item in (i for i in items if i.release == release):
                     split = "eval" if item.id in eval_ids else "train"
                     try:
-                        examples = item_examples(item, index, fallback_units, stats)
+                        examples = item_examples(item, index, fallback_units, stats, style)
                     except ValueError as error:
                         stats.unmatched.append(str(error))
                         continue
@@ -272,18 +335,22 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path) -> BuildStats:
         stats.fallback[split] = sum(is_fallback(a) for a in answers)
         stats.two_turn[split] = sum(len(e["messages"]) > 3 for e in examples)
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
-        (out_dir / f"{split}.jsonl").write_text(text, encoding="utf-8")
+        (out_dir / SPLIT_FILES[style][split]).write_text(text, encoding="utf-8")
     return stats
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Build the support adapter's data and its dataset card from the committed sources."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--style", choices=sorted(SPLIT_FILES), default="house")
+    style = parser.parse_args(argv).style
     data = ADAPTER_DIR / "data"
-    stats = build(data / "qa_items.jsonl", PROJECT_ROOT / "corpus", data)
+    stats = build(data / "qa_items.jsonl", PROJECT_ROOT / "corpus", data, style)
     card = write_dataset_card(ADAPTER_DIR, stats)
+    train, eval_ = (data / SPLIT_FILES[style][s] for s in ("train", "eval"))
     print(
-        f"wrote {data / 'train.jsonl'} ({stats.examples['train']} examples), "
-        f"{data / 'eval.jsonl'} ({stats.examples['eval']}) and {card}"
+        f"wrote {train} ({stats.examples['train']} examples), "
+        f"{eval_} ({stats.examples['eval']}) and {card}"
     )
     for problem in stats.unmatched:
         print(f"left out: {problem}")

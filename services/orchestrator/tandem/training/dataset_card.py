@@ -9,6 +9,12 @@ from tandem.training.dataset import file_sha256, load_tokenizer
 from tandem.training.validate import ValidationReport, validate_dataset
 
 TRAIN_MAX_LEN = 1024  # the recipes' max_len: longer examples are left out of training
+# Each answer style's files in data/: `house` answers in the item's words, `copy` quotes blocks.
+SPLIT_FILES = {
+    "house": {"train": "train.jsonl", "eval": "eval.jsonl"},
+    "copy": {"train": "train-copy.jsonl", "eval": "eval-copy.jsonl"},
+}
+COPY_MARKER = "<!-- copy-style data: `python -m tandem.training.dataset_build --style copy` -->"
 
 
 @dataclass
@@ -28,6 +34,11 @@ class BuildStats:
     skipped_phrasings: int = 0  # duplicates after normalising case and punctuation
     releases: dict[str, int] = field(default_factory=dict)  # chunks indexed per release
     unmatched: list[str] = field(default_factory=list)  # items left out: no right block found
+    style: str = "house"  # a key of SPLIT_FILES
+    copied: int = 0  # copy style: answered turns quoted from the blocks ...
+    copied_steps: int = 0  # ... of which with `Steps:` from a block's own list
+    authored: int = 0  # ... and turns in the item's own words (no block sentence held them)
+    customer_phrasings: int = 0  # copy style: longer ticket-style phrasings added
 
 
 def _check_rows(reports: dict[str, ValidationReport]) -> str:
@@ -44,27 +55,60 @@ def _check_rows(reports: dict[str, ValidationReport]) -> str:
     return "\n".join(rows)
 
 
+def _count_rows(stats: BuildStats) -> str:
+    return "\n".join(
+        f"| {split} | {stats.items[split]} | {stats.examples[split]} | {stats.fallback[split]} "
+        f"({stats.fallback[split] / max(1, stats.examples[split]):.0%}) | {stats.two_turn[split]} |"
+        for split in ("train", "eval")
+    )
+
+
+def _hashes(data: Path, names: list[str]) -> str:
+    return "\n".join(f"- `data/{name}`: sha256 `{file_sha256(data / name)}`" for name in names)
+
+
 def write_dataset_card(adapter_dir: Path, stats: BuildStats) -> Path:
-    """Validate the written splits and describe them in `adapter_dir/DATASET_CARD.md`."""
+    """Validate the written splits and describe them in `adapter_dir/DATASET_CARD.md`.
+
+    The house build writes the card; a copy build writes its own section at the end. Each
+    keeps what the other wrote, so one card describes every file under data/.
+    """
     from tandem.settings import get_settings
 
     settings = get_settings()
     tokenizer = load_tokenizer(settings.model_path)
     data = adapter_dir / "data"
+    files = SPLIT_FILES[stats.style]
     reports = {
-        split: validate_dataset(data / f"{split}.jsonl", tokenizer, settings.vllm.max_model_len)
+        split: validate_dataset(data / files[split], tokenizer, settings.vllm.max_model_len)
         for split in ("train", "eval")
     }
+    written = (
+        _copy_section(stats, reports, data)
+        if stats.style == "copy"
+        else _house_card(stats, reports, data, settings.vllm.max_model_len)
+    )
+    card = adapter_dir / "DATASET_CARD.md"
+    old = card.read_text(encoding="utf-8") if card.is_file() else ""
+    card.write_text(merge_card(old, stats.style, written), encoding="utf-8")
+    return card
+
+
+def merge_card(old: str, style: str, written: str) -> str:
+    """The card with `written` in its style's place (house: the card, copy: the section after
+    COPY_MARKER), keeping the other style's part of `old`."""
+    house, _, copy = old.partition(COPY_MARKER)
+    if style == "copy":
+        return f"{house.rstrip()}\n\n{COPY_MARKER}{written}"
+    return f"{written}\n{COPY_MARKER}{copy}" if copy else written
+
+
+def _house_card(
+    stats: BuildStats, reports: dict[str, ValidationReport], data: Path, context: int
+) -> str:
     retrieved = stats.gold_retrieved + stats.gold_swapped
-    counts = "\n".join(
-        f"| {split} | {stats.items[split]} | {stats.examples[split]} | {stats.fallback[split]} "
-        f"({stats.fallback[split] / max(1, stats.examples[split]):.0%}) | {stats.two_turn[split]} |"
-        for split in ("train", "eval")
-    )
-    hashes = "\n".join(
-        f"- `data/{name}`: sha256 `{file_sha256(data / name)}`"
-        for name in ("qa_items.jsonl", "train.jsonl", "eval.jsonl")
-    )
+    counts = _count_rows(stats)
+    hashes = _hashes(data, ["qa_items.jsonl", "train.jsonl", "eval.jsonl"])
     releases = ", ".join(f"{r} ({n} chunks)" for r, n in sorted(stats.releases.items()))
     text = f"""# Support adapter data — dataset card
 
@@ -108,7 +152,7 @@ fallback sentence when the context does not hold the answer) on retrieval-shaped
 ## Checks
 
 `tandem dataset validate` on each file (base model chat template, serving context
-{settings.vllm.max_model_len} tokens; house format checked by `tandem.answer_format.check_answer`):
+{context} tokens; house format checked by `tandem.answer_format.check_answer`):
 
 | split | examples | errors | warnings | house format | mean tokens | median | max | \
 over {TRAIN_MAX_LEN} |
@@ -126,6 +170,52 @@ Examples longer than a recipe's `max_len` are counted and left out by `tandem tr
 The sample docs in `corpus/` and the Q&A items are this project's own writing about a
 fictional product; the data is released under the Apache-2.0 license, like the project.
 """
-    card = adapter_dir / "DATASET_CARD.md"
-    card.write_text(text, encoding="utf-8")
-    return card
+    return text
+
+
+def _copy_section(stats: BuildStats, reports: dict[str, ValidationReport], data: Path) -> str:
+    answered = stats.copied + stats.authored
+    items = stats.items["train"] + stats.items["eval"]
+    retrieved = stats.gold_retrieved + stats.gold_swapped
+    return f"""
+## Copy-style data (`train-copy.jsonl`, `eval-copy.jsonl`)
+
+`python -m tandem.training.dataset_build --style copy` (seed {stats.seed}): the same items,
+retrieval, prompts, fallback pick ({stats.fallback_share:.0%}), follow-ups and split by section as
+above, with two differences. The 135M model garbles what it restates; these answers teach it
+to quote.
+
+1. **Answers quote the right block** (`tandem.training.copy_target`): the opening is the one
+   or two sentences of the cited block(s) that hold most of the item's answer terms (content
+   words and every number), in the block's own order; when the item is a procedure and a
+   block holds a numbered or bulleted list matching its steps, `Steps:` lists that list's
+   items verbatim. Only Markdown emphasis and admonition labels ("Note: ... — ") are dropped.
+   `Sources:` names the block(s) quoted. {stats.copied} of {answered} answered turns are quoted
+   ({stats.copied_steps} of them with `Steps:` from a block's list); {stats.authored} keep the
+   item's own words, because no sentence of the right block holds the answer or at least half
+   of its numbers (they sit in a table or a code block). The right block came from the retriever in
+   {stats.gold_retrieved} of {retrieved} turns and was swapped in for {stats.gold_swapped}.
+2. **Longer phrasings**: {stats.customer_phrasings} of {items} items (a seeded pick) gain one
+   ticket-style phrasing of their shortest question, a line of context around it ("Hello
+   support, I looked through the settings myself but could not work it out. ..."). The
+   held-out customer-voice question sets under `eval/` are not used.
+
+### Counts
+
+| split | items | examples | fallback | two-turn |
+| --- | --- | --- | --- | --- |
+{_count_rows(stats)}
+
+`tandem train` caps the fallback share further where a recipe says so (`fallback_share`).
+
+### Checks
+
+| split | examples | errors | warnings | house format | mean tokens | median | max | \
+over {TRAIN_MAX_LEN} |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{_check_rows(reports)}
+
+### Files
+
+{_hashes(data, ["qa_items.jsonl", "train-copy.jsonl", "eval-copy.jsonl"])}
+"""
