@@ -18,17 +18,20 @@ def test_one_row_per_configuration_and_run_in_run_order(tmp_path: Path) -> None:
         shutil.copy(run, tmp_path / run.parent.name / "report.json")
     lines = summary_table(tmp_path)
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 4 * 3  # four configurations, three runs
+    assert len(rows) == 4 * 5  # four configurations, five runs
     runs = [row.split("|")[1].strip() for row in rows if row.split("|")[1].strip()]
     # v4.2 was made again after paperless-ngx: the runs of one QA set still stay together
     assert [r.split(" (")[0] for r in runs] == [
         "sample-product-v4.1",
         "sample-product-v4.2",
         "paperless-ngx-v3.0.5",
+        "sample-product-customer-v4.2",
+        "paperless-ngx-customer-v3.0.5",
     ]
     hybrid = [row for row in rows if "**hybrid**" in row]
-    # reports made before outcomes existed show n/a for them
-    assert len(hybrid) == 3 and all(row.count("| n/a ") == 4 for row in hybrid)
+    # reports made before outcomes existed show n/a for them; the customer-voice runs have them
+    assert len(hybrid) == 5 and all(row.count("| n/a ") == 4 for row in hybrid[:3])
+    assert all("| n/a " not in row for row in hybrid[3:])
     assert "support@v3" in lines[0]
     assert write_summary(tmp_path).read_text().splitlines() == lines
 

@@ -11,6 +11,7 @@ call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -36,8 +37,12 @@ def _onnxruntime_runner(path: Path, threads: int | None) -> Runner:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default, every core
+    # Explicit, never 0: ONNX Runtime pins its default pool's threads to cores, which on a
+    # box shared with vLLM stalls whichever waits (tests/integration/test_reindex_backends.py
+    # checks that no thread of the process is pinned); and no spinning between calls
+    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = tuple(i.name for i in session.get_inputs())
     if sorted(names) != sorted(INPUTS):
