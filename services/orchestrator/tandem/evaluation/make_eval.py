@@ -5,7 +5,7 @@ API), the paperless-ngx set against v3.0.5; the customer-voice sets against v4.2
 Reports go to `eval-out/<set>-<release>/`, one table over all of them to
 `eval-out/summary.md` (`tandem/evaluation/summary.py`).
 Run: `python -m tandem.evaluation.make_eval [--sample N | --limit N] [--split held-out]
-[--out DIR] [--runs paperless-ngx-v3.0.5,...]`.
+[--configs rag,hybrid] [--out DIR] [--runs paperless-ngx-v3.0.5,...]`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from tandem.api_client import TandemClient
 from tandem.errors import TandemError
 from tandem.evaluation.qa import SPLITS, load_qa, stratified_sample
-from tandem.evaluation.run import run_eval
+from tandem.evaluation.run import DEFAULT_CONFIGS, run_eval
 from tandem.evaluation.summary import write_summary
 from tandem.settings import PROJECT_ROOT
 
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument(
         "--split", choices=SPLITS, default=None, help="only the items of this split"
     )
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma-separated configurations")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -167,6 +168,7 @@ def main() -> None:
                     chat_key,
                     _qa_subset(name, release, args, tmp),
                     args.out / run_name(name, release),
+                    configs=args.configs,
                     concurrency=args.concurrency,
                 )
                 print(f"{name} {release}: report in {result.files[0].parent}")
