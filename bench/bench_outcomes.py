@@ -95,7 +95,6 @@ def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[st
     """Every item retrieved and assessed as chat does; seconds per assessment."""
     documents, queries = embedder_from_settings(settings), serving_embedder(settings)
     answering, top_k = settings.answering, settings.retrieval.top_k
-    gate_settings = answering.model_copy(update={"gate": False})  # signals only
     cross_encoder, reader = make_cross_encoder(settings), make_question_reader(settings)
     rows: list[Row] = []
     timings: dict[str, list[float]] = {"retrieve": [], "assess": []}
@@ -115,25 +114,25 @@ def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[st
                 release = item.release or next(iter(releases))
                 retriever = retrievers[releases[release]]
                 gate = gates.setdefault(
-                    release, OutcomeGate(retriever, gate_settings, cross_encoder, reader)
+                    release, OutcomeGate(retriever, answering, cross_encoder, reader)
                 )
                 turns = [ChatMessage(role="user", content=t) for t in item.user_turns()]
                 query = retrieval_query(turns)
                 started = time.perf_counter()
                 found = retriever.retrieve(query, top_k)
                 middle = time.perf_counter()
-                verdict = gate.assess(query, found)
+                signals = gate.signals(query, found)
                 timings["retrieve"].append(middle - started)
                 timings["assess"].append(time.perf_counter() - middle)
-                pages = suggestions(verdict.chunks, answering.max_suggestions)
+                pages = suggestions(found.chunks, answering.max_suggestions)
                 rows.append(
                     Row(
                         set_name,
                         split_of(item),
                         item.question,
                         item.answerable,
-                        verdict.signals,
-                        _hit(item, verdict.chunks),
+                        signals,
+                        _hit(item, found.chunks),
                         _hit(item, pages),
                     )
                 )

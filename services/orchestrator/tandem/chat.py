@@ -225,7 +225,7 @@ class ChatService:
                 self.in_flight.leave(token)
                 record_error(adapter)
                 raise
-            sources, index, verdict = decided.chunks, result.index, decided
+            sources, index, verdict = result.chunks, result.index, decided
         retrieval_ms = (time.perf_counter() - started) * 1000
         messages = build_messages(
             conversation,
@@ -298,11 +298,9 @@ class ChatService:
             self.in_flight.leave(prepared.in_flight)
         text = sanitize(generation.text, self.link_hosts).strip()
         generation.text, citations = check_citations(text, len(prepared.sources))
-        outcome, reason = prepared.outcome, prepared.abstained
+        outcome, reason = after_generation(prepared, generation.text)
         unsupported: list[str] = []
-        if outcome == ANSWERED and is_fallback(generation.text):
-            outcome, reason = SUGGESTED, MODEL_FALLBACK
-        elif outcome == ANSWERED:  # without retrieval only the customer's words back it
+        if outcome == ANSWERED:  # without retrieval only the customer's words back it
             checked, unsupported = remove_unsupported(prepared.evidence(), generation.text)
             if prepared.index is not None and self.settings.answering.remove_unsupported:
                 generation.text = checked
@@ -361,12 +359,8 @@ class ChatService:
         finally:
             self.in_flight.leave(prepared.in_flight)
         answer = "".join(sent).strip()
-        outcome, reason = prepared.outcome, prepared.abstained
-        unsupported: list[str] = []
-        if outcome == ANSWERED and is_fallback(answer):
-            outcome, reason = SUGGESTED, MODEL_FALLBACK
-        elif outcome == ANSWERED:
-            unsupported = literal_check.unsupported
+        outcome, reason = after_generation(prepared, answer)
+        unsupported = literal_check.unsupported if outcome == ANSWERED else []
         grounding = self._judge(prepared, outcome, reason, citations, unsupported)
         gen_ms = (time.perf_counter() - gen_started) * 1000
         await self.keep(prepared, answer, grounding.outcome)
@@ -395,6 +389,14 @@ class ChatService:
             prepared.mark("model_first_token")
             yield item if isinstance(item, Usage) else safe.feed(item)
         yield safe.flush()
+
+
+def after_generation(prepared: PreparedChat, text: str) -> tuple[str, str | None]:
+    """The outcome and its reason once generated: a model that wrote the house fallback
+    sentence itself leaves the customer with the closest pages (`suggested`)."""
+    if prepared.outcome == ANSWERED and is_fallback(text):
+        return SUGGESTED, MODEL_FALLBACK
+    return prepared.outcome, prepared.abstained
 
 
 def observe(grounding: Grounding, route: str) -> None:

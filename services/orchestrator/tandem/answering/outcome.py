@@ -65,7 +65,6 @@ class Verdict:
     outcome: Outcome
     reason: str | None  # None when answered
     signals: Signals
-    chunks: list[ScoredChunk]  # the blocks, in the order the answer numbers them
 
 
 def decide(signals: Signals, settings: AnsweringSettings) -> tuple[Outcome, str | None]:
@@ -99,22 +98,25 @@ class OutcomeGate:
         self.vocabularies = ReleaseVocabulary(retriever)
 
     def assess(self, question: str, retrieval: Retrieval) -> Verdict:
-        """The verdict on the blocks `retrieval` found for `question`."""
+        """The verdict on the blocks `retrieval` found for `question` (no signals when the
+        gate is off: every question is answered)."""
+        if not self.settings.gate:
+            return Verdict(ANSWERED, None, Signals(0.0, None))
+        signals = self.signals(question, retrieval)
+        outcome, reason = decide(signals, self.settings)
+        return Verdict(outcome, reason, signals)
+
+    def signals(self, question: str, retrieval: Retrieval) -> Signals:
+        """What the outcome is decided on (the bench measures these)."""
         chunks = retrieval.chunks
         similarity = max((c.similarity or 0.0 for c in chunks), default=0.0)
         reading = self.reader(question) if self.reader is not None else None
         evidence = self.evidence(question, reading, chunks)
-        subject: tuple[str, ...] = ()
-        unknown: tuple[str, ...] = ()
-        if reading is not None:
-            subject = tuple(reading.subject)
-            vocabulary = self.vocabularies.vocabulary(retrieval.index.collection)
-            unknown = unknown_words(subject, vocabulary.frequency)
-        signals = Signals(similarity, evidence, subject, unknown)
-        if not self.settings.gate:
-            return Verdict(ANSWERED, None, signals, chunks)
-        outcome, reason = decide(signals, self.settings)
-        return Verdict(outcome, reason, signals, chunks)
+        if reading is None:
+            return Signals(similarity, evidence)
+        vocabulary = self.vocabularies.vocabulary(retrieval.index.collection)
+        unknown = unknown_words(reading.subject, vocabulary.frequency)
+        return Signals(similarity, evidence, tuple(reading.subject), unknown)
 
     def evidence(
         self, question: str, reading: Reading | None, chunks: Sequence[ScoredChunk]
