@@ -45,12 +45,12 @@ from typing import Any
 
 import httpx
 
-from tandem.answer_format import RULES, check_answer, is_fallback
+from tandem.adapters.versions import existing_versions
+from tandem.answering.house_format import RULES, check_answer, is_fallback
 from tandem.answering.literals import Evidence, unsupported
-from tandem.chat import retrieval_query
-from tandem.evaluation.metrics import contains_phrase
+from tandem.answering.turn import retrieval_query
 from tandem.evaluation.qa import load_qa
-from tandem.llm.adapter_versions import existing_versions
+from tandem.evaluation.scores import contains_phrase
 from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
@@ -108,7 +108,7 @@ class Library:
 
     def __init__(self, settings: Settings) -> None:
         from tandem.rag.embedder import embedder_from_settings, serving_embedder
-        from tandem.storage import open_stores
+        from tandem.stores.deployment import open_stores
 
         self.settings = settings
         self.documents, self.queries = embedder_from_settings(settings), serving_embedder(settings)

@@ -27,12 +27,12 @@ import httpx
 import psutil
 
 from tandem.documents import Chunk
-from tandem.evaluation.metrics import source_matches
 from tandem.evaluation.qa import QAItem
+from tandem.evaluation.scores import source_matches
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import get_settings
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"

@@ -44,7 +44,7 @@ from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
 from tandem.rag.embedder import EMBED_BACKENDS, make_embedder  # noqa: E402
 from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
-from tandem.storage import Stores, open_stores  # noqa: E402
+from tandem.stores.deployment import Stores, open_stores  # noqa: E402
 
 PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
 QA_FILE = PROJECT_ROOT / "eval" / "paperless-ngx.jsonl"

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_swap import free_port
-from tandem.answer_format import check_answer
+from tandem.adapters.versions import existing_versions
+from tandem.answering.house_format import check_answer
 from tandem.errors import TandemError
-from tandem.llm.adapter_versions import existing_versions
 from tandem.llm.client import Usage, VllmClient
 from tandem.llm.launcher import VllmProcess
 from tandem.rag.prompt import ChatMessage

@@ -46,9 +46,9 @@ from tandem.answering.outcome import (  # noqa: E402
     suggestions,
 )
 from tandem.answering.services import make_cross_encoder, make_question_reader  # noqa: E402
-from tandem.chat import retrieval_query  # noqa: E402
-from tandem.evaluation.metrics import source_matches  # noqa: E402
+from tandem.answering.turn import retrieval_query  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
+from tandem.evaluation.scores import source_matches  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.rag.embedder import embedder_from_settings, serving_embedder  # noqa: E402
 from tandem.rag.prompt import ChatMessage  # noqa: E402

@@ -54,9 +54,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tests.integration.load_kit import StreamResult, tandem_stream, vllm_stream  # noqa: E402
 
 from bench_foundation import free_port, pct, start_up, stop, wait_ready  # noqa: E402
-from tandem.chat import is_follow_up  # noqa: E402
+from tandem.adapters.versions import served_name  # noqa: E402
+from tandem.answering.turn import is_follow_up  # noqa: E402
 from tandem.documents import Chunk  # noqa: E402
-from tandem.llm.adapter_versions import served_name  # noqa: E402
 from tandem.rag.prompt import ChatMessage, build_messages  # noqa: E402
 
 RELEASE = "v3.0.5"

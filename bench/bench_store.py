@@ -42,25 +42,25 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_foundation import QA, hits, pct, questions, stop, top_k, wait_ready  # noqa: E402
 from tests.conftest import PAPERLESS, free_port  # noqa: E402
 
+from tandem.adapters.registry import AdapterRegistry  # noqa: E402
+from tandem.answering.turn import ChatService  # noqa: E402
 from tandem.api.app import build_services, create_app  # noqa: E402
 from tandem.api.deps import Services  # noqa: E402
-from tandem.chat import ChatService  # noqa: E402
 from tandem.documents import Chunk  # noqa: E402
 from tandem.evaluation.qa import load_qa  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
-from tandem.llm.adapters import AdapterRegistry  # noqa: E402
 from tandem.llm.pool import VllmPool  # noqa: E402
-from tandem.rag.edge_store import EdgeDocStore  # noqa: E402
 from tandem.rag.embedder import Embedder, serving_embedder  # noqa: E402
 from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
-from tandem.rag.qdrant_store import QdrantDocStore  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.rag.sparse import query_vector  # noqa: E402
-from tandem.rag.store import DocStore, StoredVectors  # noqa: E402
 from tandem.settings import Settings, VllmSettings  # noqa: E402
-from tandem.state.sqlite import StateDatabase  # noqa: E402
-from tandem.state.sqlite_store import SqliteStateStore  # noqa: E402
-from tandem.storage import Stores  # noqa: E402
+from tandem.stores.deployment import Stores  # noqa: E402
+from tandem.stores.docs import DocStore, StoredVectors  # noqa: E402
+from tandem.stores.edge_docs import EdgeDocStore  # noqa: E402
+from tandem.stores.qdrant_docs import QdrantDocStore  # noqa: E402
+from tandem.stores.sqlite import StateDatabase  # noqa: E402
+from tandem.stores.sqlite_state import SqliteStateStore  # noqa: E402
 
 Rows = list[tuple[Chunk, StoredVectors]]
 # TANDEM_RETRIEVAL__QUERY_WEIGHTS: "edge" runs the default (auto: fp32 where the CPU has AMX,

@@ -21,9 +21,9 @@ from tandem.indexing.history import load_history, recover_interrupted_builds
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import point_id
 from tandem.settings import Settings
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
+from tandem.stores.docs import point_id
 from tests.conftest import CORPUS, ROOT
 
 # The child re-indexes v4.2 over a store serving v4.1 and parks inside the progress callback
@@ -34,7 +34,7 @@ from pathlib import Path
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder, SentenceTransformerEmbedder
 from tandem.settings import Settings
-from tandem.storage import open_stores
+from tandem.stores.deployment import open_stores
 
 data, folder, stage, kind = sys.argv[1:5]
 embedder = HashEmbedder() if kind == "hash" else SentenceTransformerEmbedder()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from tandem.adapters.check import validate_adapter_folder
 from tandem.errors import TandemError
-from tandem.llm.adapter_check import validate_adapter_folder
 from tandem.settings import PROJECT_ROOT, Settings, get_settings
 
 SLOT = "support"

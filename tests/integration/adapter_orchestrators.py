@@ -11,13 +11,13 @@ import httpx
 from tests.integration.app_server import serve
 from tests.integration.conftest import Stack
 
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.turn import ChatService
 from tandem.api.deps import Services
-from tandem.chat import ChatService
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
-from tandem.state.sqlite import StateDatabase
-from tandem.state.sqlite_store import SqliteStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.sqlite import StateDatabase
+from tandem.stores.sqlite_state import SqliteStateStore
 
 SLOT = "swaptest"  # not `support`: other tests may share the vLLM and its served names
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from tests.integration.conftest import CHAT_KEY, serve, stack_settings, wait_ready
 
-from tandem.answer_safety import quote_start
+from tandem.answering.sanitize import quote_start
 from tandem.api.app import build_services
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder

@@ -25,8 +25,8 @@ from tests.integration.adapter_orchestrators import (
 from tests.integration.app_server import serve
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, stack_settings
 
+from tandem.adapters.versions import served_name
 from tandem.api.app import build_services
-from tandem.llm.adapter_versions import served_name
 from tandem.rag.embedder import Embedder
 from tandem.settings import AdapterSettings, GenerationSettings
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tandem.answer_format import check_answer
-from tandem.llm.adapter_check import validate_adapter_folder
-from tandem.llm.adapters import AdapterRegistry
+from tandem.adapters.check import validate_adapter_folder
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.house_format import check_answer
 from tandem.settings import Settings
 from tandem.training.dataset import chat_messages
 from tandem.training.validate import held_out_prompts
@@ -89,7 +89,7 @@ def test_version_loads_and_answers_in_house_format(vllm_url: str, version: str) 
 
 
 def test_the_registry_serves_the_newest_version_by_default(tmp_path: Path) -> None:
-    from tandem.state.store import MemoryStateStore
+    from tandem.stores.state import MemoryStateStore
 
     registry = AdapterRegistry(ROOT / "adapters", MemoryStateStore())
     assert registry.active("support").version == committed_versions()[-1].name

@@ -17,7 +17,7 @@ from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
-from tandem.storage import open_stores
+from tandem.stores.deployment import open_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

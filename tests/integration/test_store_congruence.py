@@ -18,11 +18,11 @@ from tests.conftest import ROOT, paperless_release
 from tandem.documents import ScoredChunk
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import DocStore, point_id
 from tandem.settings import Settings
-from tandem.storage import open_stores
+from tandem.stores.deployment import open_stores
+from tandem.stores.docs import DocStore, point_id
+from tandem.stores.qdrant_docs import QdrantDocStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOP_K, PREFETCH = 8, 24

@@ -43,7 +43,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_import_graph_finds_the_package() -> None:
     graph = import_graph()
-    assert "tandem.chat" in graph and "tandem.errors" in graph["tandem.chat"]
+    assert "tandem.answering.turn" in graph and "tandem.errors" in graph["tandem.answering.turn"]
 
 
 def test_no_import_cycles() -> None:

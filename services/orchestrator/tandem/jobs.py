@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.errors import Conflict, NotFound
-from tandem.state.store import JobRecord, StateStore
+from tandem.stores.state import JobRecord, StateStore
 
 ProgressFn = Callable[[str, int, int], None]
 JobFn = Callable[[ProgressFn], dict[str, Any]]

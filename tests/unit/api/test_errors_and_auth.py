@@ -16,10 +16,10 @@ from tandem.errors import DependencyDown, RateLimited
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.settings import Settings
-from tandem.state.store import MemoryStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore
 
 
 def fake_vllm(request: httpx.Request) -> httpx.Response:

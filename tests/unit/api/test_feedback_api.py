@@ -11,19 +11,19 @@ import pytest
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.turn import ChatService
 from tandem.api.app import create_app
 from tandem.api.deps import Services
-from tandem.chat import ChatService
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
 from tandem.settings import FeedbackSettings, Settings, WidgetSettings
-from tandem.state.feedback import InMemoryFeedbackLog
-from tandem.state.store import MemoryStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.feedback import InMemoryFeedbackLog
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore
 
 CHAT = {"Authorization": "Bearer chat"}
 ADMIN = {"Authorization": "Bearer admin"}

@@ -13,20 +13,20 @@ import pytest
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.turn import ChatService
 from tandem.api.app import create_app
 from tandem.api.deps import Services, key_in
-from tandem.chat import ChatService
 from tandem.indexing.reindex import index_release
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.budget import Utf8Bound
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
 from tandem.settings import LimitSettings, Settings, VllmSettings
-from tandem.state.store import MemoryStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore
 
 CHAT, ADMIN = "chat-key", "admin-key"
 

@@ -18,11 +18,11 @@ from qdrant_client import QdrantClient
 from tandem.api.routes.health import index_readiness
 from tandem.errors import DependencyDown
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import IndexInfo, Retriever
 from tandem.settings import Settings
-from tandem.state.store import MemoryStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore
 
 
 def retriever_on(client: QdrantClient) -> Retriever:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tandem.evaluation.metrics import ConfigSummary
+from tandem.evaluation.scores import ConfigSummary
 
 RELEASE = "v3.0.5"
 OCR_SOURCE = {

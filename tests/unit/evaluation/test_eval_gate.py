@@ -13,10 +13,10 @@ from rich.console import Console
 from tests.unit.evaluation.conftest import config_summary
 from typer.testing import CliRunner
 
+from tandem.cli.evaluate import EvalOptions, eval_command, execute
 from tandem.errors import BadInput
-from tandem.evaluation.cli import EvalOptions, eval_command, execute
 from tandem.evaluation.gate import Gate, check_gate, load_gate
-from tandem.evaluation.metrics import ConfigSummary
+from tandem.evaluation.scores import ConfigSummary
 
 
 def _hybrid(**values: Any) -> dict[str, ConfigSummary]:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tandem.evaluation.harness import CONFIGURATIONS, Outcome
-from tandem.evaluation.metrics import (
+from tandem.evaluation.qa import QAItem
+from tandem.evaluation.scores import (
     AnswerScore,
     contains_phrase,
     normalise,
@@ -15,7 +16,6 @@ from tandem.evaluation.metrics import (
     score_outcome,
     summarise,
 )
-from tandem.evaluation.qa import QAItem
 
 OCR = QAItem(
     "How do I set the OCR language?",

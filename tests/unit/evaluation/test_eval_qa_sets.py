@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.conftest import paperless_release
 
-from tandem.evaluation.metrics import contains_phrase
 from tandem.evaluation.qa import QAItem, load_qa
+from tandem.evaluation.scores import contains_phrase
 
 ROOT = Path(__file__).resolve().parents[3]
 EVAL = ROOT / "eval"

@@ -19,7 +19,7 @@ from tandem.handoffs.delivery import (
     webhook_body,
 )
 from tandem.settings import HandoffSettings
-from tandem.state.handoffs import HandoffRecord, InMemoryHandoffStore
+from tandem.stores.handoffs import HandoffRecord, InMemoryHandoffStore
 
 SECRET = "s3cret"
 NOW = 1_800_000_000.0

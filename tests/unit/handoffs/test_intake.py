@@ -9,8 +9,8 @@ import pytest
 from tandem.errors import NotFound, TooLarge
 from tandem.handoffs.intake import HandoffAsk, take_handoff
 from tandem.settings import HandoffSettings, Settings
-from tandem.state.feedback import AnswerRecord, InMemoryFeedbackLog
-from tandem.state.handoffs import InMemoryHandoffStore
+from tandem.stores.feedback import AnswerRecord, InMemoryFeedbackLog
+from tandem.stores.handoffs import InMemoryHandoffStore
 
 FALLBACK = "I couldn't find this in the documentation for release v4.2."
 

@@ -9,7 +9,7 @@ import pytest
 
 from tandem.rag.embedder import HashEmbedder
 from tandem.settings import Settings
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tandem.jobs import JobManager
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import IndexSettings, Settings
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
 
 ALIAS = "docs"
 TEXTS = ["Run docker compose up.", "Each token may send 60 requests per minute.", "Use pip."]

@@ -18,7 +18,7 @@ from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
 
 CHILD = """
 import resource, signal, sys
@@ -27,7 +27,7 @@ from tandem.errors import StorageFailed
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.settings import Settings
-from tandem.storage import open_stores
+from tandem.stores.deployment import open_stores
 
 store = open_stores(Settings(data_dir=Path(sys.argv[1])), HashEmbedder().dim)
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

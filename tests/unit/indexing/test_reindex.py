@@ -12,8 +12,8 @@ from tandem.indexing.history import load_history
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
-from tandem.rag.store import point_id
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.docs import point_id
 
 ALIAS = "docs"
 PAGES = {

@@ -13,7 +13,7 @@ from tandem.cli import app
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import HashEmbedder
 from tandem.settings import Settings, get_settings
-from tandem.storage import open_stores
+from tandem.stores.deployment import open_stores
 
 runner = CliRunner()
 

@@ -16,8 +16,8 @@ from tandem.indexing.history import load_history, recover_interrupted_builds, ro
 from tandem.indexing.reindex import index_release
 from tandem.indexing.releases import index_overview, release_changes_of
 from tandem.rag.embedder import HashEmbedder
-from tandem.state.store import ReleaseRecord
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.state import ReleaseRecord
 
 ALIAS = "docs"
 

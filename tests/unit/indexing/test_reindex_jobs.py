@@ -11,8 +11,8 @@ import pytest
 
 from tandem.errors import Conflict, NotFound
 from tandem.jobs import Job, JobManager, ProgressFn
-from tandem.state.sqlite import StateDatabase
-from tandem.state.sqlite_store import SqliteStateStore
+from tandem.stores.sqlite import StateDatabase
+from tandem.stores.sqlite_state import SqliteStateStore
 
 
 @pytest.fixture

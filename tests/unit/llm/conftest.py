@@ -9,12 +9,12 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.unit.llm.fakes import HIDDEN, FakeVllm, write_adapter
 
-from tandem.llm.adapters import AdapterRegistry
+from tandem.adapters.registry import AdapterRegistry
 from tandem.llm.pool import VllmPool
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.settings import AdapterSettings, Settings, VllmSettings
-from tandem.state.store import MemoryStateStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore
 
 
 @pytest.fixture

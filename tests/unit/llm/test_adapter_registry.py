@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from tests.unit.llm.fakes import write_adapter
 
+from tandem.adapters.check import validate_adapter_folder
+from tandem.adapters.registry import AdapterRegistry, register_version
 from tandem.errors import AdapterInvalid, BadInput, NotFound
-from tandem.llm.adapter_check import validate_adapter_folder
-from tandem.llm.adapters import AdapterRegistry, register_version
 from tandem.settings import BASE_MODEL_ID
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
 
 
 def edit_config(folder: Path, **changes: object) -> None:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.errors import NotFound
-from tandem.llm.adapter_versions import (
+from tandem.adapters.versions import (
     existing_versions,
     is_served_name_of,
     next_version,
@@ -15,6 +14,7 @@ from tandem.llm.adapter_versions import (
     served_name,
     version_number,
 )
+from tandem.errors import NotFound
 
 
 def test_served_names_are_distinct_per_version_and_recognised() -> None:

@@ -9,17 +9,17 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.unit.llm.fakes import FakeVllm
 
-from tandem.chat import ChatOptions, ChatService
+from tandem.adapters.overview import request_counts
+from tandem.adapters.registry import AdapterRegistry, in_canary
+from tandem.adapters.transitions import activation_state, rollback_state
+from tandem.answering.turn import ChatOptions, ChatService
 from tandem.errors import BadInput, Conflict
-from tandem.llm.adapters import AdapterRegistry, in_canary
-from tandem.llm.overview import request_counts
 from tandem.llm.pool import VllmPool
-from tandem.llm.transitions import activation_state, rollback_state
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.qdrant_docs import QdrantDocStore
 
 
 def test_canary_share_is_close_to_the_percent_and_stable() -> None:

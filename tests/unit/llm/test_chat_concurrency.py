@@ -8,15 +8,15 @@ import json
 import httpx
 import pytest
 
-from tandem.chat import ChatOptions, ChatService
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.turn import ChatOptions, ChatService
 from tandem.indexing.reindex import index_release
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import PROJECT_ROOT, Settings
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
 
 CHATS = 8
 

@@ -117,7 +117,7 @@ def test_a_prompt_within_the_byte_bound_is_not_tokenized() -> None:
 
 
 def test_up_makes_a_vllm_key_per_run_unless_one_is_set() -> None:
-    from tandem.up import with_vllm_key
+    from tandem.cli.up import with_vllm_key
 
     first, second = with_vllm_key(Settings()), with_vllm_key(Settings())
     assert first.vllm.api_key and second.vllm.api_key and first.vllm.api_key != second.vllm.api_key

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from tests.unit.llm.fakes import FakeVllm
 
+from tandem.adapters.inflight import InFlight
+from tandem.adapters.registry import AdapterRegistry
+from tandem.adapters.swap import AdapterSwapper
+from tandem.adapters.upkeep import reconcile
 from tandem.errors import AdapterInvalid, Conflict, DependencyDown, NotFound
-from tandem.llm.adapters import AdapterRegistry
-from tandem.llm.inflight import InFlight
 from tandem.llm.pool import VllmPool
-from tandem.llm.swap import AdapterSwapper
-from tandem.llm.upkeep import reconcile
 from tandem.settings import Settings
 
 

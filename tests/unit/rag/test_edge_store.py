@@ -13,12 +13,12 @@ from tests.unit.rag.test_store_contract import EMBEDDER, filled
 from tandem.documents import Chunk
 from tandem.errors import DependencyDown
 from tandem.indexing.history import record_release
-from tandem.rag.edge_store import EdgeDocStore
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
-from tandem.state.store import MemoryStateStore, ReleaseRecord
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
+from tandem.stores.edge_docs import EdgeDocStore
+from tandem.stores.qdrant_docs import QdrantDocStore
+from tandem.stores.state import MemoryStateStore, ReleaseRecord
 
 
 def test_pointer_moves_and_deletes_under_concurrent_queries_fail_nothing(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import pytest
 from qdrant_client import QdrantClient
 
 from tandem.documents import Chunk
-from tandem.rag.edge_store import EdgeDocStore
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.qdrant_store import QdrantDocStore
 from tandem.rag.sparse import document_vector, query_vector
-from tandem.rag.store import CollectionGone, DocStore, StoredVectors, point_id
+from tandem.stores.docs import CollectionGone, DocStore, StoredVectors, point_id
+from tandem.stores.edge_docs import EdgeDocStore
+from tandem.stores.qdrant_docs import QdrantDocStore
 
 EMBEDDER = HashEmbedder()
 TOPICS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tandem.answer_format import check_answer
+from tandem.answering.house_format import check_answer
 from tandem.documents import Chunk
 from tandem.training.copy_target import (
     answer_terms,

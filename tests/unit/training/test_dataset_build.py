@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tandem.answer_format import check_answer
+from tandem.answering.house_format import check_answer
 from tandem.documents import Chunk
 from tandem.indexing.release_index import gold_chunks
 from tandem.training.dataset_build import QaItem, house_answer, phrasings, plan

@@ -13,8 +13,8 @@ from tandem.cli import app
 from tandem.documents import Chunk
 from tandem.rag.prompt import build_messages
 from tandem.settings import get_settings
-from tandem.state.feedback import AnswerRecord, InMemoryFeedbackLog, SqliteFeedbackLog
-from tandem.state.sqlite import StateDatabase
+from tandem.stores.feedback import AnswerRecord, InMemoryFeedbackLog, SqliteFeedbackLog
+from tandem.stores.sqlite import StateDatabase
 from tandem.training.feedback_data import write_feedback_dataset
 from tandem.training.validate import validate_dataset
 

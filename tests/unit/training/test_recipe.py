@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tandem.adapters.versions import claim_version, publish
 from tandem.errors import BadInput, Conflict
-from tandem.llm.adapter_versions import claim_version, publish
 from tandem.training.adapter_output import finalize_adapter, staging_dir
 from tandem.training.dataset import answers_with_fallback
 from tandem.training.recipe import RecipeError, load_recipe

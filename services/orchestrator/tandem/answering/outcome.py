@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from tandem.answering.grounding import ReleaseVocabulary
 from tandem.answering.subject import Reading
 from tandem.answering.subject import unknown as unknown_words
 from tandem.documents import ScoredChunk
-from tandem.grounding import ReleaseVocabulary
 from tandem.rag.cross_encoder import PairScorer
 from tandem.rag.retriever import Retrieval, Retriever
 from tandem.settings import AnsweringSettings

@@ -14,27 +14,27 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from tandem import __version__
+from tandem.adapters.registry import AdapterRegistry
+from tandem.adapters.swap import AdapterSwapper
+from tandem.adapters.upkeep import keep_adapters_loaded
 from tandem.answering.services import make_cross_encoder, make_question_reader
+from tandem.answering.turn import ChatService
 from tandem.api.deps import RateLimiter, Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
 from tandem.api.routes import adapters, admin, chat, feedback, handoff, health, openai, widget
-from tandem.chat import ChatService
 from tandem.handoffs.delivery import HandoffDelivery
 from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
-from tandem.llm.swap import AdapterSwapper
-from tandem.llm.upkeep import keep_adapters_loaded
 from tandem.rag.embedder import Embedder, serving_embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
-from tandem.state.feedback import SqliteFeedbackLog
-from tandem.state.handoffs import SqliteHandoffStore
-from tandem.state.sqlite import StateDatabase
-from tandem.storage import Stores, open_stores
+from tandem.stores.deployment import Stores, open_stores
+from tandem.stores.feedback import SqliteFeedbackLog
+from tandem.stores.handoffs import SqliteHandoffStore
+from tandem.stores.sqlite import StateDatabase
 
 log = logging.getLogger("tandem")
 ServicesFactory = Callable[[Settings], Services]

@@ -11,17 +11,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from tandem.chat import ChatService
+from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.turn import ChatService
 from tandem.errors import Forbidden, RateLimited, Unauthorized
 from tandem.indexing.embed_process import EmbedderFactory
-from tandem.llm.adapters import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings
-from tandem.state.feedback import FeedbackLog
-from tandem.state.handoffs import HandoffStore
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.feedback import FeedbackLog
+from tandem.stores.handoffs import HandoffStore
 
 
 @dataclass

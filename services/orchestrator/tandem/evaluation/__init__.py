@@ -2,10 +2,10 @@
 
 from tandem.evaluation.gate import Gate, check_gate, load_gate
 from tandem.evaluation.harness import CONFIGURATIONS, Configuration, Harness, Outcome
-from tandem.evaluation.metrics import AnswerScore, ConfigSummary, score_outcome, summarise
 from tandem.evaluation.qa import QAItem, load_qa
 from tandem.evaluation.result import EvalResult
 from tandem.evaluation.run import run_eval
+from tandem.evaluation.scores import AnswerScore, ConfigSummary, score_outcome, summarise
 
 __all__ = [
     "CONFIGURATIONS",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.errors import BadInput
-from tandem.evaluation.metrics import ConfigSummary
+from tandem.evaluation.scores import ConfigSummary
 
 GATED_CONFIG = "hybrid"
 

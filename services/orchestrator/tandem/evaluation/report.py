@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tandem.answer_format import RULES
-from tandem.evaluation.metrics import OUTCOMES, AnswerScore, ConfigSummary
+from tandem.answering.house_format import RULES
 from tandem.evaluation.result import EvalResult
+from tandem.evaluation.scores import OUTCOMES, AnswerScore, ConfigSummary
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tandem.evaluation.gate import Gate
-from tandem.evaluation.metrics import AnswerScore, ConfigSummary
+from tandem.evaluation.scores import AnswerScore, ConfigSummary
 
 
 @dataclass

@@ -12,10 +12,10 @@ import httpx
 from tandem.errors import BadInput
 from tandem.evaluation.gate import Gate, check_gate
 from tandem.evaluation.harness import Configuration, Harness, Outcome, parse_configs
-from tandem.evaluation.metrics import score_outcome, summarise
 from tandem.evaluation.qa import QAItem, load_qa
 from tandem.evaluation.report import write_report
 from tandem.evaluation.result import EvalResult
+from tandem.evaluation.scores import score_outcome, summarise
 
 DEFAULT_CONFIGS = "base,rag,adapter,hybrid"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.evaluation.gate import GATED_CONFIG
-from tandem.evaluation.metrics import OUTCOMES
+from tandem.evaluation.scores import OUTCOMES
 from tandem.settings import PROJECT_ROOT
 
 HEADER = (

@@ -29,7 +29,7 @@ import httpx
 from tandem import __version__
 from tandem.metrics import HANDOFF_ATTEMPTS
 from tandem.settings import HandoffSettings
-from tandem.state.handoffs import HandoffRecord, HandoffStore, Status
+from tandem.stores.handoffs import HandoffRecord, HandoffStore, Status
 
 SIGNATURE_HEADER = "X-Tandem-Signature"
 HANDOFF_HEADER = "X-Tandem-Handoff"

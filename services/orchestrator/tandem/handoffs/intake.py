@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tandem.answer_format import is_fallback
+from tandem.answering.house_format import is_fallback
 from tandem.errors import TooLarge
 from tandem.metrics import HANDOFFS
 from tandem.rag.prompt import ChatMessage
 from tandem.settings import HandoffSettings, Settings
-from tandem.state.feedback import AnswerRecord, FeedbackLog
-from tandem.state.handoffs import HandoffRecord, HandoffStore
+from tandem.stores.feedback import AnswerRecord, FeedbackLog
+from tandem.stores.handoffs import HandoffRecord, HandoffStore
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from tandem.errors import Conflict
-from tandem.state.store import LeaseRecord, StateStore
+from tandem.stores.state import LeaseRecord, StateStore
 
 BUILD_LEASE = "index-build"
 DOC_PREFIX = "docs-"

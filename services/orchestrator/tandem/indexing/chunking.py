@@ -11,7 +11,7 @@ from tandem.documents import Chunk, Page
 from tandem.errors import BadInput
 from tandem.indexing.loader import load_release
 from tandem.indexing.sections import Block, normalise, parse_sections
-from tandem.rag.store import point_id
+from tandem.stores.docs import point_id
 
 TokenCounter = Callable[[str], int]
 

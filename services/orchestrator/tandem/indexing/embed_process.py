@@ -30,8 +30,8 @@ from tandem.errors import EmbedderFailed, TandemError
 from tandem.indexing.chunking import LoadedRelease, load_chunks
 from tandem.rag.embedder import Embedder, embedder_from_settings, vector_space
 from tandem.rag.sparse import document_vector
-from tandem.rag.store import StoredVectors
 from tandem.settings import Settings
+from tandem.stores.docs import StoredVectors
 
 EmbedderFactory = Callable[[], Embedder]  # picklable: it runs in the child
 START_TIMEOUT_S = 600.0  # a cold start exports the ONNX model once, at low priority

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from tandem.errors import Conflict, NotFound
 from tandem.indexing.builds import DOC_PREFIX, live_build
-from tandem.state.store import ReleaseRecord
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.state import ReleaseRecord
 
 
 @dataclass

@@ -25,9 +25,9 @@ from tandem.indexing.embed_process import InProcessModel, JobModel
 from tandem.indexing.history import record_release, recover_interrupted_builds
 from tandem.rag.embedder import Embedder, vector_space
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import DocStore, StoredVectors
-from tandem.state.store import ReleaseRecord
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.docs import DocStore, StoredVectors
+from tandem.stores.state import ReleaseRecord
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 64

@@ -38,7 +38,7 @@ class ReleaseIndex:
         from tandem.indexing.reindex import index_release
         from tandem.rag.retriever import Retriever
         from tandem.settings import Settings, get_settings
-        from tandem.storage import open_stores
+        from tandem.stores.deployment import open_stores
 
         self.stores = open_stores(Settings(data_dir=workdir / release), embedder.dim)
         report = index_release(self.stores, embedder, folder, release, alias="docs")

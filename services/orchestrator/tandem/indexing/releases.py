@@ -13,8 +13,8 @@ from tandem.indexing.reindex import index_release
 from tandem.jobs import Job, JobManager, ProgressFn
 from tandem.rag.embedder import Embedder
 from tandem.settings import Settings
-from tandem.state.store import ReleaseRecord
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.state import ReleaseRecord
 
 
 def allowed_index_path(path: str, roots: list[str]) -> Path:

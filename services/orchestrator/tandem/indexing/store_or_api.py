@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from tandem.api_client import TandemClient
+from tandem.cli.progress import progress_bar
 from tandem.errors import DependencyDown, TandemError
-from tandem.progress import progress_bar
 from tandem.settings import Settings, get_settings
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
 
 console = Console(stderr=True)
 POLL_S = 1.0
@@ -35,7 +35,7 @@ def _admin_api(settings: Settings) -> Iterator[TandemClient]:
 
 def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
     """Run `local` on the store when this process can open it, else `remote` on the API."""
-    from tandem.storage import open_stores
+    from tandem.stores.deployment import open_stores
 
     try:
         stores = open_stores(settings, dim=0)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from tandem.errors import BadInput
+from tandem.llm.tokenizer_json import load_tokenizer_json
 from tandem.rag.prompt import ChatMessage
-from tandem.tokenizer_json import load_tokenizer_json
 
 # the chat template's frame per message (`<|im_start|>role\n ... <|im_end|>\n`), rounded up
 TOKENS_PER_MESSAGE = 8

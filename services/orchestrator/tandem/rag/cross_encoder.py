@@ -19,9 +19,9 @@ from typing import Literal, Protocol
 import numpy as np
 
 from tandem.errors import BadInput
+from tandem.llm.tokenizer_json import load_tokenizer_json
 from tandem.rag.onnx_embedder import Runner, openvino_runners
 from tandem.rag.sparse import tokenize
-from tandem.tokenizer_json import load_tokenizer_json
 
 Runtime = Literal["onnxruntime", "openvino"]
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what the graph asks for

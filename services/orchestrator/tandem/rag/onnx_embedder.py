@@ -21,9 +21,9 @@ import numpy as np
 from tokenizers import Encoding
 
 from tandem.errors import BadInput
+from tandem.llm.tokenizer_json import load_tokenizer_json
 from tandem.rag.embed_model import model_label
 from tandem.settings import QueryWeights, cpu_flags
-from tandem.tokenizer_json import load_tokenizer_json
 
 Backend = str  # "onnx" | "onnx-int8" | "openvino"
 Runner = Callable[[dict[str, Any]], Any]

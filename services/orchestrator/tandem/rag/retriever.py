@@ -8,8 +8,8 @@ from tandem.documents import ScoredChunk
 from tandem.errors import IndexEmpty
 from tandem.rag.embedder import Embedder
 from tandem.rag.sparse import query_vector
-from tandem.rag.store import CollectionGone, store_reads
-from tandem.storage import Stores
+from tandem.stores.deployment import Stores
+from tandem.stores.docs import CollectionGone, store_reads
 
 
 @dataclass(frozen=True)

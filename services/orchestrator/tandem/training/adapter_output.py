@@ -1,7 +1,7 @@
 """What a training run writes: a staging folder, servable peft files and the card.
 
 Version names, the files a version holds and the atomic publish live in
-`tandem.llm.adapter_versions`, shared with the registry that serves them.
+`tandem.adapters.versions`, shared with the registry that serves them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tandem.adapters.versions import CONFIG_FILE, REQUIRED_FILES
 from tandem.errors import BadInput
-from tandem.llm.adapter_versions import CONFIG_FILE, REQUIRED_FILES
 
 
 def _alive(pid: int) -> bool:

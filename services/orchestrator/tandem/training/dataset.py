@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tandem.answer_format import is_fallback
+from tandem.answering.house_format import is_fallback
 from tandem.errors import BadInput
 
 IGNORE_INDEX = -100  # the label value the loss skips

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tandem.answer_format import check_answer, is_fallback
+from tandem.answering.house_format import check_answer, is_fallback
 from tandem.documents import Chunk
 from tandem.indexing.release_index import ReleaseIndex, gold_chunks
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
@@ -236,7 +236,7 @@ def _followup_example(
     stats: BuildStats,
     style: str,
 ) -> dict[str, Any]:
-    from tandem.chat import retrieval_query
+    from tandem.answering.turn import retrieval_query
 
     assert item.followup is not None
     unit = f"{item.id}:followup"

@@ -152,7 +152,7 @@ fallback sentence when the context does not hold the answer) on retrieval-shaped
 ## Checks
 
 `tandem dataset validate` on each file (base model chat template, serving context
-{context} tokens; house format checked by `tandem.answer_format.check_answer`):
+{context} tokens; house format checked by `tandem.answering.house_format.check_answer`):
 
 | split | examples | errors | warnings | house format | mean tokens | median | max | \
 over {TRAIN_MAX_LEN} |

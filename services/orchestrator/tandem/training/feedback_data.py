@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.documents import Chunk
-from tandem.state.feedback import FeedbackFilter, FeedbackItem, FeedbackLog
+from tandem.stores.feedback import FeedbackFilter, FeedbackItem, FeedbackLog
 from tandem.training.dataset_build import chat_example
 
 

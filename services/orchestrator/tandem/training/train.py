@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from tandem.llm.adapter_check import validate_adapter_folder
-from tandem.llm.adapter_versions import claim_version, publish, served_name
+from tandem.adapters.check import validate_adapter_folder
+from tandem.adapters.versions import claim_version, publish, served_name
 from tandem.settings import Settings, get_settings
 from tandem.training.adapter_output import finalize_adapter, staging_dir, write_card
 from tandem.training.dataset import (

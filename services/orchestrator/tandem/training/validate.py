@@ -12,7 +12,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.text import Text
 
-from tandem.answer_format import check_answer
+from tandem.answering.house_format import check_answer
 from tandem.rag.prompt import context_of, question_of
 from tandem.training.dataset import (
     DatasetError,

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from tandem.adapters.overview import adapter_overview
+from tandem.adapters.swap import AdapterSwapper
 from tandem.api.deps import AdminKey
 from tandem.api.schemas import ActivateRequest
-from tandem.llm.overview import adapter_overview
-from tandem.llm.swap import AdapterSwapper
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 ACTOR = re.compile(r"[^A-Za-z0-9._@ -]")

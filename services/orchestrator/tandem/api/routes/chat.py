@@ -10,6 +10,7 @@ import anyio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from tandem.answering.turn import ChatAnswer, ChatOptions, ChatService, PreparedChat
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
 from tandem.api.schemas import (
@@ -22,7 +23,6 @@ from tandem.api.schemas import (
     Source,
     Suggestion,
 )
-from tandem.chat import ChatAnswer, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput
 from tandem.metrics import ADAPTER_REQUESTS, CHAT_STAGE_SECONDS, TOKENS
 from tandem.rag.prompt import ChatMessage

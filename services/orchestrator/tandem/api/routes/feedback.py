@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from tandem.api.deps import AdminKey, ChatKey, Services, ServicesDep
 from tandem.api.schemas import FeedbackRequest, ReviewRequest
 from tandem.errors import NotFound
-from tandem.state.feedback import (
+from tandem.stores.feedback import (
     FeedbackFilter,
     FeedbackItem,
     FeedbackLog,

@@ -16,8 +16,8 @@ from tandem.errors import NotFound
 from tandem.handoffs.delivery import HandoffDelivery
 from tandem.handoffs.intake import HandoffAsk, take_handoff
 from tandem.rag.prompt import ChatMessage
-from tandem.state.feedback import FeedbackLog
-from tandem.state.handoffs import STATUSES, HandoffFilter, HandoffRecord, HandoffStore
+from tandem.stores.feedback import FeedbackLog
+from tandem.stores.handoffs import STATUSES, HandoffFilter, HandoffRecord, HandoffStore
 
 router = APIRouter(tags=["handoff"])
 

@@ -17,13 +17,13 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.answering.grounding import Grounding
 from tandem.answering.outcome import pages_text
+from tandem.answering.turn import BASE_ADAPTER, ChatOptions, ChatService, PreparedChat
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
 from tandem.api.routes.chat import index_ref, record, sources_of
-from tandem.chat import BASE_ADAPTER, ChatOptions, ChatService, PreparedChat
 from tandem.errors import BadInput, NotFound
-from tandem.grounding import Grounding
 from tandem.rag.prompt import ChatMessage
 from tandem.settings import GenerationSettings, Settings
 

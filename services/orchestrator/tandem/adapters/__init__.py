@@ -1,0 +1,1 @@
+"""The adapter lifecycle: registry, versions, swaps, canaries, leases, upkeep."""

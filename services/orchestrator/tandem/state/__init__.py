@@ -1,1 +1,0 @@
-"""Shared state: typed records that every orchestrator replica reads and writes."""

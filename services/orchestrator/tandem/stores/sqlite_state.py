@@ -1,0 +1,137 @@
+"""`StateStore` on the data dir's SQLite file: one table per record kind, real transactions.
+
+Compare-and-set is a conditional UPDATE inside `BEGIN IMMEDIATE`: SQLite lets one writer
+in at a time across every process that opens the file, so two racing claims serialise and
+exactly one sees its expected version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from tandem.stores.sqlite import StateDatabase
+from tandem.stores.state import JobRecord, LeaseRecord, ReleaseRecord, SlotPointer
+
+COMPONENT = "shared_state"
+SCHEMA = [
+    "CREATE TABLE adapter_slots (slot TEXT PRIMARY KEY, active TEXT, canary TEXT, "
+    "previous TEXT, history TEXT NOT NULL DEFAULT '[]')",
+    "CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "
+    "progress TEXT NOT NULL, result TEXT, error TEXT, created REAL NOT NULL)",
+    "CREATE TABLE releases (collection TEXT PRIMARY KEY, release TEXT NOT NULL, "
+    "created REAL NOT NULL, vector_space TEXT NOT NULL, report TEXT NOT NULL, "
+    "changes TEXT NOT NULL, kept INTEGER NOT NULL)",
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "owner TEXT NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL)",
+]
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _release(row: sqlite3.Row) -> ReleaseRecord:
+    return ReleaseRecord(
+        collection=row["collection"],
+        release=row["release"],
+        created=float(row["created"]),
+        vector_space=row["vector_space"],
+        report=_load(row["report"]),
+        changes=_load(row["changes"]),
+        kept=bool(row["kept"]),
+    )
+
+
+class SqliteStateStore:
+    """The one-machine state store (threads and processes share it through SQLite)."""
+
+    def __init__(self, db: StateDatabase) -> None:
+        self.db = db
+        db.migrate(COMPONENT, SCHEMA)
+
+    def slot_pointer(self, slot: str) -> SlotPointer:
+        with self.db.reading() as read:
+            row = read.execute("SELECT * FROM adapter_slots WHERE slot = ?", (slot,)).fetchone()
+        if row is None:
+            return SlotPointer()
+        return SlotPointer(
+            row["active"], _load(row["canary"]), row["previous"], _load(row["history"])
+        )
+
+    def save_slot_pointer(self, slot: str, pointer: SlotPointer) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO adapter_slots VALUES (?, ?, ?, ?, ?)",
+                (slot, pointer.active, _dump(pointer.canary), pointer.previous,
+                 json.dumps(pointer.history)),
+            )  # fmt: skip
+
+    def job(self, job_id: str) -> JobRecord | None:
+        with self.db.reading() as read:
+            row = read.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        return JobRecord(
+            row["id"], row["kind"], row["status"], _load(row["progress"]),
+            _load(row["result"]), row["error"], float(row["created"]),
+        )  # fmt: skip
+
+    def save_job(self, job: JobRecord) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.id, job.kind, job.status, json.dumps(job.progress), _dump(job.result),
+                 job.error, job.created),
+            )  # fmt: skip
+
+    def release_record(self, collection: str) -> ReleaseRecord | None:
+        with self.db.reading() as read:
+            row = read.execute(
+                "SELECT * FROM releases WHERE collection = ?", (collection,)
+            ).fetchone()
+        return None if row is None else _release(row)
+
+    def release_records(self) -> list[ReleaseRecord]:
+        with self.db.reading() as read:
+            rows = read.execute("SELECT * FROM releases ORDER BY created, collection").fetchall()
+        return [_release(row) for row in rows]
+
+    def save_release(self, record: ReleaseRecord) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO releases VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.collection, record.release, record.created, record.vector_space,
+                 json.dumps(record.report), json.dumps(record.changes), int(record.kept)),
+            )  # fmt: skip
+
+    def drop_releases(self, collections: list[str]) -> None:
+        with self.db.transaction() as db:
+            db.executemany("DELETE FROM releases WHERE collection = ?", [(c,) for c in collections])
+
+    def lease(self, name: str) -> LeaseRecord:
+        with self.db.reading() as read:
+            row = read.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return LeaseRecord(name)
+        return LeaseRecord(
+            name, int(row["version"]), row["owner"], float(row["expires"]), _load(row["data"])
+        )
+
+    def swap_lease(
+        self, name: str, expected: int, owner: str, expires: float, data: dict[str, Any]
+    ) -> bool:
+        with self.db.transaction() as db:
+            row = db.execute("SELECT version FROM leases WHERE name = ?", (name,)).fetchone()
+            if (int(row["version"]) if row else 0) != expected:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                (name, expected + 1, owner, expires, json.dumps(data)),
+            )
+        return True
