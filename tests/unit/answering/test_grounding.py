@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from tandem.answering.grounding import (
-    DROPPED,
-    UNCITED,
-    CitationFilter,
-    Vocabulary,
-    check_citations,
-    judge,
-)
+from tandem.answering.checks import CitationFilter, check_citations
 from tandem.answering.literals import UNSUPPORTED_LITERAL
+from tandem.answering.result import DROPPED, UNCITED, judge
+from tandem.answering.vocabulary import Vocabulary
 from tandem.documents import Chunk
 from tandem.rag.prompt import fallback_sentence
 

@@ -61,9 +61,9 @@ def ask(service: ChatService, question: str, conversation_id: str | None = None)
     messages = [{"role": "user", "content": question}, {"role": "assistant", "content": "ok"}]
     messages.append({"role": "user", "content": "and then?"})
     answer = asyncio.run(service.answer(messages, options))  # type: ignore[arg-type]
-    assert answer.prepared.adapter is not None
-    assert answer.generation.text == f"answer from {answer.prepared.adapter.served_name}"
-    return answer.prepared.adapter.label
+    assert answer.plan.adapter is not None
+    assert answer.text == f"answer from {answer.plan.adapter.served_name}"
+    return answer.plan.adapter.label
 
 
 def test_canary_requests_are_sticky_per_conversation(

@@ -69,7 +69,7 @@ def test_concurrent_chats_reach_vllm_together(
                 for i in range(CHATS)
             )
         )
-        return [a.generation.text for a in answers]
+        return [a.text for a in answers]
 
     assert asyncio.run(chats()) == ["answer from support-v1"] * CHATS
     assert vllm.inside == CHATS

@@ -19,7 +19,7 @@ from tandem.settings import Settings
 
 @pytest.fixture
 def swapper(settings: Settings, registry: AdapterRegistry, pool: VllmPool) -> AdapterSwapper:
-    return AdapterSwapper(settings, registry, pool, InFlight(60))
+    return AdapterSwapper(settings, registry, pool, InFlight())
 
 
 def run(coro: Any) -> Any:
@@ -78,9 +78,9 @@ def test_concurrent_activations_get_one_conflict(
     for replica in replicas:
         replica.delay_s = 0.2  # the first swap is still probing when the second one starts
     other_replica = AdapterSwapper(
-        settings, AdapterRegistry(registry.root, registry.state), pool, InFlight(60)
+        settings, AdapterRegistry(registry.root, registry.state), pool, InFlight()
     )
-    mine = AdapterSwapper(settings, registry, pool, InFlight(60))
+    mine = AdapterSwapper(settings, registry, pool, InFlight())
 
     async def both(a: AdapterSwapper, b: AdapterSwapper) -> list[Any]:
         return await asyncio.gather(  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tandem.answering.grounding import ReleaseVocabulary
+from tandem.answering.vocabulary import ReleaseVocabulary
 from tandem.answering.subject import Reading
 from tandem.answering.subject import unknown as unknown_words
 from tandem.documents import ScoredChunk

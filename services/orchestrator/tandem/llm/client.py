@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -16,8 +16,11 @@ from tandem.settings import GenerationSettings
 
 @dataclass
 class Usage:
+    """What a generation cost, and (streamed: on the last item) why it stopped."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -143,24 +146,39 @@ class VllmClient:
                 if not response.is_success:
                     await response.aread()
                     _raise_for(response, f"generation with {model}")
+                finish: str | None = None
                 async for line in response.aiter_lines():
-                    item = _parse_sse_line(line)
-                    if item is not None:
-                        yield item
+                    for item in _parse_sse_line(line):
+                        if isinstance(item, Finish):
+                            finish = item.reason
+                        elif isinstance(item, Usage):
+                            yield replace(item, finish_reason=finish)
+                        else:
+                            yield item
         except httpx.TransportError as error:
             raise DependencyDown(f"vLLM at {self.base_url} failed mid-stream: {error!r}") from error
 
 
-def _parse_sse_line(line: str) -> str | Usage | None:
+@dataclass(frozen=True)
+class Finish:
+    reason: str
+
+
+def _parse_sse_line(line: str) -> list[str | Usage | Finish]:
+    """A delta's text, the finish reason and the usage an SSE line carries (often none)."""
     if not line.startswith("data:"):
-        return None
+        return []
     payload = line[5:].strip()
     if not payload or payload == "[DONE]":
-        return None
+        return []
     data = json.loads(payload)
     if data.get("usage") and not data.get("choices"):
         usage = data["usage"]
-        return Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-    choices = data.get("choices") or []
-    delta = choices[0].get("delta", {}).get("content") if choices else None
-    return str(delta) if delta else None
+        return [Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))]
+    choices = data.get("choices") or [{}]
+    items: list[str | Usage | Finish] = []
+    if delta := (choices[0].get("delta") or {}).get("content"):
+        items.append(str(delta))
+    if reason := choices[0].get("finish_reason"):
+        items.append(Finish(str(reason)))
+    return items

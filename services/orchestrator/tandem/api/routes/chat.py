@@ -1,16 +1,23 @@
-"""The native chat API: `POST /v1/chat` (JSON or SSE) and `POST /v1/retrieve`."""
+"""The native chat API: `POST /v1/chat` (JSON or SSE) and `POST /v1/retrieve`.
+
+Translation only: the turn itself is `tandem.answering.turn`. Streams are encoded with
+FastAPI's own SSE encoder and served as its `EventSourceResponse`; the route is not a
+generator endpoint because one path answers JSON or SSE by the body's `stream`, and a turn
+refused before it starts (bad input, vLLM down) must keep its status code.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, format_sse_event
 
-from tandem.answering.turn import ChatAnswer, ChatOptions, ChatService, PreparedChat
+from tandem.answering.limits import check_text, check_top_k
+from tandem.answering.turn import ChatOptions, Delta, Turn, TurnResult
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
 from tandem.api.schemas import (
@@ -20,141 +27,72 @@ from tandem.api.schemas import (
     RetrievedChunk,
     RetrieveRequest,
     RetrieveResponse,
-    Source,
     Suggestion,
 )
-from tandem.errors import BadInput
-from tandem.metrics import ADAPTER_REQUESTS, CHAT_STAGE_SECONDS, TOKENS
+from tandem.api.turn_wire import graded, index_ref, opening, sources_of, usage_of
 from tandem.rag.prompt import ChatMessage
-from tandem.settings import Settings
 
 router = APIRouter(tags=["chat"])
-SNIPPET_CHARS = 240
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def conversation_of(body: ChatRequest, settings: Settings) -> list[ChatMessage]:
-    """The request's messages, checked: count and length capped, ending with a user turn."""
-    max_messages, max_chars = settings.max_messages, settings.limits.max_message_chars
-    if len(body.messages) > max_messages:
-        raise BadInput(f"at most {max_messages} messages per request")
-    if any(len(m.content) > max_chars for m in body.messages):
-        raise BadInput(f"a message may have at most {max_chars} characters")
-    if body.messages[-1].role != "user":
-        raise BadInput("the last message must come from the user")
-    return [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-
-
-def sources_of(prepared: PreparedChat, cited: Collection[int] = ()) -> list[Source]:
-    return [
-        Source(
-            n=n,
-            file=s.chunk.file,
-            heading=s.chunk.heading,
-            release=s.chunk.release,
-            score=round(s.score, 4),
-            snippet=s.chunk.text[:SNIPPET_CHARS],
-            cited=n in cited,
-        )
-        for n, s in enumerate(prepared.sources, start=1)
-    ]
-
-
-def index_ref(prepared: PreparedChat) -> IndexRef | None:
-    if prepared.index is None:
-        return None
-    return IndexRef(release=prepared.index.release, collection=prepared.index.collection)
-
-
-def record(prepared: PreparedChat, outcome: str, timings: dict[str, float], usage: Any) -> None:
-    """Per-version request counts and stage timings for /metrics."""
-    label = prepared.adapter.label if prepared.adapter else "base"
-    ADAPTER_REQUESTS.labels(adapter=label, outcome=outcome).inc()
-    for stage in ("retrieval", "generation", "total"):
-        CHAT_STAGE_SECONDS.labels(stage=stage).observe(timings.get(stage, 0.0) / 1000)
-    if usage is not None:
-        TOKENS.labels(kind="prompt").inc(usage["prompt_tokens"])
-        TOKENS.labels(kind="completion").inc(usage["completion_tokens"])
-
-
-def chat_response(answer: ChatAnswer) -> ChatResponse:
-    prepared, generation = answer.prepared, answer.generation
-    usage = {
-        "prompt_tokens": generation.usage.prompt_tokens,
-        "completion_tokens": generation.usage.completion_tokens,
-    }
-    record(prepared, "ok", answer.timings_ms, usage)
-    grounding = answer.grounding
+def chat_response(result: TurnResult) -> ChatResponse:
+    grounds, grounding = result.grounds, result.grounding
+    assert grounds is not None and grounding is not None, "a whole answer is finished"
     return ChatResponse(
-        id=prepared.id,
-        answer=generation.text,
+        id=result.plan.id,
+        answer=result.text,
         outcome=grounding.outcome,  # type: ignore[arg-type]
         grounded=grounding.grounded,
         abstained=grounding.abstained,
         warnings=list(grounding.warnings),
         unsupported=list(grounding.unsupported),
         suggestions=[Suggestion(**page) for page in grounding.suggestions],
-        sources=sources_of(prepared, grounding.cited),
-        adapter=prepared.adapter.label if prepared.adapter else None,
-        index=index_ref(prepared),
-        usage=usage,  # type: ignore[arg-type]
-        timings_ms=answer.timings_ms,  # type: ignore[arg-type]
+        sources=sources_of(grounds, grounding.cited),
+        adapter=result.plan.adapter_label,
+        index=index_ref(grounds),
+        usage=usage_of(result),  # type: ignore[arg-type]
+        timings_ms=result.timings_ms,  # type: ignore[arg-type]
     )
 
 
-def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return format_sse_event(data_str=json.dumps(data), event=event)
 
 
-async def chat_events(chat: ChatService, prepared: PreparedChat) -> AsyncIterator[str]:
+async def chat_events(turn: Turn) -> AsyncIterator[bytes]:
     """`sources`, then `delta`s, then `done` (or `error`)."""
-    yield sse(
-        "sources",
-        {
-            "id": prepared.id,
-            "sources": [s.model_dump() for s in sources_of(prepared)],
-            "adapter": prepared.adapter.label if prepared.adapter else None,
-            "index": (ref.model_dump() if (ref := index_ref(prepared)) else None),
-            "outcome": prepared.outcome,  # as decided before generation; `done` has the last
-            "abstained": prepared.abstained,
-        },
-    )
+    yield sse("sources", opening(turn))
     try:
-        async for event, data in chat.stream(prepared):
-            if event == "done":
-                record(prepared, "ok", data["timings_ms"], data["usage"])
-                data = {
-                    "id": prepared.id,
-                    "adapter": prepared.adapter.label if prepared.adapter else None,
-                    **data,
-                }
-            yield sse(event, data)
+        async for item in turn.stream():
+            if isinstance(item, Delta):
+                yield sse("delta", {"text": item.text})
+                continue
+            done = {"usage": usage_of(item), "timings_ms": item.timings_ms, **graded(item)}
+            yield sse("done", {"id": turn.id, "adapter": turn.plan.adapter_label, **done})
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as error:  # the status line is gone: report in-band
-        record(prepared, "error", {}, None)
         yield sse("error", error_payload(error))
 
 
 @router.post("/v1/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, services: ServicesDep, key: ChatKey) -> Any:
     """Answer the conversation's last user turn from the docs, through the adapter."""
-    conversation = conversation_of(body, services.settings)
+    conversation = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
     options = ChatOptions(body.adapter, body.retrieval, body.top_k, body.conversation_id)
+    turn = await services.chat.start(conversation, options)
     if body.stream:
-        prepared = await services.chat.prepare(conversation, options)
-        return StreamingResponse(
-            chat_events(services.chat, prepared),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return chat_response(await services.chat.answer(conversation, options))
+        return EventSourceResponse(chat_events(turn), headers=SSE_HEADERS)
+    return chat_response(await turn.answer())
 
 
 @router.post("/v1/retrieve", response_model=RetrieveResponse)
 async def retrieve(body: RetrieveRequest, services: ServicesDep, key: ChatKey) -> RetrieveResponse:
     """The top-k documentation chunks for a query, from the serving release."""
-    top_k = body.top_k or services.settings.retrieval.top_k
-    result = await anyio.to_thread.run_sync(services.retriever.retrieve, body.query, top_k)
+    top_k = check_top_k(body.top_k, services.settings)
+    query = check_text(body.query, services.settings, "the query")
+    result = await anyio.to_thread.run_sync(services.retriever.retrieve, query, top_k)
     return RetrieveResponse(
         chunks=[
             RetrievedChunk(

@@ -14,15 +14,14 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from tandem.answering.grounding import Grounding
 from tandem.answering.outcome import pages_text
-from tandem.answering.turn import BASE_ADAPTER, ChatOptions, ChatService, PreparedChat
+from tandem.answering.turn import BASE_ADAPTER, ChatOptions, Delta, Turn, TurnResult
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
-from tandem.api.routes.chat import index_ref, record, sources_of
+from tandem.api.turn_wire import graded, opening, sources_of, usage_of
 from tandem.errors import BadInput, NotFound
 from tandem.rag.prompt import ChatMessage
 from tandem.settings import GenerationSettings, Settings
@@ -102,79 +101,87 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def conversation_of(body: CompletionRequest, settings: Settings) -> list[ChatMessage]:
-    max_messages, max_chars = settings.max_messages, settings.limits.max_message_chars
-    turns = [
+def conversation_of(body: CompletionRequest) -> list[ChatMessage]:
+    """User and assistant turns (client system messages are dropped); limits: the plan."""
+    return [
         ChatMessage(role=m.role, content=_text(m.content))
         for m in body.messages
         if m.role in {"user", "assistant"}
     ]
-    if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
-        raise BadInput("the last message must be a non-empty user message")
-    if len(turns) > max_messages:
-        raise BadInput(f"at most {max_messages} messages per request")
-    if any(len(t["content"]) > max_chars for t in turns):
-        raise BadInput(f"a message may have at most {max_chars} characters")
-    return turns
 
 
-def extras(
-    prepared: PreparedChat,
-    timings: dict[str, float] | None = None,
-    grounding: Grounding | None = None,
-) -> dict[str, Any]:
-    """Tandem's extra fields: sources (with `cited` once known), adapter, index, grounding."""
-    ref = index_ref(prepared)
-    cited = grounding.cited if grounding else ()
+def extras(turn: Turn, result: TurnResult | None = None) -> dict[str, Any]:
+    """Tandem's extra fields: sources (with `cited` once known), adapter, index, grading."""
+    known = opening(turn)
+    cited = result.grounding.cited if result and result.grounding else ()
+    finished = {"timings_ms": result.timings_ms, **graded(result)} if result else {}
     return {
-        "sources": [s.model_dump() for s in sources_of(prepared, cited)],
+        "sources": [s.model_dump() for s in sources_of(turn.grounds, cited)],
         "tandem": {
-            "adapter": prepared.adapter.label if prepared.adapter else None,
-            "index": ref.model_dump() if ref else None,
-            "outcome": prepared.outcome,
-            "abstained": prepared.abstained,
-            **({"timings_ms": timings} if timings else {}),
-            **(grounding.to_dict() if grounding else {}),
+            "adapter": known["adapter"],
+            "index": known["index"],
+            "outcome": known["outcome"],
+            "abstained": known["abstained"],
+            **finished,
         },
     }
 
 
-def _chunk(prepared: PreparedChat, model: str, delta: dict[str, Any], finish: str | None) -> str:
-    body = {
-        "id": prepared.id,
+def chunk(turn: Turn, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": turn.id,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+
+
+def data(body: dict[str, Any]) -> str:
     return f"data: {json.dumps(body)}\n\n"
 
 
-async def completion_events(
-    chat: ChatService, prepared: PreparedChat, model: str, include_usage: bool
-) -> AsyncIterator[str]:
-    first = json.loads(_chunk(prepared, model, {"role": "assistant", "content": ""}, None)[6:])
-    yield f"data: {json.dumps({**first, **extras(prepared)})}\n\n"
+async def completion_events(turn: Turn, model: str, include_usage: bool) -> AsyncIterator[str]:
+    yield data({**chunk(turn, model, {"role": "assistant", "content": ""}, None), **extras(turn)})
     try:
-        async for event, data in chat.stream(prepared):
-            if event == "delta":
-                yield _chunk(prepared, model, {"content": data["text"]}, None)
+        async for item in turn.stream():
+            if isinstance(item, Delta):
+                yield data(chunk(turn, model, {"content": item.text}, None))
                 continue
-            record(prepared, "ok", data["timings_ms"], data["usage"])
-            if pages := pages_text(data["suggestions"]):
-                yield _chunk(prepared, model, {"content": pages}, None)
-            last = json.loads(_chunk(prepared, model, {}, "stop")[6:])
-            fields = ("outcome", "grounded", "abstained", "warnings", "unsupported", "suggestions")
-            grounding = {k: data[k] for k in (*fields, "cited")}
-            yield f"data: {json.dumps({**last, 'tandem': grounding})}\n\n"
+            grading = graded(item)
+            if pages := pages_text(grading["suggestions"]):
+                yield data(chunk(turn, model, {"content": pages}, None))
+            yield data({**chunk(turn, model, {}, item.finish_reason), "tandem": grading})
             if include_usage:
-                usage = {**data["usage"], "total_tokens": sum(data["usage"].values())}
-                final = json.loads(_chunk(prepared, model, {}, None)[6:])
-                yield f"data: {json.dumps({**final, 'choices': [], 'usage': usage})}\n\n"
-    except Exception as error:
-        record(prepared, "error", {}, None)
-        yield f"data: {json.dumps(error_payload(error))}\n\n"
+                usage = usage_of(item)
+                usage["total_tokens"] = sum(usage.values())
+                yield data({**chunk(turn, model, {}, None), "choices": [], "usage": usage})
+    except Exception as error:  # the status line is gone: report in-band
+        yield data(error_payload(error))
     yield "data: [DONE]\n\n"
+
+
+def completion(turn: Turn, result: TurnResult, model: str) -> dict[str, Any]:
+    usage = usage_of(result)
+    grading = graded(result)
+    return {
+        "id": turn.id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": result.finish_reason or "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": result.text + pages_text(grading["suggestions"]),
+                },
+            }
+        ],
+        "usage": {**usage, "total_tokens": sum(usage.values())},
+        **extras(turn, result),
+    }
 
 
 @router.get("/v1/models")
@@ -195,43 +202,10 @@ async def chat_completions(body: CompletionRequest, services: ServicesDep, key: 
         raise NotFound(f"model {body.model!r} does not exist; use one of {sorted(CONFIGS)}")
     check_supported(body)
     adapter, retrieval = CONFIGS[body.model]
-    conversation = conversation_of(body, services.settings)
     generation = generation_for(body, services.settings)
     options = ChatOptions(adapter=adapter, retrieval=retrieval, generation=generation)
+    turn = await services.chat.start(conversation_of(body), options)
     if body.stream:
-        prepared = await services.chat.prepare(conversation, options)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            completion_events(services.chat, prepared, body.model, include_usage),
-            media_type="text/event-stream",
-        )
-    answer = await services.chat.answer(conversation, options)
-    usage = answer.generation.usage
-    record(
-        answer.prepared,
-        "ok",
-        answer.timings_ms,
-        {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-    )
-    return {
-        "id": answer.prepared.id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": answer.generation.finish_reason or "stop",
-                "message": {
-                    "role": "assistant",
-                    "content": answer.generation.text + pages_text(answer.grounding.suggestions),
-                },
-            }
-        ],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        },
-        **extras(answer.prepared, answer.timings_ms, answer.grounding),
-    }
+        return EventSourceResponse(completion_events(turn, body.model, include_usage))
+    return completion(turn, await turn.answer(), body.model)
