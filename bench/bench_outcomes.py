@@ -25,6 +25,7 @@ import argparse
 import itertools
 import json
 import os
+import sys
 import time
 import zlib
 from collections.abc import Sequence
@@ -35,7 +36,10 @@ from typing import Any
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench_index import temp_store  # noqa: E402  (run as a script: bench/ is on the path)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit
+
+from bench._kit import temp_store  # noqa: E402
+
 from tandem.answering.outcome import (  # noqa: E402
     ANSWERED,
     DECLINED,
@@ -50,7 +54,7 @@ from tandem.answering.turn import retrieval_query  # noqa: E402
 from tandem.evaluation.qa import QAItem, load_qa  # noqa: E402
 from tandem.evaluation.scores import source_matches  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
-from tandem.rag.embedder import embedder_from_settings, serving_embedder  # noqa: E402
+from tandem.rag.embedder import build_embedder  # noqa: E402
 from tandem.rag.prompt import ChatMessage  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.settings import PROJECT_ROOT, AnsweringSettings, Settings  # noqa: E402
@@ -93,7 +97,7 @@ def _hit(item: QAItem, chunks: Sequence[Any]) -> bool | None:
 
 def measure(settings: Settings, sets: Sequence[str]) -> tuple[list[Row], dict[str, float]]:
     """Every item retrieved and assessed as chat does; seconds per assessment."""
-    documents, queries = embedder_from_settings(settings), serving_embedder(settings)
+    documents, queries = build_embedder(settings), build_embedder(settings, "queries")
     answering, top_k = settings.answering, settings.retrieval.top_k
     cross_encoder, reader = make_cross_encoder(settings), make_question_reader(settings)
     rows: list[Row] = []

@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 from collections.abc import Awaitable, Sequence
@@ -47,20 +46,18 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import bootstrap
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit, the tests' kits
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench._kit import PAPERLESS, QA, free_port, percentile, start_up, stop, wait_ready  # noqa: E402
 from tests.integration.load_kit import StreamResult, tandem_stream, vllm_stream  # noqa: E402
 
-from bench_foundation import free_port, pct, start_up, stop, wait_ready  # noqa: E402
 from tandem.adapters.versions import served_name  # noqa: E402
 from tandem.answering.turn import is_follow_up  # noqa: E402
 from tandem.documents import Chunk  # noqa: E402
 from tandem.rag.prompt import ChatMessage, build_messages  # noqa: E402
 
-RELEASE = "v3.0.5"
-QA = ROOT / "eval" / "paperless-ngx.jsonl"
+RELEASE = PAPERLESS.name
 REPLY = "Thanks. What is your question?"
 SPANS = {  # derived from the stamps
     "vLLM's first token as Tandem waits for it": ("prepared", "model_first_token"),
@@ -215,7 +212,7 @@ def print_pair(pair: Pair) -> None:
 
 
 def p50_p95(values: list[float]) -> str:
-    return f"p50 {statistics.median(values):.1f} ms, p95 {pct(values, 95):.1f} ms"
+    return f"p50 {percentile(values, 50):.1f} ms, p95 {percentile(values, 95):.1f} ms"
 
 
 def p50_interval(values: list[float]) -> str:

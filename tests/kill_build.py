@@ -32,13 +32,14 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from tandem.indexing.reindex import index_release
-from tandem.rag.embedder import HashEmbedder, SentenceTransformerEmbedder
+from tandem.rag.embedder import HashEmbedder, build_embedder
 from tandem.settings import Settings
 from tandem.stores.deployment import open_stores
 
 data, folder, stage, kind = sys.argv[1:5]
-embedder = HashEmbedder() if kind == "hash" else SentenceTransformerEmbedder()
-store = open_stores(Settings(data_dir=Path(data)), embedder.dim)
+settings = Settings(data_dir=Path(data))
+embedder = HashEmbedder() if kind == "hash" else build_embedder(settings)
+store = open_stores(settings, embedder.dim)
 
 def progress(at, done, total):
     if at == stage and (done > 0 or stage == "verify"):

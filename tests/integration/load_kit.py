@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from bench._kit import percentile
 
 from tandem.settings import LOOPBACK
 
@@ -54,24 +54,18 @@ class LoadReport:
     results: list[StreamResult] = field(default_factory=list)
 
     def figures(self) -> dict[str, Any]:
-        ttfts = sorted(r.ttft_s for r in self.results if r.ttft_s is not None)
+        ttfts = [r.ttft_s for r in self.results if r.ttft_s is not None]
         tokens = sum(r.completion_tokens for r in self.results)
         n = len(self.results)
         return {
             "n": self.concurrency,
             "requests": n,
             "error_rate": round(sum(r.server_error for r in self.results) / max(n, 1), 3),
-            "ttft_p50_s": round(_quantile(ttfts, 0.5), 2) if ttfts else None,
-            "ttft_p95_s": round(_quantile(ttfts, 0.95), 2) if ttfts else None,
+            "ttft_p50_s": round(percentile(ttfts, 50), 2) if ttfts else None,
+            "ttft_p95_s": round(percentile(ttfts, 95), 2) if ttfts else None,
             "tokens_per_s": round(tokens / self.wall_s, 1) if self.wall_s else 0.0,
             "all_terminated": all(r.ended_with in {"done", "error"} for r in self.results),
         }
-
-
-def _quantile(values: Sequence[float], q: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def require_loopback(url: str) -> None:

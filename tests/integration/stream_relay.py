@@ -9,15 +9,15 @@ import contextlib
 import json
 import socket
 import struct
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+from tests.fakes import LoopbackServer, QuietHandler
 
 FORWARDED = ("content-type", "authorization")
 
 
-class StreamRelay:
+class StreamRelay(LoopbackServer):
     """Relays every request to `upstream`; while `cut_after` is set, a response is cut (TCP
     reset) once more than that many `data:` lines (SSE events) have passed."""
 
@@ -26,30 +26,17 @@ class StreamRelay:
         self.cut_after: int | None = None
         self.cuts = 0
         self.prefix: str | None = None  # put before each chat completion's content
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> StreamRelay:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"http://127.0.0.1:{self.port}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         relay = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
 
             def do_GET(self) -> None:
                 self.relay()

@@ -7,22 +7,18 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tandem.errors import BadInput
 from tandem.rag.embed_model import packaged_model_path
-from tandem.rag.embedder import (
-    Embedder,
-    describe,
-    embedder_from_settings,
-    make_embedder,
-    serving_embedder,
-)
+from tandem.rag.embedder import Embedder, EmbedderUse, build_embedder, describe
 from tandem.rag.onnx_embedder import (
     BLOB_CACHE,
     INPUTS,
+    OnnxEmbedder,
     compile_openvino_shapes,
     exported_model,
     query_weights_for_this_cpu,
@@ -42,13 +38,18 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+def embedder_on(cache: Path, use: EmbedderUse = "documents", **retrieval: Any) -> Embedder:
+    """`build_embedder` with these retrieval settings, its exports cached in `cache`."""
+    return build_embedder(Settings(models_dir=cache, retrieval=RetrievalSettings(**retrieval)), use)
+
+
 @pytest.mark.parametrize(
     ("backend", "min_cosine"), [("onnx", 0.9999), ("openvino", 0.999), ("onnx-int8", 0.85)]
 )
 def test_backend_matches_torch(
     backend: str, min_cosine: float, cache: Path, embedder: Embedder
 ) -> None:
-    fast = make_embedder(backend, batch_size=2, cache_dir=cache)
+    fast = embedder_on(cache, embed_backend=backend, embed_batch_size=2)
     expected = np.array(embedder.embed_documents(TEXTS))
     got = np.array(fast.embed_documents(TEXTS))
 
@@ -64,7 +65,7 @@ def test_openvino_static_query_shapes_give_the_same_vectors(
 ) -> None:
     """Queries that fit run on the shortest of the models compiled for one padded shape each;
     longer ones on the dynamic model."""
-    fast = make_embedder("openvino", cache_dir=cache, query_tokens=[24, 16])
+    fast = embedder_on(cache, "queries", query_tokens=[24, 16], query_weights="fp32")
     assert getattr(fast, "query_shapes", None) == [16, 24]
     short, middle, long = TEXTS[1], " ".join(["word"] * 20), TEXTS[2]
     assert [embedder.count_tokens(t) for t in (short, middle)] == [15, 22]
@@ -75,13 +76,13 @@ def test_openvino_static_query_shapes_give_the_same_vectors(
     export = exported_model(packaged_model_path(), cache, int8=False)
     (compiled,) = compile_openvino_shapes(export, 1, [16])
     assert [list(port.get_shape()) for port in compiled.inputs] == [[1, 16]] * len(INPUTS)
-    with pytest.raises(BadInput, match="openvino"):
-        make_embedder("onnx", cache_dir=cache, query_tokens=16)
+    with pytest.raises(BadInput, match="openvino"):  # the factory never asks for this
+        OnnxEmbedder(packaged_model_path(), cache, "onnx", query_tokens=16)
 
 
 def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: Embedder) -> None:
     """Queries on the int8-weight static model; documents and long queries stay fp32."""
-    fast = make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int8")
+    fast = embedder_on(cache, "queries", query_tokens=16, query_weights="int8")
     short, long = TEXTS[1], TEXTS[2]
     for text, min_cosine in ((short, 0.995), (long, 0.999)):
         expected = np.array(embedder.embed_query(text))
@@ -91,12 +92,14 @@ def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: 
     made = sorted({path.resolve() for path in cache.glob("onnx/*/model-int8-weights.*")})
     assert [path.suffix for path in made] == [".bin", ".xml"]
     stamp = made[1].stat().st_mtime_ns
-    again = make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int8")
+    again = embedder_on(cache, "queries", query_tokens=16, query_weights="int8")
     assert made[1].stat().st_mtime_ns == stamp  # made once, then reused
     assert again.embed_query(short) == fast.embed_query(short)
     assert describe(fast) == "openvino; queries: 16-token shape, int8 weights"
-    with pytest.raises(BadInput, match="query weights"):
-        make_embedder("openvino", cache_dir=cache, query_tokens=16, query_weights="int4")
+    with pytest.raises(BadInput, match="query weights"):  # the settings refuse it first
+        OnnxEmbedder(
+            packaged_model_path(), cache, "openvino", query_tokens=16, query_weights="int4"
+        )
     folders = {path.name for path in made[0].parent.iterdir() if path.is_dir()}
     assert not folders  # no temporary folder left behind
 
@@ -104,28 +107,28 @@ def test_int8_query_weights_give_nearly_the_fp32_vectors(cache: Path, embedder: 
 def test_the_serving_process_embeds_queries_on_the_static_shape(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_tokens=24))
     assert settings.retrieval.embed_backend == "openvino"
-    assert getattr(serving_embedder(settings), "query_shapes", None) == [24]
-    default = serving_embedder(Settings(data_dir=tmp_path))
+    assert getattr(build_embedder(settings, "queries"), "query_shapes", None) == [24]
+    default = build_embedder(Settings(data_dir=tmp_path), "queries")
     assert getattr(default, "query_shapes", None) == [16, 24, 32]
     assert describe(default).startswith("openvino; queries: 16/24/32-token shapes, ")
-    by_default = getattr(serving_embedder(settings), "query_weights", None)
+    by_default = getattr(build_embedder(settings, "queries"), "query_weights", None)
     assert by_default == query_weights_for_this_cpu("auto")
     for weights in ("fp32", "int8"):
         chosen = Settings(data_dir=tmp_path, retrieval=RetrievalSettings(query_weights=weights))
-        assert getattr(serving_embedder(chosen), "query_weights", None) == weights
-    index_child = embedder_from_settings(settings, settings.index.embed_threads)
+        assert getattr(build_embedder(chosen, "queries"), "query_weights", None) == weights
+    index_child = build_embedder(settings, "index-job")
     assert getattr(index_child, "query_shapes", None) == []  # documents only: no query model
 
 
 def test_the_export_is_made_once_and_cached(cache: Path) -> None:
-    make_embedder("onnx", cache_dir=cache)
+    embedder_on(cache, embed_backend="onnx")
     exported = sorted({path.resolve() for path in cache.glob("onnx/*/model.onnx")})
     assert len(exported) == 1  # one export, reached by its content name and by its link
     stamp = exported[0].stat().st_mtime_ns
     stale = exported[0].parent / BLOB_CACHE  # as an earlier version left it
     (stale / "blobs").mkdir(parents=True, exist_ok=True)
     (stale / "blobs" / "1234.blob").write_bytes(b"compiled")
-    make_embedder("onnx", cache_dir=cache)
+    embedder_on(cache, embed_backend="onnx")
     assert exported[0].stat().st_mtime_ns == stamp
     assert not list(cache.glob("onnx/*/*.tmp"))
     assert not stale.exists()  # nothing reads the old compiled blobs any more

@@ -10,10 +10,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.conftest import free_port
+from tests.fakes import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -32,10 +31,8 @@ class Received:
         return str(self.payload["handoff"]["id"])
 
 
-class WebhookReceiver:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+class WebhookReceiver(LoopbackServer):
+    def __init__(self, port: int = 0) -> None:
         self.plan: list[int] = []
         self.status = 200
         self.hang_s = 0.0
@@ -44,7 +41,7 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:
@@ -59,20 +56,8 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> WebhookReceiver:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, port)
+        self.url = f"http://127.0.0.1:{self.port}/hook"
 
     def of(self, handoff_id: str) -> list[Received]:
         """What arrived for one handoff, in order."""

@@ -6,6 +6,7 @@ can answer `GET /v1/admin/jobs/{id}` for a job another replica runs.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -13,13 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tandem.errors import Conflict, NotFound
+from tandem.errors import Conflict, NotFound, TandemError
+from tandem.stores.docs import storage_failure
 from tandem.stores.state import JobRecord, StateStore
 
 ProgressFn = Callable[[str, int, int], None]
 JobFn = Callable[[ProgressFn], dict[str, Any]]
 KEEP_FINISHED = 50
 PERSIST_EVERY_S = 1.0
+FINISHED = frozenset({"succeeded", "failed"})
+log = logging.getLogger("tandem.jobs")
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     persisted: float = 0.0
+    unsaved: bool = False  # the last status write failed (logged once until one succeeds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,8 +100,20 @@ class JobManager:
         job.persisted = now
         try:
             self.state.save_job(job.record())
-        except Exception:  # noqa: BLE001 - the job itself must not fail over its status line
-            job.persisted = 0.0
+        except Exception as error:  # noqa: BLE001 - the job must not fail over its status line
+            job.persisted = 0.0  # the next update tries again
+            if not job.unsaved or job.status in FINISHED:  # progress: once per failing streak
+                log.warning(
+                    "job %s: its %s status was not saved to the state store (%r); other "
+                    "replicas see an older one until a write succeeds",
+                    job.id, job.status, error,
+                    exc_info=storage_failure(error) is None,  # a bug: with its traceback
+                )  # fmt: skip
+            job.unsaved = True
+            return
+        if job.unsaved:
+            log.info("job %s: its status is saved again (%s)", job.id, job.status)
+            job.unsaved = False
 
     def _run(self, job: Job, fn: JobFn) -> None:
         job.status = "running"
@@ -113,9 +130,13 @@ class JobManager:
         except Exception as error:  # the job reports it; the serving state is untouched
             job.error = f"{type(error).__name__}: {error}"
             job.status = "failed"
+            if isinstance(error, TandemError) and error.status < 500:  # bad input: its message
+                log.warning("job %s failed: %s", job.id, job.error)
+            else:
+                log.error("job %s failed: %s", job.id, job.error, exc_info=error)
         self._persist(job, force=True)
 
     def _forget_old(self) -> None:
-        finished = [j for j in self.jobs.values() if j.status in {"succeeded", "failed"}]
+        finished = [j for j in self.jobs.values() if j.status in FINISHED]
         for job in sorted(finished, key=lambda j: j.created)[:-KEEP_FINISHED]:
             del self.jobs[job.id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -49,6 +50,21 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
 def cpu_dtype(cpuinfo: Path = Path("/proc/cpuinfo")) -> VllmDtype:
     """bfloat16 when this CPU computes it natively, else float32."""
     return "bfloat16" if {"avx512_bf16", "amx_bf16"} & cpu_flags(cpuinfo) else "float32"
+
+
+def release_order(name: str) -> tuple[tuple[int, str], ...]:
+    """A sort key that orders release names as versions: runs of digits compare as numbers,
+    so `v4.9` < `v4.10` (a plain string sort puts `v4.10` first)."""
+    runs = re.split(r"(\d+)", name)  # text, digits, text, ...: odd places hold the digits
+    return tuple((int(run), "") if i % 2 else (-1, run) for i, run in enumerate(runs))
+
+
+def newest_release(root: Path) -> Path:
+    """The release folder under `root` whose name is the highest version (`release_order`)."""
+    releases = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if not releases:
+        raise ValueError(f"no release folders in {root}; set TANDEM_CORPUS")
+    return max(releases, key=lambda p: release_order(p.name))
 
 
 class SettingsGroup(BaseModel):
@@ -217,6 +233,9 @@ class AnsweringSettings(SettingsGroup):
     """Score the retrieved blocks with the cross-encoder (the evidence)."""
     cross_encoder_dir: Path | None = None
     """Cross-encoder folder; unset: `<models_dir>/reranker-minilm-l12`."""
+    cross_encoder_tokens: int = Field(default=256, ge=32, le=512)
+    """Tokens of a (question, block) pair the cross-encoder reads; its cost before the first
+    token grows with it."""
     # Chosen on the calibration splits (bench/bench_outcomes.py --calibrate, fewest errors,
     # a suggestion holding the right page half an error): the subject decides; the evidence
     # threshold sits at the floor of the cross-encoder's scores (~ -11), as on long customer
@@ -509,11 +528,7 @@ class Settings(BaseSettings):
         """The docs folder `up` indexes when the index is empty: the latest sample release."""
         if self.corpus is not None:
             return self.corpus
-        root = PROJECT_ROOT / "corpus"
-        releases = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        if not releases:
-            raise ValueError(f"no release folders in {root}; set TANDEM_CORPUS")
-        return releases[-1]
+        return newest_release(PROJECT_ROOT / "corpus")
 
     @property
     def corpus_release_name(self) -> str:

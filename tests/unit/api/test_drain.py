@@ -6,74 +6,36 @@ transport by a slow stream; the shutdown is uvicorn's own SIGTERM path (`handle_
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import json
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi.testclient import TestClient
-from qdrant_client import QdrantClient
 from tests.conftest import free_port
+from tests.fakes import FakeVllm, fake_services, unit_settings
 
-from tandem.adapters.registry import AdapterRegistry
-from tandem.answering.turn import ChatService
-from tandem.api.app import create_app
-from tandem.api.deps import Services
+from tandem.api.app import ServicesFactory, create_app
 from tandem.cli.up import server_config
-from tandem.llm.budget import Utf8Bound
-from tandem.llm.client import VllmClient
-from tandem.llm.pool import VllmPool
-from tandem.rag.embedder import HashEmbedder
-from tandem.rag.retriever import Retriever
-from tandem.settings import Settings
-from tandem.stores.deployment import Stores
-from tandem.stores.qdrant_docs import QdrantDocStore
-from tandem.stores.state import MemoryStateStore
 
 DELTAS = 10
 
 
-def slow_vllm(delay_s: float) -> httpx.MockTransport:
-    async def body() -> AsyncIterator[bytes]:
-        for n in range(DELTAS):
-            await asyncio.sleep(delay_s)
-            delta = {"choices": [{"delta": {"content": f"w{n} "}}]}
-            yield f"data: {json.dumps(delta)}\n\n".encode()
-        usage = {"prompt_tokens": 5, "completion_tokens": DELTAS}
-        yield f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode()
-
-    async def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/health":
-            return httpx.Response(200)
-        if request.url.path == "/v1/chat/completions":
-            return httpx.Response(200, content=body())
-        return httpx.Response(200, json={"data": []})
-
-    return httpx.MockTransport(handle)
+def slow_vllm(delay_s: float) -> ServicesFactory:
+    """Services whose vLLM streams `DELTAS` deltas, each `delay_s` after the one before."""
+    words = [f"w{n} " for n in range(DELTAS)]
+    return fake_services(FakeVllm(reply=words, usage=(5, DELTAS), delta_delay_s=delay_s))
 
 
-def services_for(delay_s: float) -> object:
-    def make(settings: Settings) -> Services:
-        embedder = HashEmbedder()
-        store = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
-        retriever = Retriever(store, embedder, "docs", 10)
-        registry = AdapterRegistry(settings.adapters_dir, store.state)
-        pool = VllmPool([VllmClient("http://vllm.test", 30, transport=slow_vllm(delay_s))])
-        chat = ChatService(settings, retriever, registry, pool, Utf8Bound())
-        return Services(settings, store, embedder, retriever, registry, pool, chat)
-
-    return make
-
-
-def stream_then_sigterm(drain_s: float, delay_s: float) -> tuple[list[str], float]:
+def stream_then_sigterm(
+    tmp_path: Path, drain_s: float, delay_s: float
+) -> tuple[list[str], float]:
     """Events of one stream during which the server got SIGTERM; seconds the stop took."""
-    settings = Settings(port=free_port(), drain_s=drain_s)
-    app = create_app(settings, services_factory=services_for(delay_s))  # type: ignore[arg-type]
+    settings = unit_settings(tmp_path, port=free_port(), drain_s=drain_s)
+    app = create_app(settings, services_factory=slow_vllm(delay_s))
     server = uvicorn.Server(server_config(app, settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -97,25 +59,27 @@ def stream_then_sigterm(drain_s: float, delay_s: float) -> tuple[list[str], floa
     return events, time.monotonic() - stopping
 
 
-def test_streams_in_flight_finish_before_the_server_stops() -> None:
-    events, _ = stream_then_sigterm(drain_s=10, delay_s=0.1)
+def test_streams_in_flight_finish_before_the_server_stops(tmp_path: Path) -> None:
+    events, _ = stream_then_sigterm(tmp_path, drain_s=10, delay_s=0.1)
     assert events[0] == "sources" and events[-1] == "done"
 
 
-def test_a_stream_longer_than_the_drain_is_cut_and_the_server_stops() -> None:
-    events, took = stream_then_sigterm(drain_s=1, delay_s=0.5)
+def test_a_stream_longer_than_the_drain_is_cut_and_the_server_stops(tmp_path: Path) -> None:
+    events, took = stream_then_sigterm(tmp_path, drain_s=1, delay_s=0.5)
     assert "done" not in events
     assert took < 4.0  # bounded: the drain, not the stream's remaining 4 s
 
 
-def test_a_server_app_freezes_what_start_up_built_and_a_test_app_does_not() -> None:
+def test_a_server_app_freezes_what_start_up_built_and_a_test_app_does_not(
+    tmp_path: Path,
+) -> None:
     """Full garbage collections then skip start-up's objects (~350 ms with the embedder's)."""
-    settings = Settings(port=free_port())
+    settings = unit_settings(tmp_path, port=free_port())
     gc.unfreeze()
     try:
-        with TestClient(create_app(settings, services_for(0.0))):  # type: ignore[arg-type]
+        with TestClient(create_app(settings, slow_vllm(0.0))):
             assert gc.get_freeze_count() == 0
-        with TestClient(create_app(settings, services_for(0.0), freeze=True)):  # type: ignore[arg-type]
+        with TestClient(create_app(settings, slow_vllm(0.0), freeze=True)):
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

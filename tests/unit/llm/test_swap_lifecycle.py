@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from tests.unit.llm.fakes import FakeVllm
+from tests.fakes import FakeVllm
 
 from tandem.adapters.inflight import InFlight
 from tandem.adapters.registry import AdapterRegistry

@@ -99,9 +99,9 @@ def test_the_serving_embedder_imports_neither_transformers_nor_torch() -> None:
     """In a fresh interpreter, with the ONNX export cached (created here first if need be)."""
     code = (
         "import sys\n"
-        "from tandem.rag.embedder import serving_embedder\n"
+        "from tandem.rag.embedder import build_embedder\n"
         "from tandem.settings import Settings\n"
-        "embedder = serving_embedder(Settings())\n"
+        "embedder = build_embedder(Settings(), 'queries')\n"
         "assert len(embedder.embed_query('How do I add a mail rule?')) == embedder.dim\n"
         "assert len(embedder.embed_documents(['a page', 'another page'])) == 2\n"
         "print(sorted(m for m in ('torch', 'transformers', 'triton') if m in sys.modules))\n"

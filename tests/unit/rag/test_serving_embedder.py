@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import pickle
+from functools import partial
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from tandem.rag.embedder import HashEmbedder, describe, serving_threads
+import tandem
+from tandem.indexing.embed_process import index_embedder_factory
+from tandem.rag.embedder import HashEmbedder, build_embedder, describe, serving_threads
 from tandem.rag.onnx_embedder import query_weights_for
 from tandem.settings import RetrievalSettings, Settings
 
@@ -57,3 +64,24 @@ def test_query_shapes_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("300", "16,x", "-8"):
         with pytest.raises(ValidationError, match="query_tokens"):
             RetrievalSettings(query_tokens=bad)  # type: ignore[arg-type]
+
+
+def test_every_embedder_is_built_by_build_embedder() -> None:
+    """One way to build one: no module but `rag/embedder.py` constructs a backend class."""
+    package = Path(tandem.__file__).parent
+    backends = {"SentenceTransformerEmbedder", "OnnxEmbedder"}
+    elsewhere = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path != package / "rag" / "embedder.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in backends
+    ]
+    assert elsewhere == []
+
+
+def test_the_index_job_child_builds_its_embedder_the_same_way() -> None:
+    factory = index_embedder_factory(Settings())
+    assert isinstance(factory, partial) and factory.func is build_embedder
+    assert factory.args[1] == "index-job"
+    assert pickle.loads(pickle.dumps(factory)).args[1] == "index-job"  # it crosses to the child

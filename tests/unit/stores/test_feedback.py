@@ -1,4 +1,5 @@
-"""The answer log and feedback contract, run over SQLite and the in-memory fake alike."""
+"""The answer log and feedback contract, run over SQLite, Qdrant (qdrant-client's local mode,
+which runs the server's filters and conditional writes in-process) and the in-memory fake."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from qdrant_client import QdrantClient
 
 from tandem.errors import NotFound, TooLarge
 from tandem.stores.feedback import (
@@ -19,6 +21,7 @@ from tandem.stores.feedback import (
     check_comment,
     summarise,
 )
+from tandem.stores.qdrant_records import QdrantFeedbackLog
 from tandem.stores.sqlite import StateDatabase
 
 
@@ -58,7 +61,11 @@ def memory_log(tmp_path: Path, days: int, clock: Clock) -> FeedbackLog:
     return InMemoryFeedbackLog(days, clock)
 
 
-@pytest.fixture(params=[sqlite_log, memory_log], ids=["sqlite", "memory"])
+def qdrant_log(tmp_path: Path, days: int, clock: Clock) -> FeedbackLog:
+    return QdrantFeedbackLog(QdrantClient(":memory:"), days, clock)
+
+
+@pytest.fixture(params=[sqlite_log, memory_log, qdrant_log], ids=["sqlite", "memory", "qdrant"])
 def make(request: pytest.FixtureRequest) -> Factory:
     factory: Factory = request.param
     return factory
@@ -180,3 +187,38 @@ def test_sqlite_log_persists_and_takes_concurrent_ratings(tmp_path: Path) -> Non
     reopened = sqlite_log(tmp_path, 30, clock)  # a restart: a new object on the same file
     (item,) = reopened.items(FeedbackFilter())
     assert item.comment in {f"c{n}" for n in range(8)}
+
+
+def test_a_correction_alone_makes_an_item_reviewed(make: Factory, tmp_path: Path) -> None:
+    clock = Clock()
+    log = make(tmp_path, 1, clock)
+    for answer_id in ("corrected", "approved", "neither"):
+        log.record_answer(record(answer_id, clock))
+        log.rate(answer_id, "down", "")
+    log.review("corrected", "Better.\nSources: [1]", False)
+    log.review("approved", None, True)
+    reviewed = log.items(FeedbackFilter(reviewed=True))
+    assert sorted(i.answer.id for i in reviewed) == ["approved", "corrected"]
+    assert [i.answer.id for i in log.items(FeedbackFilter(reviewed=False))] == ["neither"]
+    clock.now += 2 * DAY_S
+    log.record_answer(record("new", clock))  # both reviewed items outlive retention
+    assert sorted(i.answer.id for i in log.items(FeedbackFilter())) == ["approved", "corrected"]
+
+
+def test_replicas_on_one_qdrant_share_the_log_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    clock = Clock()
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    replica_a, replica_b = (QdrantFeedbackLog(client, 30, clock) for _ in range(2))
+    replica_a.record_answer(record("a1", clock))
+    replica_b.rate("a1", "down", "wrong menu")  # a replica that did not give the answer
+    replica_b.review("a1", "Open Billing.\nSources: [1]", True)
+    client.close()
+    reopened = QdrantClient(path=str(tmp_path / "qdrant"))  # every pod replaced
+    (item,) = QdrantFeedbackLog(reopened, 30, clock).items(FeedbackFilter(reviewed=True))
+    assert (item.answer.id, item.comment, item.corrected) == (
+        "a1",
+        "wrong menu",
+        "Open Billing.\nSources: [1]",
+    )
+    assert item.answer.sources[0]["text"] == "t" and item.answer.collection == "docs-v4.2"
+    reopened.close()

@@ -19,9 +19,13 @@ from tandem.stores.sqlite_state import SqliteStateStore
 from tandem.stores.state import (
     JobRecord,
     MemoryStateStore,
+    PairPointer,
+    PairStats,
+    ReleasePair,
     ReleaseRecord,
     SlotPointer,
     StateStore,
+    release_held_adapters,
 )
 
 
@@ -91,6 +95,82 @@ def test_racing_threads_win_once_per_version(state: StateStore) -> None:
     for thread in threads:
         thread.join()
     assert len(wins) == 1 and state.lease("race").owner == wins[0]
+
+
+def test_release_pairs_round_trip_oldest_first_and_drop(state: StateStore) -> None:
+    assert state.release_pair("v4.2") is None and state.release_pairs() == []
+    gated = ReleasePair(
+        "v4.2", "docs-v4.2-1", "v4.2", "support@v2", "gated", 2.0, "release-1", "eval/qa.jsonl",
+        {"passed": False, "violations": ["hybrid format compliance 0.5 is below 0.8"]},
+        [{"by": "ops", "at": "now"}], {"summary": {"pages_added": 1}},
+    )  # fmt: skip
+    state.save_release_pair(gated)
+    state.save_release_pair(ReleasePair("v4.1", status="error", created=1.0, error="boom"))
+    assert state.release_pair("v4.2") == gated
+    assert [p.release for p in state.release_pairs()] == ["v4.1", "v4.2"]
+    state.save_release_pair(ReleasePair("v4.1", status="replaced", created=1.0))
+    assert state.release_pair("v4.1") == ReleasePair("v4.1", status="replaced", created=1.0)
+    state.drop_release_pairs(["v4.1", "v9"])
+    assert state.release_pairs() == [gated]
+
+
+def test_the_pair_pointer_is_compare_and_set(state: StateStore) -> None:
+    assert state.pair_pointer() == PairPointer()
+    serving = {"release": "a", "collection": "docs-a", "docs_release": "a", "adapter": "s@v1"}
+    first = PairPointer(serving=serving, journal=[{"op": "promote", "to": "a"}])
+    assert state.swap_pair_pointer(0, first)
+    assert not state.swap_pair_pointer(0, PairPointer())  # read version 0: too late
+    stored = state.pair_pointer()
+    assert stored.version == 1 and stored.serving == serving and stored.journal == first.journal
+    canary = {**serving, "release": "b", "share": 0.1, "since": 5.0}
+    second = PairPointer(9, serving, canary, [serving], {"op": "promote", "step": "begun"})
+    assert state.swap_pair_pointer(1, second)  # the version passed in is not the one stored
+    assert state.pair_pointer() == PairPointer(2, serving, canary, [serving], second.pending)
+    assert not state.swap_pair_pointer(1, first)
+
+
+def test_racing_pair_pointer_writers_win_once_per_version(state: StateStore) -> None:
+    wins: list[int] = []
+    start = threading.Barrier(6)
+
+    def write(n: int) -> None:
+        start.wait()
+        entry = {"release": f"r{n}", "collection": "c", "docs_release": "r", "adapter": None}
+        if state.swap_pair_pointer(0, PairPointer(serving=entry)):
+            wins.append(n)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert state.pair_pointer().serving == {
+        "release": f"r{wins[0]}", "collection": "c", "docs_release": "r", "adapter": None
+    }  # fmt: skip
+
+
+def test_pair_stats_are_kept_per_window_release_and_replica(state: StateStore) -> None:
+    state.save_pair_stats(PairStats("w1", "b", "host:1", 3, 1, 0, 1, 9.0))
+    state.save_pair_stats(PairStats("w1", "a", "host:1", 5, 0, 2, 0, 9.0))
+    state.save_pair_stats(PairStats("w2", "a", "host:1", 7))
+    state.save_pair_stats(PairStats("w1", "a", "host:1", 6, 0, 2, 0, 10.0))  # replaces
+    state.save_pair_stats(PairStats("w1", "a", "host:2", 1))
+    assert state.pair_stats("w1") == [
+        PairStats("w1", "a", "host:1", 6, 0, 2, 0, 10.0),
+        PairStats("w1", "a", "host:2", 1),
+        PairStats("w1", "b", "host:1", 3, 1, 0, 1, 9.0),
+    ]
+    assert state.pair_stats("none") == []
+
+
+def test_release_pairs_hold_their_adapters(state: StateStore) -> None:
+    state.save_release_pair(ReleasePair("c1", adapter="support@v3", status="evaluating"))
+    state.save_release_pair(ReleasePair("c2", adapter="support@v4", status="gated"))
+    serving = {"release": "s", "collection": "x", "docs_release": "s", "adapter": "support@v1"}
+    canary = {**serving, "release": "k", "adapter": "support@v2", "share": 0.5}
+    assert state.swap_pair_pointer(0, PairPointer(serving=serving, canary=canary))
+    assert release_held_adapters(state) == {"support@v1", "support@v2", "support@v3"}
 
 
 # Each process takes the lease 40 times, and while it holds it appends "enter"/"exit" lines

@@ -8,6 +8,7 @@ pins that choice in the pointer, so registering a newer version never changes wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -30,7 +31,7 @@ from tandem.adapters.versions import (
     version_number,
 )
 from tandem.errors import BadInput, NotFound
-from tandem.stores.state import SlotPointer, StateStore
+from tandem.stores.state import SlotPointer, StateStore, release_held_adapters
 
 __all__ = [
     "AdapterRegistry",
@@ -150,9 +151,16 @@ class AdapterRegistry:
         return self.active(slot)
 
     def serving(self, slot: str) -> list[AdapterVersion]:
-        """Every version chats of `slot` may be routed to (they must stay loaded)."""
+        """Every version chats of `slot` may be routed to (they must stay loaded): the active
+        one, the canary, and those release pairs hold (serving, canary, under their gate)."""
         canary = self.canary(slot)
-        return [self.active(slot), *([canary[0]] if canary else [])]
+        found = [self.active(slot), *([canary[0]] if canary else [])]
+        for label in sorted(release_held_adapters(self.state)):
+            held_slot, _, version = label.partition("@")
+            if held_slot == slot and version not in {v.version for v in found}:
+                with contextlib.suppress(NotFound):  # a deleted folder cannot be loaded anyway
+                    found.append(self.get(slot, version))
+        return found
 
 
 def _list_versions(folder: Path, slot: str) -> list[AdapterVersion]:

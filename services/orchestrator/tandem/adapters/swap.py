@@ -147,7 +147,7 @@ class AdapterSwapper:
         self, slot: str, target: AdapterVersion, old: dict[str, Any], new: dict[str, Any]
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        loaded_on = await self._load_everywhere(target)
+        loaded_on = await self.load_everywhere(target)
         loaded = time.perf_counter()
         await anyio.to_thread.run_sync(self.registry.save_pointer, slot, new)
         retiring = sorted(serving_names(slot, old) - serving_names(slot, new))
@@ -165,8 +165,9 @@ class AdapterSwapper:
             "load_and_probe_seconds": round(loaded - started, 3),
         }
 
-    async def _load_everywhere(self, adapter: AdapterVersion) -> list[str]:
-        """Load and probe on every replica; on any failure unload what this call loaded."""
+    async def load_everywhere(self, adapter: AdapterVersion) -> list[str]:
+        """Load and probe on every replica (the pointer is not touched); on any failure unload
+        what this call loaded. Returns the replicas' URLs."""
         await self.pool.refresh_health()
         down = [url for url, ok in self.pool.healthy.items() if not ok]
         if down:

@@ -1,7 +1,9 @@
 """Stage 1 of a chat turn, plan: what to retrieve for, which adapter answers, within what limits.
 
 Nothing here waits on a model or a store: a bad request, an unknown adapter slot or vLLM being
-down is refused here, before anything is retrieved or generated.
+down is refused here, before anything is retrieved or generated. With release pairs in use
+(`releases`, see `tandem.releases.pointer`), the pair is read here once per turn: its adapter
+answers the pair's slot, and `Plan.pair.collection` is the collection to retrieve from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tandem.adapters.registry import AdapterRegistry, AdapterVersion
 from tandem.answering.limits import check_conversation, check_top_k
 from tandem.errors import NotFound
 from tandem.rag.prompt import ChatMessage
+from tandem.releases.pointer import PairSource, ServingPair
 from tandem.settings import GenerationSettings, Settings
 
 BASE_ADAPTER = "none"  # the adapter option that asks for the base model
@@ -35,6 +38,7 @@ class ChatOptions:
     top_k: int | None = None
     conversation_id: str | None = None
     generation: GenerationSettings | None = None  # None: the configured defaults
+    pair: ServingPair | None = None  # answer with this release pair (the admin candidate route)
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,16 @@ class Plan:
     model: str  # the served name vLLM knows
     generation: GenerationSettings
     started: float = field(default_factory=time.perf_counter)
+    pair: ServingPair | None = None  # the release pair answering; None: no pair serves
 
     @property
     def adapter_label(self) -> str | None:
         return self.adapter.label if self.adapter else None
+
+    @property
+    def release(self) -> str | None:
+        """The release pair's id, reported beside `index` and `adapter`."""
+        return self.pair.release if self.pair else None
 
 
 def is_follow_up(turn: str) -> bool:
@@ -88,15 +98,20 @@ def sticky_key(conversation: Sequence[ChatMessage], conversation_id: str | None)
 
 
 class Planner:
-    def __init__(self, settings: Settings, registry: AdapterRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: AdapterRegistry, releases: PairSource | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
+        self.releases = releases
 
     def plan(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> Plan:
         started = time.perf_counter()
         conversation = check_conversation(conversation, self.settings)
         top_k = check_top_k(options.top_k, self.settings)
-        adapter = self.adapter(options.adapter, sticky_key(conversation, options.conversation_id))
+        sticky = sticky_key(conversation, options.conversation_id)
+        pair = options.pair or (self.releases.serving(sticky) if self.releases else None)
+        adapter = self.adapter(options.adapter, sticky, pair)
         return Plan(
             id=f"chat-{uuid.uuid4().hex[:16]}",
             conversation=list(conversation),
@@ -106,13 +121,24 @@ class Planner:
             model=adapter.served_name if adapter else self.settings.model.name,
             generation=options.generation or self.settings.generation,
             started=started,
+            pair=pair,
         )
 
-    def adapter(self, name: str | None, sticky: str | None) -> AdapterVersion | None:
-        """The adapter version serving this request (canary-aware), or None for the base."""
+    def adapter(
+        self, name: str | None, sticky: str | None, pair: ServingPair | None = None
+    ) -> AdapterVersion | None:
+        """The adapter version serving this request (canary-aware), or None for the base.
+
+        A release pair's adapter answers the pair's slot (and the default slot, when the pair
+        answers with the base model); other slots route as they would without a pair.
+        """
         if name == BASE_ADAPTER:
             return None
         slot = name or self.settings.default_slot
+        if pair is not None and pair.adapter is None and name is None:
+            return None
+        if pair is not None and pair.slot == slot and pair.version is not None:
+            return self.registry.get(slot, pair.version)
         if not self.registry.versions(slot):  # (not `slots()`: that lists every slot folder)
             raise NotFound(f"adapter slot {slot!r} does not exist (known: {self.registry.slots()})")
         return self.registry.route(slot, sticky)

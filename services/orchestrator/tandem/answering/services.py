@@ -16,7 +16,7 @@ def make_cross_encoder(settings: Settings) -> PairScorer | None:
     from tandem.rag.cross_encoder_prep import cross_encoder_path
 
     folder = settings.answering.cross_encoder_dir or cross_encoder_path(settings.models_dir)
-    return CrossEncoder(folder)
+    return CrossEncoder(folder, max_length=settings.answering.cross_encoder_tokens)
 
 
 def make_question_reader(settings: Settings) -> QuestionReader | None:

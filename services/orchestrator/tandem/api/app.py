@@ -19,22 +19,30 @@ from tandem.adapters.swap import AdapterSwapper
 from tandem.adapters.upkeep import keep_adapters_loaded
 from tandem.answering.services import make_cross_encoder, make_question_reader
 from tandem.answering.turn import ChatService
-from tandem.api.deps import RateLimiter, Services
+from tandem.api.deps import Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
-from tandem.api.routes import adapters, admin, chat, feedback, handoff, health, openai, widget
+from tandem.api.rate_limit import rate_limiter
+from tandem.api.routes import (
+    adapters,
+    admin,
+    chat,
+    feedback,
+    handoff,
+    health,
+    openai,
+    releases,
+    widget,
+)
 from tandem.handoffs.delivery import HandoffDelivery
 from tandem.indexing.embed_process import EmbedderFactory, index_embedder_factory
 from tandem.indexing.history import recover_interrupted_builds
 from tandem.jobs import JobManager
 from tandem.llm.pool import VllmPool
-from tandem.rag.embedder import Embedder, serving_embedder
+from tandem.rag.embedder import Embedder, build_embedder
 from tandem.rag.retriever import Retriever
 from tandem.settings import Settings, get_settings
 from tandem.stores.deployment import Stores, open_stores
-from tandem.stores.feedback import SqliteFeedbackLog
-from tandem.stores.handoffs import SqliteHandoffStore
-from tandem.stores.sqlite import StateDatabase
 
 log = logging.getLogger("tandem")
 ServicesFactory = Callable[[Settings], Services]
@@ -55,15 +63,13 @@ def build_services(
     comes from the settings, or when `index_embedder` says how to build one there.
     """
     if embedder is None:
-        embedder = serving_embedder(settings)
+        embedder = build_embedder(settings, "queries")
         index_embedder = index_embedder or index_embedder_factory(settings)
     stores = stores or open_stores(settings, embedder.dim)
     retriever = Retriever(stores, embedder, settings.qdrant.alias, settings.retrieval.prefetch)
     registry = AdapterRegistry(settings.adapters_dir, stores.state)
     pool = pool or VllmPool.from_settings(settings.vllm)
-    database = StateDatabase(settings.state_path)
-    answers = SqliteFeedbackLog(database, settings.feedback.retention_days)
-    handoffs = SqliteHandoffStore(database, settings.handoff_retention_days)
+    answers, handoffs = stores.answers, stores.handoffs  # where open_stores keeps them
     chat_service = ChatService(
         settings,
         retriever,
@@ -117,6 +123,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = services_factory(settings)
         app.state.services = services
+        app.state.rate_limiter = rate_limiter(settings, services.stores)
         app.state.jobs = JobManager(services.stores.state)
         await anyio.to_thread.run_sync(
             recover_interrupted_builds, services.stores, settings.qdrant.alias
@@ -130,13 +137,14 @@ def create_app(
         checker = asyncio.create_task(
             keep_adapters_loaded(swapper, settings.adapter.check_interval_s)
         )
+        watcher = await releases.start_releases(app, services, swapper)
         delivery = handoff_delivery(services)
         app.state.handoff_delivery = delivery
         sender = asyncio.create_task(delivery.run()) if delivery else None
         try:
             yield
         finally:
-            for task in (checker, sender):
+            for task in (checker, watcher, sender):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -148,7 +156,6 @@ def create_app(
             services.stores.close()
 
     app = FastAPI(title="Tandem", version=__version__, lifespan=lifespan)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.add_middleware(BodyLimitAndMetrics, max_bytes=settings.max_request_bytes)
     if settings.widget.origins:  # outermost, so preflights and error responses carry CORS
         app.add_middleware(
@@ -160,6 +167,6 @@ def create_app(
             max_age=600,
         )
     install_error_handlers(app)
-    for module in (health, chat, openai, admin, adapters, feedback, handoff, widget):
+    for module in (health, chat, openai, admin, adapters, releases, feedback, handoff, widget):
         app.include_router(module.router)
     return app

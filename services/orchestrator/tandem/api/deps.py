@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,7 +11,9 @@ from fastapi import Depends, Request
 
 from tandem.adapters.registry import AdapterRegistry
 from tandem.answering.turn import ChatService
-from tandem.errors import Forbidden, RateLimited, Unauthorized
+from tandem.api.rate_limit import Limiter
+from tandem.api.rate_limit import RateLimiter as RateLimiter  # where tests and callers found it
+from tandem.errors import Forbidden, Unauthorized
 from tandem.indexing.embed_process import EmbedderFactory
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder
@@ -40,24 +40,6 @@ class Services:
     handoffs: HandoffStore | None = None  # handoffs to a person, waiting for the help desk
     # builds the admin index jobs' embedder in a child process; None: they use `embedder`
     index_embedder: EmbedderFactory | None = None
-
-
-class RateLimiter:
-    """A token bucket per key (per replica; a shared limiter belongs in the gateway)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> None:
-        now = time.monotonic()
-        tokens, stamp = self.buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - stamp) * self.rate)
-        if tokens < 1.0:
-            wait = math.ceil((1.0 - tokens) / self.rate)
-            raise RateLimited(f"rate limit of {int(self.capacity)} requests/minute reached", wait)
-        self.buckets[key] = (tokens - 1.0, now)
 
 
 async def get_services(request: Request) -> Services:
@@ -92,9 +74,9 @@ async def require_chat_key(request: Request, services: ServicesDep) -> str:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         if not key_in(key, [*settings.api_keys, *settings.admin_keys]):
             raise Unauthorized("unknown API key")
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: Limiter = request.app.state.rate_limiter
     client = request.client.host if request.client else "anonymous"
-    limiter.check(key or client)
+    await limiter.admit(key or client)
     return key or "open"
 
 

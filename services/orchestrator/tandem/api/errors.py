@@ -10,8 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.errors import TandemError
+from tandem.stores.docs import storage_failure
 
 log = logging.getLogger("tandem.api")
 
@@ -40,10 +43,16 @@ def error_response(
 
 
 def error_from_exception(error: Exception) -> JSONResponse:
-    """The response for any exception; unexpected ones are logged and stay opaque."""
+    """The response for any exception: a domain error as it says; a store that fails under
+    a route that did not wrap it, 503 (logged); anything else is a bug: 500, logged with its
+    traceback, and opaque to the client (its text may hold paths, keys or user data)."""
     if isinstance(error, TandemError):
         return error_response(error.status, error.type, str(error), error.retry_after)
-    log.exception("unexpected error", exc_info=error)
+    down = storage_failure(error)
+    if down is not None:
+        log.warning("%s: %s", down, f"{error!r}"[:500])
+        return error_response(down.status, down.type, str(down), down.retry_after)
+    log.error("unexpected error (%s)", type(error).__name__, exc_info=error)
     return error_response(500, "internal_error", "unexpected server error; see the server log")
 
 
@@ -74,4 +83,38 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TandemError, on_tandem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    # innermost of the middleware (appended, where `add_middleware` puts it outermost): its
+    # answers still pass CORS and the request metrics
+    app.user_middleware.append(Middleware(UnexpectedErrors))
+    # the last resort, for an exception in the middleware itself: house-shaped still
     app.add_exception_handler(Exception, on_tandem)
+
+
+class UnexpectedErrors:
+    """Any exception no handler took becomes `error_from_exception`'s answer, logged once.
+
+    (Starlette's own last resort answers and then raises it again for the server to log a
+    second time, as an "Exception in ASGI application" traceback, even for a 503.) One raised
+    after the answer started (a stream) goes on up: there is no status line left to set.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as error:
+            if started:
+                raise
+            await error_from_exception(error)(scope, receive, send)

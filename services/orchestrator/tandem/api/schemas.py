@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 class Message(BaseModel):
     role: Literal["user", "assistant"]
-    content: str = Field(min_length=1, max_length=16_000)
+    content: str = Field(min_length=1)  # its length cap: `tandem.answering.limits`
 
 
 class ChatRequest(BaseModel):
@@ -19,7 +19,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     adapter: str | None = None
     retrieval: bool = True
-    top_k: int | None = Field(default=None, ge=1, le=50)
+    top_k: int | None = Field(default=None, ge=1)  # its cap: `tandem.answering.limits`
     conversation_id: str | None = Field(default=None, max_length=128)
 
 
@@ -83,8 +83,8 @@ class ChatResponse(BaseModel):
 class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4_000)
-    top_k: int | None = Field(default=None, ge=1, le=50)
+    query: str = Field(min_length=1)  # its caps: `tandem.answering.limits`
+    top_k: int | None = Field(default=None, ge=1)
 
 
 class RetrievedChunk(BaseModel):
@@ -157,8 +157,224 @@ class ReviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    corrected: str | None = Field(default=None, min_length=1, max_length=16_000)
+    corrected: str | None = Field(default=None, min_length=1)  # cap: `answering.limits`
     approved: bool = True
+
+
+class Turn(BaseModel):
+    """One turn of a stored conversation or transcript."""
+
+    role: str
+    content: str
+
+
+# --- what the admin, feedback, handoff and health routes answer --------------------------
+class ReleaseRef(BaseModel):
+    collection: str | None
+    release: str | None
+
+
+class ServingIndex(ReleaseRef):
+    changes: dict[str, Any] | None  # the what-changed report of the serving release
+
+
+class KeptRelease(BaseModel):
+    """A release kept for rollback, with its build report's figures."""
+
+    collection: str
+    release: str
+    created: float
+    serving: bool
+    counts: dict[str, int | None]  # pages, chunks, embedded, reused, removed
+    changes: dict[str, int] | None  # pages added / changed / removed / unchanged
+    previous: dict[str, str | None] | None  # what served before it
+    seconds: dict[str, float] | None  # per build stage
+
+
+class IndexBuild(BaseModel):
+    collection: str
+    release: str
+    started: float
+
+
+class IndexOverview(BaseModel):
+    alias: str
+    serving: ServingIndex
+    kept: list[KeptRelease]  # newest first
+    building: IndexBuild | None
+
+
+class PageHeadings(BaseModel):
+    file: str
+    headings: list[str]
+
+
+class PageChange(BaseModel):
+    file: str
+    headings_added: list[str]
+    headings_changed: list[str]
+    headings_removed: list[str]
+
+
+class ChangeSummary(BaseModel):
+    pages_added: int
+    pages_changed: int
+    pages_removed: int
+    pages_unchanged: int
+
+
+class ReleaseChanges(BaseModel):
+    """A kept release's what-changed report (a release built before reports had none)."""
+
+    release: str
+    collection: str
+    previous: dict[str, str | None] | None = None
+    summary: ChangeSummary | None = None
+    pages_added: list[PageHeadings] = Field(default_factory=list)
+    pages_changed: list[PageChange] = Field(default_factory=list)
+    pages_removed: list[PageHeadings] = Field(default_factory=list)
+
+
+class RollbackResult(BaseModel):
+    serving: ReleaseRef
+    previous: dict[str, str | None]  # {"collection": what served before}
+
+
+class Canary(BaseModel):
+    version: str
+    percent: int
+
+
+class AdapterVersionRow(BaseModel):
+    version: str
+    served_name: str
+    label: str
+    role: Literal["active", "canary"] | None
+    loaded_on: list[str]  # replica URLs
+    requests: int  # served by this orchestrator (the /metrics counter)
+    errors: int
+    card: dict[str, Any]  # the version's card.json
+
+
+class AdapterSlot(BaseModel):
+    slot: str
+    active: str
+    served_name: str
+    canary: Canary | None
+    previous: str | None
+    swap_running: bool
+    history: list[dict[str, Any]]  # the latest pointer changes
+    versions: list[AdapterVersionRow]
+
+
+class AdapterOverview(BaseModel):
+    slots: list[AdapterSlot]
+    replicas: list[str]
+
+
+class AdapterSwap(BaseModel):
+    """The slot after activate / rollback; the timings and replicas only when it changed."""
+
+    slot: str
+    active: str
+    canary: Canary | None
+    previous: str | None
+    changed: bool
+    loaded_on: list[str] | None = None
+    retiring: list[str] | None = None  # served names unloaded once no request uses them
+    seconds: float | None = None
+    load_and_probe_seconds: float | None = None
+
+
+class FeedbackAccepted(BaseModel):
+    id: str
+    rating: Literal["up", "down"]
+
+
+class FeedbackOut(BaseModel):
+    """A rated answer as the customer saw it (source blocks cut to a snippet)."""
+
+    id: str
+    rating: Literal["up", "down"]
+    comment: str
+    rated_at: str  # ISO 8601, UTC
+    question: str
+    conversation: list[Turn]
+    answer: str
+    sources: list[dict[str, Any]]  # n, file, heading, release, score, snippet
+    adapter: str | None
+    release: str | None
+    corrected: str | None
+    approved: bool
+
+
+class RatingCounts(BaseModel):
+    ratings: int
+    down: int
+    down_share: float
+
+
+class FeedbackSummary(RatingCounts):
+    by_adapter: dict[str, RatingCounts]
+    by_release: dict[str, RatingCounts]
+
+
+class FeedbackList(BaseModel):
+    items: list[FeedbackOut]
+    summary: FeedbackSummary
+
+
+class HandoffAccepted(BaseModel):
+    handoff: str
+
+
+class HandoffOut(BaseModel):
+    """A handoff as the operator sees it; times are ISO 8601, UTC."""
+
+    id: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    created_at: str | None
+    delivered_at: str | None
+    next_attempt_at: str | None  # pending ones only
+    answer_id: str
+    outcome: str
+    release: str | None
+    adapter: str | None
+    contact: str
+    note: str
+    transcript: list[Turn]
+    answered: dict[str, Any]  # what Tandem answered: outcome, text, sources, release, adapter
+
+
+class HandoffList(BaseModel):
+    items: list[HandoffOut]
+    summary: dict[str, int]  # handoffs per status
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessChecks(BaseModel):
+    """What /readyz checked; the reasons appear only where a check failed."""
+
+    vllm: bool
+    vllm_supervisor: dict[str, Any] | None = None  # under `tandem up`
+    adapter: bool
+    adapter_error: str | None = None
+    adapter_version: str | None = None
+    adapter_replicas: list[str] | None = None
+    index: bool
+    index_state: Literal["empty", "unavailable", "serving"]
+    index_error: str | None = None
+    release: str | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: ReadinessChecks
 
 
 class ErrorBody(BaseModel):

@@ -12,6 +12,7 @@ from tandem.cli.adapters import adapters_app
 from tandem.cli.feedback import dataset_from_feedback, feedback_app
 from tandem.cli.handoffs import handoffs_app
 from tandem.cli.index import index_app
+from tandem.cli.releases import release_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -25,6 +26,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(handoffs_app, name="handoffs")
+app.add_typer(release_app, name="release")
 dataset_app.command("from-feedback")(dataset_from_feedback)
 
 

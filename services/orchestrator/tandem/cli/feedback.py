@@ -1,6 +1,7 @@
-"""`tandem feedback list | review` and `tandem dataset from-feedback`, on the state database.
+"""`tandem feedback list | review` and `tandem dataset from-feedback`, on the answer log.
 
-They open the SQLite state file directly: it is safe beside a running `tandem up` (WAL).
+They open the log where the server keeps it (`open_records`): the SQLite state file, safe
+beside a running `tandem up` (WAL), or the Qdrant server with TANDEM_QDRANT__URL.
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from tandem.stores.feedback import SqliteFeedbackLog
+    from tandem.stores.feedback import FeedbackLog
 
 feedback_app = typer.Typer(help="Review what customers said about answers.", no_args_is_help=True)
 
 
-def open_log() -> SqliteFeedbackLog:
-    """The answer log in this machine's state database (TANDEM_DATA_DIR)."""
+def open_log() -> FeedbackLog:
+    """The answer log: TANDEM_DATA_DIR's state database, or the Qdrant server's."""
     from tandem.settings import get_settings
-    from tandem.stores.feedback import SqliteFeedbackLog
-    from tandem.stores.sqlite import StateDatabase
+    from tandem.stores.deployment import open_records
 
-    settings = get_settings()
-    return SqliteFeedbackLog(StateDatabase(settings.state_path), settings.feedback.retention_days)
+    return open_records(get_settings()).answers
 
 
 def _since(value: str | None) -> float | None:

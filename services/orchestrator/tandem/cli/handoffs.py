@@ -1,7 +1,8 @@
-"""`tandem handoffs list | retry`, on the state database (as `tandem feedback` does).
+"""`tandem handoffs list | retry`, where the server keeps handoffs (as `tandem feedback` does).
 
-They open the SQLite state file directly: it is safe beside a running `tandem up` (WAL), whose
-delivery worker picks a retried handoff up within TANDEM_HANDOFF__POLL_S.
+They open the handoffs where the server keeps them (`open_records`): the SQLite state file,
+safe beside a running `tandem up` (WAL), or the Qdrant server with TANDEM_QDRANT__URL; a
+server's delivery worker picks a retried handoff up within TANDEM_HANDOFF__POLL_S.
 """
 
 from __future__ import annotations
@@ -14,21 +15,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from tandem.stores.handoffs import SqliteHandoffStore
+    from tandem.stores.handoffs import HandoffStore
 
 handoffs_app = typer.Typer(
     help="Conversations handed to a person: delivery to the help desk.", no_args_is_help=True
 )
 
 
-def open_store() -> SqliteHandoffStore:
-    """The handoffs in this machine's state database (TANDEM_DATA_DIR)."""
+def open_store() -> HandoffStore:
+    """The handoffs: TANDEM_DATA_DIR's state database, or the Qdrant server's."""
     from tandem.settings import get_settings
-    from tandem.stores.handoffs import SqliteHandoffStore
-    from tandem.stores.sqlite import StateDatabase
+    from tandem.stores.deployment import open_records
 
-    settings = get_settings()
-    return SqliteHandoffStore(StateDatabase(settings.state_path), settings.handoff_retention_days)
+    return open_records(get_settings()).handoffs
 
 
 def _since(value: str | None) -> float | None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from tandem.errors import EmbedderFailed, TandemError
 from tandem.indexing.chunking import LoadedRelease, load_chunks
-from tandem.rag.embedder import Embedder, embedder_from_settings, vector_space
+from tandem.rag.embedder import Embedder, build_embedder, vector_space
 from tandem.rag.sparse import document_vector
 from tandem.settings import Settings
 from tandem.stores.docs import StoredVectors
@@ -42,7 +42,7 @@ def index_embedder_factory(settings: Settings) -> EmbedderFactory | None:
     threads (None: the job embeds in the serving process)."""
     if not settings.index.embed_process:
         return None
-    return partial(embedder_from_settings, settings, settings.index.embed_threads)
+    return partial(build_embedder, settings, "index-job")
 
 
 def embed_vectors(embedder: Embedder, texts: Sequence[str]) -> list[StoredVectors]:

@@ -182,8 +182,11 @@ def _build(
         raise
 
 
-def _publish(stores: Stores, alias: str, report: IndexReport, keep: int, started: float) -> None:
-    """Record the release, move the pointer atomically, then drop collections beyond `keep`."""
+def _publish(
+    stores: Stores, alias: str, pointer: str, report: IndexReport, keep: int, started: float
+) -> None:
+    """Record the release, move `pointer` atomically; when that is the serving `alias`, the
+    release joins the history and collections beyond `keep` are dropped."""
     _timed(report, "total", started)
     record = ReleaseRecord(
         report.collection,
@@ -194,8 +197,9 @@ def _publish(stores: Stores, alias: str, report: IndexReport, keep: int, started
         report.changes,
     )
     stores.state.save_release(record)  # not kept yet: a crash before the move drops it
-    stores.docs.move_pointer(alias, report.collection)
-    report.deleted_collections = record_release(stores, alias, record, keep)
+    stores.docs.move_pointer(pointer, report.collection)
+    if pointer == alias:
+        report.deleted_collections = record_release(stores, alias, record, keep)
 
 
 def _compare(report: IndexReport, chunks: list[Chunk], serving: Serving) -> None:
@@ -219,13 +223,16 @@ def index_release(
     keep: int = DEFAULT_KEEP,
     batch_size: int = BATCH,
     model: JobModel | None = None,
+    pointer: str | None = None,
 ) -> IndexReport:
     """Build, verify and serve `release` from `folder`; the old release serves until the end.
 
     `keep`: collections kept, the serving one included (at least 2: the one that served until
     now may still be answering queries); `batch_size`: texts per embed call; `model`:
     what reads, chunks and embeds the release (default: `embedder` in this process; see
-    indexing/embed_process.py). `embedder` names the vector space.
+    indexing/embed_process.py). `embedder` names the vector space. `pointer`: publish to
+    this pointer instead of `alias` (a release candidate: built, verified and compared with
+    what `alias` serves, but not served; the pointer keeps it from being cleaned up).
     """
     started = time.perf_counter()
     with _storage_failures(release):
@@ -246,7 +253,7 @@ def index_release(
         _compare(report, chunks, serving)
         _timed(report, "read_serving", t0)
         _build(stores.docs, model, chunks, serving, report, say, batch_size)
-        _publish(stores, alias, report, keep, started)
+        _publish(stores, alias, pointer or alias, report, keep, started)
     return report
 
 

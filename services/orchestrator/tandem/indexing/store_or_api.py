@@ -53,9 +53,9 @@ def _with_store(settings: Settings, local: Local[T], remote: Remote[T]) -> T:
 def _build_locally(settings: Settings, path: Path, release: str) -> Local[dict[str, Any]]:
     def build(stores: Stores) -> dict[str, Any]:
         from tandem.indexing.reindex import index_release
-        from tandem.rag.embedder import embedder_from_settings
+        from tandem.rag.embedder import build_embedder
 
-        embedder = embedder_from_settings(settings)
+        embedder = build_embedder(settings)
         stores.docs.dim = embedder.dim
         with progress_bar() as progress:
             report = index_release(

@@ -1,4 +1,9 @@
-"""Which sentence-transformers model the embedders load, and the name its vectors carry."""
+"""Which sentence-transformers model the embedders load, and the name its vectors carry.
+
+Apart from `tandem.rag.embedder` (which builds every embedder, `build_embedder`) because
+both backends need it: `embedder` imports `onnx_embedder`, so `onnx_embedder` cannot import
+`embedder` without a cycle (tests/unit/test_import_graph.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Dense embeddings, computed in-process with sentence-transformers (all-MiniLM-L6-v2)."""
+"""Dense embeddings of all-MiniLM-L6-v2, computed in-process; `build_embedder` makes them.
+
+`build_embedder` is the one way to build an embedder, for every caller (the server, the
+index job's child process, `tandem index`, dataset builds, tests and benches): the backend
+class (`SentenceTransformerEmbedder` on torch, `OnnxEmbedder` on ONNX Runtime or OpenVINO)
+and its threads and query shapes follow from the settings and the use.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from tandem.rag.embed_model import model_label, packaged_model_path
 from tandem.settings import EmbedBackend, Settings
@@ -27,7 +33,7 @@ class Embedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    """The real embedder on torch (the other backends are `OnnxEmbedder`; see `make_embedder`)."""
+    """The real embedder on torch (the other backends are `OnnxEmbedder`; see `build_embedder`)."""
 
     backend = "torch"
 
@@ -64,47 +70,39 @@ class SentenceTransformerEmbedder:
         return len(self._tokenizer.encode(text, add_special_tokens=True, truncation=False))
 
 
-def make_embedder(
-    backend: str = "torch",
-    batch_size: int = 32,
-    cache_dir: Path | None = None,
-    model_path: Path | None = None,
-    threads: int | None = None,
-    query_tokens: int | Sequence[int] | None = None,
-    query_weights: str = "fp32",
-) -> Embedder:
-    """The packaged model on `backend`; ONNX exports are cached under `cache_dir`.
+EmbedderUse = Literal["documents", "queries", "index-job"]
 
-    `threads`: the backend's compute threads (None: every core). `query_tokens`: the static
-    query shapes of the openvino backend, one length or several (`OnnxEmbedder`; None:
-    dynamic only); `query_weights`: those shapes' weights (fp32, int8, auto).
+
+def build_embedder(settings: Settings, use: EmbedderUse = "documents") -> Embedder:
+    """The embedder: the packaged model on TANDEM_RETRIEVAL__EMBED_BACKEND, set up for `use`.
+
+    "documents" (`tandem index`, dataset builds, benches): every core, any batch and length.
+    "queries" (a serving process): `serving_threads`, and on openvino queries of up to
+    TANDEM_RETRIEVAL__QUERY_TOKENS tokens on models compiled for those shapes, their
+    weights as TANDEM_RETRIEVAL__QUERY_WEIGHTS says. "index-job" (the admin API's index
+    job, in its child process): TANDEM_INDEX__EMBED_THREADS threads. ONNX exports are
+    cached under TANDEM_MODELS_DIR.
     """
-    model = model_path or packaged_model_path()
-    if backend == "torch":
-        return SentenceTransformerEmbedder(model, batch_size, threads)
+    retrieval = settings.retrieval
+    threads = None  # documents: every core
+    if use == "queries":
+        threads = serving_threads(settings)
+    elif use == "index-job":
+        threads = settings.index.embed_threads
+    model = packaged_model_path()
+    if retrieval.embed_backend == "torch":
+        return SentenceTransformerEmbedder(model, retrieval.embed_batch_size, threads)
     from tandem.rag.onnx_embedder import OnnxEmbedder
 
-    if cache_dir is None:
-        raise ValueError("the onnx backends need a cache folder for the exported model")
-    return OnnxEmbedder(model, cache_dir, backend, batch_size, threads, query_tokens, query_weights)
-
-
-def embedder_from_settings(
-    settings: Settings,
-    threads: int | None = None,
-    query_tokens: int | Sequence[int] | None = None,
-    query_weights: str = "fp32",
-) -> Embedder:
-    """The embedder TANDEM_RETRIEVAL__EMBED_BACKEND / __EMBED_BATCH_SIZE ask for."""
-    retrieval = settings.retrieval
-    return make_embedder(
+    static = use == "queries" and retrieval.embed_backend == "openvino"
+    return OnnxEmbedder(
+        model,
+        settings.models_dir,
         retrieval.embed_backend,
         retrieval.embed_batch_size,
-        settings.models_dir,
-        None,
         threads,
-        query_tokens,
-        query_weights,
+        retrieval.query_tokens if static else None,
+        retrieval.query_weights if static else "fp32",
     )
 
 
@@ -112,16 +110,6 @@ def serving_threads(settings: Settings) -> int | None:
     """A serving process embeds its queries on TANDEM_RETRIEVAL__EMBED_THREADS, and on every
     core (None) when index jobs embed in it too (TANDEM_INDEX__EMBED_PROCESS=false)."""
     return settings.retrieval.embed_threads if settings.index.embed_process else None
-
-
-def serving_embedder(settings: Settings) -> Embedder:
-    """The embedder of a serving process: `serving_threads`, and on openvino queries of up to
-    TANDEM_RETRIEVAL__QUERY_TOKENS tokens on a model compiled for that one shape, its weights
-    as TANDEM_RETRIEVAL__QUERY_WEIGHTS says."""
-    retrieval = settings.retrieval
-    query_tokens = retrieval.query_tokens if retrieval.embed_backend == "openvino" else None
-    threads = serving_threads(settings)
-    return embedder_from_settings(settings, threads, query_tokens, retrieval.query_weights)
 
 
 def describe(embedder: Embedder) -> str:

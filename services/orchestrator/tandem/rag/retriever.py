@@ -1,4 +1,4 @@
-"""Hybrid retrieval over whatever collection the serving pointer names."""
+"""Hybrid retrieval over the collection the serving pointer names, or one the caller names."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ class Retriever:
         self._releases: dict[str, str] = {}  # collection -> release; collections are immutable
 
     @store_reads
-    def index_info(self) -> IndexInfo:
-        """The collection and release the pointer serves now (shared by all replicas)."""
-        collection = self.stores.docs.pointer_target(self.alias)
+    def index_info(self, collection: str | None = None) -> IndexInfo:
+        """The collection and release the pointer serves now (shared by all replicas), or
+        those of `collection` when the caller names one (a release pair's own collection)."""
+        collection = collection or self.stores.docs.pointer_target(self.alias)
         if collection is None:
             raise IndexEmpty(
                 f"no documentation is indexed yet (pointer {self.alias!r} is missing); "
@@ -49,15 +50,21 @@ class Retriever:
         return IndexInfo(release=self._releases[collection], collection=collection)
 
     @store_reads
-    def retrieve(self, query: str, top_k: int) -> Retrieval:
-        """The top-k chunks for `query` from the serving release."""
+    def retrieve(self, query: str, top_k: int, collection: str | None = None) -> Retrieval:
+        """The top-k chunks for `query` from the serving release, or from `collection`.
+
+        A turn that answers from a release pair names the pair's collection, read with its
+        adapter from one pointer, so its blocks never come from another pair's docs.
+        """
         dense, sparse = self.embedder.embed_query(query), query_vector(query)
-        info = self.index_info()
+        info = self.index_info(collection)
         try:
             chunks = self.stores.docs.hybrid_query(
                 info.collection, dense, sparse, top_k, self.prefetch
             )
         except CollectionGone:  # deleted after the pointer moved on: ask the new one
+            if collection is not None:
+                raise  # a named collection has no newer one; the caller reads its pair again
             info = self.index_info()
             chunks = self.stores.docs.hybrid_query(
                 info.collection, dense, sparse, top_k, self.prefetch

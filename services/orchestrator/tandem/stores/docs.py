@@ -9,6 +9,9 @@ and serves through an alias. Chat, retrieval and indexing only see `DocStore`.
 from __future__ import annotations
 
 import functools
+import logging
+import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,18 +29,73 @@ RRF_K = 2  # Qdrant's default reciprocal-rank-fusion constant (server, client an
 P = ParamSpec("P")
 R = TypeVar("R")
 _NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4c59-9a43-2f6d4b1e7a10")
+# qdrant-edge's messages for a failing store (its other errors are a caller's mistakes)
+EDGE_STORAGE_ERRORS = (
+    "Service runtime error",
+    "Inconsistent storage",
+    "Out of memory",
+    "Timeout error",
+    "Operation cancelled",
+)
+CLIENT_CLOSED = ("QdrantLocal instance is closed", "Client was closed")  # local, remote mode
+log = logging.getLogger("tandem.stores")
 
 
 class CollectionGone(DependencyDown):
     """The collection was deleted between reading the pointer and querying it."""
 
 
-def store_reads(method: Callable[P, R]) -> Callable[P, R]:
-    """A read that serving depends on: the store failing becomes a 503 (DependencyDown).
+def storage_failure(error: BaseException) -> DependencyDown | None:
+    """The 503 for `error` when it says the store is unreachable or failing; None for a bug.
 
-    Embedded and server Qdrant fail with different exceptions (a closed shard, a lost
-    connection); either way the request must not go on without its retrieval.
+    Storage and connection failures: OS and I/O errors (files, sockets, timeouts), SQLite's
+    operational errors (locked, disk I/O, full) and a file that is not a database,
+    qdrant-edge's storage errors (the engine raises plain `Exception`s whose message names
+    the kind: a closed shard is a "Service runtime error"), and qdrant-client's transport
+    errors, its 5xx/429/auth answers and a closed client. A wrong vector size, an unknown
+    vector name or a malformed request is our bug, and stays one (a 500, logged with its
+    traceback).
     """
+    if isinstance(error, OSError | sqlite3.OperationalError) or _not_a_database(error):
+        return DependencyDown(f"the document store is unavailable ({_kind(error)})")
+    if type(error) is Exception and str(error).startswith(EDGE_STORAGE_ERRORS):
+        return DependencyDown("the embedded document store failed; see the server log")
+    return _qdrant_client_failure(error)
+
+
+def _not_a_database(error: BaseException) -> bool:
+    # SQLite's base class itself: its subclasses (integrity, programming, ...) are bugs
+    return type(error) is sqlite3.DatabaseError
+
+
+def _kind(error: BaseException) -> str:
+    return "timeout" if isinstance(error, TimeoutError) else type(error).__name__
+
+
+def _qdrant_client_failure(error: BaseException) -> DependencyDown | None:
+    # looked up, not imported: qdrant-client takes ~1 s to import, an embedded deployment
+    # never loads it, and where it is not loaded none of its errors can be raised
+    client_errors = sys.modules.get("qdrant_client.http.exceptions")
+    if client_errors is None:
+        return None
+    if isinstance(error, client_errors.ResponseHandlingException):
+        return DependencyDown("the Qdrant server did not answer")
+    if isinstance(error, client_errors.UnexpectedResponse):
+        status = error.status_code
+        if status is None or status >= 500 or status in {401, 403, 408, 429}:
+            return DependencyDown(f"the Qdrant server answered HTTP {status}")
+        return None
+    common = sys.modules.get("qdrant_client.common.client_exceptions")
+    if common is not None and isinstance(error, common.ResourceExhaustedResponse):
+        return DependencyDown("the Qdrant server is overloaded", error.retry_after_s)
+    if isinstance(error, RuntimeError) and str(error).startswith(CLIENT_CLOSED):
+        return DependencyDown("the Qdrant client was closed")
+    return None
+
+
+def store_reads(method: Callable[P, R]) -> Callable[P, R]:
+    """A read that serving depends on: the store failing becomes a 503 (DependencyDown),
+    logged; any other exception is a bug and goes on up as it is (a 500 at the API edge)."""
 
     @functools.wraps(method)
     def read(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -46,7 +104,11 @@ def store_reads(method: Callable[P, R]) -> Callable[P, R]:
         except TandemError:
             raise
         except Exception as error:
-            raise DependencyDown(f"the document store failed: {error!r}"[:300]) from error
+            down = storage_failure(error)
+            if down is None:
+                raise
+            log.warning("%s: %s", down, f"{error!r}"[:500])
+            raise down from error
 
     return read
 

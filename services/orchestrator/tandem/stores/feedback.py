@@ -113,8 +113,12 @@ def check_comment(comment: str, max_chars: int) -> str:
     return comment
 
 
-def _unknown(answer_id: str) -> NotFound:
+def unknown_answer(answer_id: str) -> NotFound:
     return NotFound(f"no answer {answer_id!r}: unknown, or older than the retention window")
+
+
+def no_rating(answer_id: str) -> NotFound:
+    return NotFound(f"no feedback on answer {answer_id!r} to review")
 
 
 def adapter_key(record: AnswerRecord) -> str:
@@ -148,7 +152,7 @@ def summarise(items: list[FeedbackItem]) -> dict[str, Any]:
 
 
 def matches(item: FeedbackItem, filters: FeedbackFilter) -> bool:
-    """The filter in Python (the in-memory log; SQLite runs the same as SQL)."""
+    """The filter in Python (the in-memory log; SQLite and Qdrant run the same in the store)."""
     return (
         (filters.rating is None or item.rating == filters.rating)
         and (filters.adapter is None or adapter_key(item.answer) == filters.adapter)
@@ -201,7 +205,7 @@ class SqliteFeedbackLog:
                 "SELECT * FROM answers WHERE id = ? AND created >= ?", (answer_id, self._cutoff())
             ).fetchone()
         if row is None:
-            raise _unknown(answer_id)
+            raise unknown_answer(answer_id)
         return _record(row)
 
     def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
@@ -210,7 +214,7 @@ class SqliteFeedbackLog:
                 "SELECT 1 FROM answers WHERE id = ? AND created >= ?", (answer_id, self._cutoff())
             ).fetchone()
             if found is None:
-                raise _unknown(answer_id)
+                raise unknown_answer(answer_id)
             db.execute(
                 "INSERT INTO feedback (answer_id, rating, comment, rated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (answer_id) DO UPDATE SET rating = excluded.rating, "
@@ -226,7 +230,7 @@ class SqliteFeedbackLog:
                 (corrected, int(approved), answer_id),
             ).rowcount
             if not changed:
-                raise NotFound(f"no feedback on answer {answer_id!r} to review")
+                raise no_rating(answer_id)
             row = db.execute(_SELECT + " WHERE f.answer_id = ?", (answer_id,)).fetchone()
         return _item(row)
 
@@ -307,7 +311,7 @@ class InMemoryFeedbackLog:
     def answer(self, answer_id: str) -> AnswerRecord:
         record = self.answers.get(answer_id)
         if record is None or record.created < self.clock() - self.retention_s:
-            raise _unknown(answer_id)
+            raise unknown_answer(answer_id)
         return record
 
     def rate(self, answer_id: str, rating: Rating, comment: str) -> None:
@@ -321,7 +325,7 @@ class InMemoryFeedbackLog:
     def review(self, answer_id: str, corrected: str | None, approved: bool) -> FeedbackItem:
         item = self.feedback.get(answer_id)
         if item is None:
-            raise NotFound(f"no feedback on answer {answer_id!r} to review")
+            raise no_rating(answer_id)
         item = replace(item, corrected=corrected or item.corrected, approved=approved)
         self.feedback[answer_id] = item
         return item

@@ -77,7 +77,8 @@ class HandoffFilter:
 
 
 class HandoffStore(Protocol):
-    """Where handoffs wait for the help desk (SQLite beside the answer log; a dict in tests)."""
+    """Where handoffs wait for the help desk: SQLite beside the answer log, Qdrant in server
+    mode (`qdrant_records`), a dict in tests."""
 
     def create(self, record: HandoffRecord) -> None:
         """Keep a new handoff (and drop those older than the retention window)."""
@@ -108,7 +109,7 @@ class HandoffStore(Protocol):
 
 
 def matches(record: HandoffRecord, filters: HandoffFilter) -> bool:
-    """The filter in Python (the in-memory store; SQLite runs the same as SQL)."""
+    """The filter in Python (the in-memory store; SQLite and Qdrant run it in the store)."""
     return (
         (filters.status is None or record.status == filters.status)
         and (filters.release is None or record.release == filters.release)
@@ -117,11 +118,11 @@ def matches(record: HandoffRecord, filters: HandoffFilter) -> bool:
     )
 
 
-def _missing(handoff_id: str) -> NotFound:
+def missing_handoff(handoff_id: str) -> NotFound:
     return NotFound(f"no handoff {handoff_id!r}: unknown, or older than the retention window")
 
 
-def _delivered_already(handoff_id: str) -> Conflict:
+def delivered_already(handoff_id: str) -> Conflict:
     return Conflict(f"handoff {handoff_id!r} was delivered already; it is never sent twice")
 
 
@@ -151,7 +152,7 @@ class SqliteHandoffStore:
         with self.db.reading() as db:
             row = db.execute("SELECT * FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
         if row is None:
-            raise _missing(handoff_id)
+            raise missing_handoff(handoff_id)
         return _record(row)
 
     def items(self, filters: HandoffFilter, limit: int = 1000) -> list[HandoffRecord]:
@@ -188,16 +189,16 @@ class SqliteHandoffStore:
             )
             row = db.execute("SELECT * FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
         if row is None:
-            raise _missing(handoff_id)
+            raise missing_handoff(handoff_id)
         return _record(row)
 
     def retry(self, handoff_id: str, now: float) -> HandoffRecord:
         with self.db.transaction() as db:
             row = db.execute("SELECT status FROM handoffs WHERE id = ?", (handoff_id,)).fetchone()
             if row is None:
-                raise _missing(handoff_id)
+                raise missing_handoff(handoff_id)
             if row["status"] == "delivered":
-                raise _delivered_already(handoff_id)
+                raise delivered_already(handoff_id)
             db.execute(
                 "UPDATE handoffs SET status = 'pending', attempts = 0, next_attempt = ? "
                 "WHERE id = ?",
@@ -260,7 +261,7 @@ class InMemoryHandoffStore:
     def get(self, handoff_id: str) -> HandoffRecord:
         record = self.records.get(handoff_id)
         if record is None:
-            raise _missing(handoff_id)
+            raise missing_handoff(handoff_id)
         return record
 
     def items(self, filters: HandoffFilter, limit: int = 1000) -> list[HandoffRecord]:
@@ -302,7 +303,7 @@ class InMemoryHandoffStore:
         with self._lock:
             record = self.get(handoff_id)
             if record.status == "delivered":
-                raise _delivered_already(handoff_id)
+                raise delivered_already(handoff_id)
             record = replace(record, status="pending", attempts=0, next_attempt=now)
             self.records[handoff_id] = record
             return record

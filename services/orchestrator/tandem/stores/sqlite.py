@@ -1,11 +1,12 @@
 """SQLite under the data dir: the one database of a single-machine Tandem.
 
-Every typed record store of `tandem.state` (pointers, jobs, leases, feedback) opens its
-tables through `StateDatabase`, so there is one file, one schema-version table and one way
-to run a transaction. A connection is opened per transaction: SQLite opens in microseconds,
-and this keeps threads (uvicorn's worker threads, the job thread) and processes (`tandem
-index` beside `tandem up`) from sharing a connection object. WAL lets readers run while one
-writer holds `BEGIN IMMEDIATE`; `busy_timeout` makes a second writer wait instead of failing.
+Every embedded record store (`sqlite_state`: pointers, jobs, releases, leases; `feedback`:
+the answer log, ratings, reviews; `handoffs`) opens its tables through `StateDatabase`, so
+there is one file, one schema-version table and one way to run a transaction. A connection
+is opened per transaction: SQLite opens in microseconds, and this keeps threads (uvicorn's
+worker threads, the job thread) and processes (`tandem index` beside `tandem up`) from
+sharing a connection object. WAL lets readers run while one writer holds `BEGIN IMMEDIATE`;
+`busy_timeout` makes a second writer wait instead of failing.
 """
 
 from __future__ import annotations

@@ -12,7 +12,15 @@ import sqlite3
 from typing import Any
 
 from tandem.stores.sqlite import StateDatabase
-from tandem.stores.state import JobRecord, LeaseRecord, ReleaseRecord, SlotPointer
+from tandem.stores.state import (
+    JobRecord,
+    LeaseRecord,
+    PairPointer,
+    PairStats,
+    ReleasePair,
+    ReleaseRecord,
+    SlotPointer,
+)
 
 COMPONENT = "shared_state"
 SCHEMA = [
@@ -25,6 +33,14 @@ SCHEMA = [
     "changes TEXT NOT NULL, kept INTEGER NOT NULL)",
     "CREATE TABLE leases (name TEXT PRIMARY KEY, version INTEGER NOT NULL, "
     "owner TEXT NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL)",
+    "CREATE TABLE release_pairs (release TEXT PRIMARY KEY, created REAL NOT NULL, "
+    "value TEXT NOT NULL)",
+    "CREATE TABLE pair_pointer (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "version INTEGER NOT NULL, value TEXT NOT NULL)",
+    "CREATE TABLE pair_stats (window_id TEXT NOT NULL, release TEXT NOT NULL, "
+    "replica TEXT NOT NULL, answers INTEGER NOT NULL, declined INTEGER NOT NULL, "
+    "suggested INTEGER NOT NULL, errors INTEGER NOT NULL, updated REAL NOT NULL, "
+    "PRIMARY KEY (window_id, release, replica))",
 ]
 
 
@@ -135,3 +151,59 @@ class SqliteStateStore:
                 (name, expected + 1, owner, expires, json.dumps(data)),
             )
         return True
+
+    def release_pair(self, release: str) -> ReleasePair | None:
+        with self.db.reading() as read:
+            row = read.execute(
+                "SELECT value FROM release_pairs WHERE release = ?", (release,)
+            ).fetchone()
+        return None if row is None else ReleasePair.from_dict(json.loads(row["value"]))
+
+    def release_pairs(self) -> list[ReleasePair]:
+        with self.db.reading() as read:
+            rows = read.execute("SELECT value FROM release_pairs ORDER BY created, release")
+            return [ReleasePair.from_dict(json.loads(row["value"])) for row in rows]
+
+    def save_release_pair(self, pair: ReleasePair) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO release_pairs VALUES (?, ?, ?)",
+                (pair.release, pair.created, json.dumps(pair.as_dict())),
+            )
+
+    def drop_release_pairs(self, releases: list[str]) -> None:
+        with self.db.transaction() as db:
+            db.executemany("DELETE FROM release_pairs WHERE release = ?", [(r,) for r in releases])
+
+    def pair_pointer(self) -> PairPointer:
+        with self.db.reading() as read:
+            row = read.execute("SELECT version, value FROM pair_pointer").fetchone()
+        if row is None:
+            return PairPointer()
+        return PairPointer.from_dict(json.loads(row["value"]), int(row["version"]))
+
+    def swap_pair_pointer(self, expected: int, pointer: PairPointer) -> bool:
+        with self.db.transaction() as db:
+            row = db.execute("SELECT version FROM pair_pointer").fetchone()
+            if (int(row["version"]) if row else 0) != expected:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO pair_pointer VALUES (1, ?, ?)",
+                (expected + 1, json.dumps(pointer.value())),
+            )
+        return True
+
+    def save_pair_stats(self, stats: PairStats) -> None:
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pair_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stats.window, stats.release, stats.replica, stats.answers, stats.declined,
+                 stats.suggested, stats.errors, stats.updated),
+            )  # fmt: skip
+
+    def pair_stats(self, window: str) -> list[PairStats]:
+        with self.db.reading() as read:
+            rows = read.execute(
+                "SELECT * FROM pair_stats WHERE window_id = ? ORDER BY release, replica", (window,)
+            ).fetchall()
+        return [PairStats(*tuple(row)) for row in rows]

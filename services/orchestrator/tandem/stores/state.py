@@ -2,10 +2,13 @@
 
 What replicas must agree on lives here, never in the doc store and never in one process:
 each adapter slot's pointer (active, canary, previous, history), background jobs, the
-record of every published doc collection (release, report, what changed) and leases.
-A lease is the only record written with compare-and-set (`swap_lease`): an index build
-claim and the adapter swap lease are both leases. Versions only grow, a released lease
-stays as a free row, so a stale `expected` version can never match again (no ABA).
+record of every published doc collection (release, report, what changed), leases, and
+the release pairs (`ReleasePair`: a docs collection + an adapter version, gated as one) with
+the one `PairPointer` that says which pair serves. Leases and the pair pointer are the
+records written with compare-and-set (`swap_lease`, `swap_pair_pointer`): an index build
+claim and the adapter swap lease are both leases; a promote is one pair-pointer write.
+Versions only grow, a released lease stays as a free row, so a stale `expected` version can
+never match again (no ABA).
 
 Backends: `SqliteStateStore` (one machine, `tandem.stores.sqlite_state`) and
 `QdrantStateStore` (replicas sharing a Qdrant server, `tandem.stores.qdrant_state`).
@@ -90,6 +93,107 @@ class LeaseRecord:
         return not self.free and self.expires > (time.time() if now is None else now)
 
 
+@dataclass(frozen=True)
+class ReleasePair:
+    """A release: one docs collection and one adapter version, built and gated as a unit.
+
+    `status`: building -> evaluating -> gated (`gate["passed"]` says how it went), or error,
+    or replaced (a newer candidate took its place before it served). Whether it serves is
+    the `PairPointer`'s to say, never this record's.
+    """
+
+    release: str
+    collection: str = ""  # empty until its docs are built
+    docs_release: str = ""
+    adapter: str | None = None  # "support@v4"; None: the base model
+    status: str = "building"
+    created: float = 0.0
+    job: str | None = None
+    qa: str | None = None  # the QA file its gate asked
+    gate: dict[str, Any] = field(default_factory=dict)  # thresholds, passed, violations, figures
+    forced: list[dict[str, Any]] = field(default_factory=list)  # promoted past a failed gate
+    changes: dict[str, Any] = field(default_factory=dict)  # what changed against serving
+    error: str | None = None
+    owner: dict[str, Any] = field(default_factory=dict)  # host and pid of its plan job
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReleasePair:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in known})
+
+    def entry(self) -> dict[str, Any]:
+        """What the pair pointer holds of this pair: enough to answer with it in one read."""
+        return {
+            "release": self.release,
+            "collection": self.collection,
+            "docs_release": self.docs_release,
+            "adapter": self.adapter,
+        }
+
+
+@dataclass(frozen=True)
+class PairPointer:
+    """Which release pair serves, the canary beside it, the pairs kept for rollback, and the
+    journal of promotes and rollbacks (`pending`: the one under way, if any).
+
+    `serving`, `canary` and each `kept` entry are `ReleasePair.entry()` dicts (the canary's
+    also has `share` and `since`), so one read of this record names a whole pair.
+    """
+
+    version: int = 0
+    serving: dict[str, Any] | None = None
+    canary: dict[str, Any] | None = None
+    kept: list[dict[str, Any]] = field(default_factory=list)  # newest last
+    pending: dict[str, Any] | None = None
+    journal: list[dict[str, Any]] = field(default_factory=list)  # newest last
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version: int) -> PairPointer:
+        return cls(
+            version=version,
+            serving=copy.deepcopy(data.get("serving")),
+            canary=copy.deepcopy(data.get("canary")),
+            kept=copy.deepcopy(list(data.get("kept") or [])),
+            pending=copy.deepcopy(data.get("pending")),
+            journal=copy.deepcopy(list(data.get("journal") or [])),
+        )
+
+    def value(self) -> dict[str, Any]:
+        """The stored value (the version is stored beside it)."""
+        data = self.as_dict()
+        del data["version"]
+        return data
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """What one replica counted for one pair in one window (a canary's comparison)."""
+
+    window: str
+    release: str
+    replica: str
+    answers: int = 0
+    declined: int = 0
+    suggested: int = 0
+    errors: int = 0
+    updated: float = 0.0
+
+
+def release_held_adapters(state: StateStore) -> set[str]:
+    """Adapter versions ("slot@version") release pairs need loaded: the serving pair's, the
+    canary's, and those of candidates whose gate is running."""
+    pointer = state.pair_pointer()
+    held = {e["adapter"] for e in (pointer.serving, pointer.canary) if e and e.get("adapter")}
+    held |= {p.adapter for p in state.release_pairs() if p.status == "evaluating" and p.adapter}
+    return held
+
+
 class StateStore(Protocol):
     """The shared state of a Tandem deployment."""
 
@@ -122,6 +226,31 @@ class StateStore(Protocol):
         `expected`; True when this write won. `owner=""` frees the lease."""
         ...
 
+    def release_pair(self, release: str) -> ReleasePair | None: ...
+
+    def release_pairs(self) -> list[ReleasePair]:
+        """Every pair record, oldest first."""
+        ...
+
+    def save_release_pair(self, pair: ReleasePair) -> None: ...
+
+    def drop_release_pairs(self, releases: list[str]) -> None: ...
+
+    def pair_pointer(self) -> PairPointer:
+        """The pointer as stored (version 0 and empty when never written)."""
+        ...
+
+    def swap_pair_pointer(self, expected: int, pointer: PairPointer) -> bool:
+        """Compare-and-set: store `pointer` as version `expected + 1` only if the stored
+        version is `expected`; True when this write won."""
+        ...
+
+    def save_pair_stats(self, stats: PairStats) -> None: ...
+
+    def pair_stats(self, window: str) -> list[PairStats]:
+        """Every replica's counts for every pair in `window`."""
+        ...
+
 
 class MemoryStateStore:
     """The in-memory fake of `StateStore` for unit tests (one process, thread-safe)."""
@@ -131,6 +260,9 @@ class MemoryStateStore:
         self._jobs: dict[str, JobRecord] = {}
         self._releases: dict[str, ReleaseRecord] = {}
         self._leases: dict[str, LeaseRecord] = {}
+        self._pairs: dict[str, ReleasePair] = {}
+        self._pointer = PairPointer()
+        self._stats: dict[tuple[str, str, str], PairStats] = {}
         self._lock = threading.Lock()
 
     def slot_pointer(self, slot: str) -> SlotPointer:
@@ -169,3 +301,38 @@ class MemoryStateStore:
                 return False
             self._leases[name] = LeaseRecord(name, expected + 1, owner, expires, dict(data))
             return True
+
+    def release_pair(self, release: str) -> ReleasePair | None:
+        pair = self._pairs.get(release)
+        return None if pair is None else ReleasePair.from_dict(pair.as_dict())
+
+    def release_pairs(self) -> list[ReleasePair]:
+        pairs = sorted(self._pairs.values(), key=lambda p: (p.created, p.release))
+        return [ReleasePair.from_dict(p.as_dict()) for p in pairs]
+
+    def save_release_pair(self, pair: ReleasePair) -> None:
+        self._pairs[pair.release] = ReleasePair.from_dict(pair.as_dict())
+
+    def drop_release_pairs(self, releases: list[str]) -> None:
+        for release in releases:
+            self._pairs.pop(release, None)
+
+    def pair_pointer(self) -> PairPointer:
+        with self._lock:
+            return PairPointer.from_dict(self._pointer.value(), self._pointer.version)
+
+    def swap_pair_pointer(self, expected: int, pointer: PairPointer) -> bool:
+        with self._lock:
+            if self._pointer.version != expected:
+                return False
+            self._pointer = PairPointer.from_dict(pointer.value(), expected + 1)
+            return True
+
+    def save_pair_stats(self, stats: PairStats) -> None:
+        self._stats[(stats.window, stats.release, stats.replica)] = stats
+
+    def pair_stats(self, window: str) -> list[PairStats]:
+        return sorted(
+            (s for key, s in self._stats.items() if key[0] == window),
+            key=lambda s: (s.release, s.replica),
+        )

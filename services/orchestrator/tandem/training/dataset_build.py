@@ -30,7 +30,7 @@ from tandem.answering.house_format import check_answer, is_fallback
 from tandem.documents import Chunk
 from tandem.indexing.release_index import ReleaseIndex, gold_chunks
 from tandem.rag.prompt import ChatMessage, build_messages, fallback_sentence
-from tandem.settings import PROJECT_ROOT
+from tandem.settings import PROJECT_ROOT, get_settings
 from tandem.training.copy_target import quote, with_customer_phrasing
 from tandem.training.dataset_card import SPLIT_FILES, BuildStats, write_dataset_card
 
@@ -304,7 +304,7 @@ def with_customer_phrasings(items: list[QaItem], stats: BuildStats) -> list[QaIt
 
 def build(items_path: Path, corpus_root: Path, out_dir: Path, style: str = "house") -> BuildStats:
     """Write the style's train and eval files into `out_dir`; return the counts."""
-    from tandem.rag.embedder import SentenceTransformerEmbedder
+    from tandem.rag.embedder import build_embedder
 
     stats = _new_stats(style)
     items = load_items(items_path)
@@ -312,7 +312,7 @@ def build(items_path: Path, corpus_root: Path, out_dir: Path, style: str = "hous
         items = with_customer_phrasings(items, stats)
     eval_ids, fallback_units = plan(items)
     splits: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
-    embedder = SentenceTransformerEmbedder()
+    embedder = build_embedder(get_settings())
     with tempfile.TemporaryDirectory(prefix="tandem-raft-") as workdir:
         for release in sorted({i.release for i in items}):
             index = ReleaseIndex(corpus_root / release, release, embedder, Path(workdir))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from tandem.adapters.overview import adapter_overview
 from tandem.adapters.swap import AdapterSwapper
 from tandem.api.deps import AdminKey
-from tandem.api.schemas import ActivateRequest
+from tandem.api.schemas import ActivateRequest, AdapterOverview, AdapterSwap
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 ACTOR = re.compile(r"[^A-Za-z0-9._@ -]")
@@ -32,13 +32,15 @@ def actor(request: Request, key: str) -> str:
     return f"{name} ({fingerprint})" if name else fingerprint
 
 
-@router.get("/adapters")
+@router.get("/adapters", response_model=AdapterOverview)
 async def list_adapters(request: Request, key: AdminKey) -> dict[str, Any]:
     """Slots, their active version and canary, history, and every version with its counts."""
     return await adapter_overview(swapper_of(request))
 
 
-@router.post("/adapters/{slot}/activate")
+@router.post(
+    "/adapters/{slot}/activate", response_model=AdapterSwap, response_model_exclude_unset=True
+)
 async def activate_adapter(
     slot: str, body: ActivateRequest, request: Request, key: AdminKey
 ) -> dict[str, Any]:
@@ -46,7 +48,9 @@ async def activate_adapter(
     return await swapper_of(request).activate(slot, body.version, body.percent, actor(request, key))
 
 
-@router.post("/adapters/{slot}/rollback")
+@router.post(
+    "/adapters/{slot}/rollback", response_model=AdapterSwap, response_model_exclude_unset=True
+)
 async def rollback_adapter(slot: str, request: Request, key: AdminKey) -> dict[str, Any]:
     """End the canary, or go back to the previously active version."""
     return await swapper_of(request).rollback(slot, actor(request, key))

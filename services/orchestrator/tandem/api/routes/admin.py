@@ -6,10 +6,17 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from tandem.api.deps import AdminKey, Services, ServicesDep
-from tandem.api.schemas import IndexRequest, JobStatus, RollbackRequest
+from tandem.api.schemas import (
+    IndexOverview,
+    IndexRequest,
+    JobCreated,
+    JobStatus,
+    ReleaseChanges,
+    RollbackRequest,
+    RollbackResult,
+)
 from tandem.indexing.releases import (
     allowed_index_path,
     index_overview,
@@ -28,10 +35,10 @@ def jobs_of(request: Request, services: Services) -> JobManager:
     return jobs
 
 
-@router.post("/index", status_code=202)
+@router.post("/index", status_code=202, response_model=JobCreated)
 async def start_index(
     body: IndexRequest, request: Request, services: ServicesDep, key: AdminKey
-) -> JSONResponse:
+) -> JobCreated:
     """Build the release in a new collection; the pointer moves only once it is verified."""
     folder = allowed_index_path(body.path, services.settings.index_roots)
     job = await anyio.to_thread.run_sync(
@@ -45,7 +52,7 @@ async def start_index(
             services.index_embedder,
         )
     )
-    return JSONResponse({"job": job.id}, status_code=202)
+    return JobCreated(job=job.id)
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
@@ -56,7 +63,7 @@ async def job_status(
     return job.as_dict()
 
 
-@router.get("/index")
+@router.get("/index", response_model=IndexOverview)
 async def index_status(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
     """The serving release (with what changed) and the releases kept for rollback."""
     return await anyio.to_thread.run_sync(
@@ -64,7 +71,7 @@ async def index_status(services: ServicesDep, key: AdminKey) -> dict[str, Any]:
     )
 
 
-@router.get("/index/changes")
+@router.get("/index/changes", response_model=ReleaseChanges, response_model_exclude_unset=True)
 async def index_changes(
     services: ServicesDep,
     key: AdminKey,
@@ -78,7 +85,7 @@ async def index_changes(
     )
 
 
-@router.post("/index/rollback")
+@router.post("/index/rollback", response_model=RollbackResult)
 async def index_rollback(
     services: ServicesDep, key: AdminKey, body: RollbackRequest | None = None
 ) -> dict[str, Any]:

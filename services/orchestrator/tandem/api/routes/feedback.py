@@ -7,10 +7,16 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
+from tandem.answering.limits import check_text
 from tandem.api.deps import AdminKey, ChatKey, Services, ServicesDep
-from tandem.api.schemas import FeedbackRequest, ReviewRequest
+from tandem.api.schemas import (
+    FeedbackAccepted,
+    FeedbackList,
+    FeedbackOut,
+    FeedbackRequest,
+    ReviewRequest,
+)
 from tandem.errors import NotFound
 from tandem.stores.feedback import (
     FeedbackFilter,
@@ -52,16 +58,18 @@ def item_out(item: FeedbackItem) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/feedback", status_code=202)
-async def post_feedback(body: FeedbackRequest, services: ServicesDep, key: ChatKey) -> JSONResponse:
+@router.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted)
+async def post_feedback(
+    body: FeedbackRequest, services: ServicesDep, key: ChatKey
+) -> FeedbackAccepted:
     """Thumbs up/down (and a comment) on an answer; a second rating replaces the first."""
     comment = check_comment(body.comment, services.settings.feedback.max_comment_chars)
     log = feedback_log(services)
     await anyio.to_thread.run_sync(log.rate, body.id, body.rating, comment)
-    return JSONResponse({"id": body.id, "rating": body.rating}, status_code=202)
+    return FeedbackAccepted(id=body.id, rating=body.rating)
 
 
-@router.get("/v1/admin/feedback")
+@router.get("/v1/admin/feedback", response_model=FeedbackList)
 async def list_feedback(
     services: ServicesDep,
     key: AdminKey,
@@ -82,11 +90,13 @@ async def list_feedback(
     return {"items": [item_out(i) for i in items[:limit]], "summary": summarise(items)}
 
 
-@router.post("/v1/admin/feedback/{answer_id}/review")
+@router.post("/v1/admin/feedback/{answer_id}/review", response_model=FeedbackOut)
 async def review_feedback(
     answer_id: str, body: ReviewRequest, services: ServicesDep, key: AdminKey
 ) -> dict[str, Any]:
     """Attach a corrected answer and/or approve the item for `tandem dataset from-feedback`."""
+    if body.corrected is not None:
+        check_text(body.corrected, services.settings, "a corrected answer")
     log = feedback_log(services)
     item = await anyio.to_thread.run_sync(log.review, answer_id, body.corrected, body.approved)
     return item_out(item)

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tandem.api.deps import AdminKey, ChatKey, Services, ServicesDep
+from tandem.api.schemas import HandoffAccepted, HandoffList, HandoffOut
 from tandem.errors import NotFound
 from tandem.handoffs.delivery import HandoffDelivery
 from tandem.handoffs.intake import HandoffAsk, take_handoff
@@ -80,20 +80,20 @@ def _nudge(request: Request) -> None:
         delivery.nudge()
 
 
-@router.post("/v1/handoff", status_code=202)
+@router.post("/v1/handoff", status_code=202, response_model=HandoffAccepted)
 async def post_handoff(
     body: HandoffRequest, request: Request, services: ServicesDep, key: ChatKey
-) -> JSONResponse:
+) -> HandoffAccepted:
     """Hand the conversation to a person; delivered to the help desk in the background."""
     answers, store = _stores(services)
     messages: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in body.messages]
     ask = HandoffAsk(body.id, body.contact, body.note, messages)
     record = await anyio.to_thread.run_sync(take_handoff, ask, answers, store, services.settings)
     _nudge(request)
-    return JSONResponse({"handoff": record.id}, status_code=202)
+    return HandoffAccepted(handoff=record.id)
 
 
-@router.get("/v1/admin/handoffs")
+@router.get("/v1/admin/handoffs", response_model=HandoffList)
 async def list_handoffs(
     services: ServicesDep,
     key: AdminKey,
@@ -115,7 +115,7 @@ async def list_handoffs(
     }
 
 
-@router.post("/v1/admin/handoffs/{handoff_id}/retry", status_code=202)
+@router.post("/v1/admin/handoffs/{handoff_id}/retry", status_code=202, response_model=HandoffOut)
 async def retry_handoff(
     handoff_id: str, request: Request, services: ServicesDep, key: AdminKey
 ) -> dict[str, Any]:

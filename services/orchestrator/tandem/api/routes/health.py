@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tandem.api.deps import Services, ServicesDep
+from tandem.api.schemas import Liveness, Readiness
 from tandem.errors import IndexEmpty, TandemError
 from tandem.metrics import INDEX_POINTS
 from tandem.rag.retriever import IndexInfo
+from tandem.stores.docs import store_reads
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("tandem.api")
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Liveness)
 async def healthz() -> dict[str, str]:
     """The process is alive (no dependency checks)."""
     return {"status": "ok"}
@@ -51,8 +54,11 @@ async def index_readiness(index_info: Callable[[], IndexInfo]) -> dict[str, Any]
         info = await anyio.to_thread.run_sync(index_info)
     except IndexEmpty as error:
         return {"index": False, "index_state": "empty", "index_error": str(error)}
-    except Exception as error:  # a probe answers 503 with the reason, never a bare 500
-        reason = str(error) if isinstance(error, TandemError) else repr(error)
+    except TandemError as error:  # the store is down (logged where it was read)
+        return {"index": False, "index_state": "unavailable", "index_error": str(error)}
+    except Exception:  # a bug: logged; the probe still answers 503, never a bare 500
+        log.exception("the readiness check of the index failed")
+        reason = "unexpected error; see the server log"
         return {"index": False, "index_state": "unavailable", "index_error": reason}
     return {"index": True, "index_state": "serving", "release": info.release}
 
@@ -69,24 +75,38 @@ async def readiness(services: ServicesDep) -> dict[str, Any]:
     return checks
 
 
-@router.get("/readyz")
-async def readyz(services: ServicesDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    response_model_exclude_unset=True,
+    responses={503: {"model": Readiness, "description": "Not ready (with `Retry-After`)"}},
+)
+async def readyz(services: ServicesDep, response: Response) -> dict[str, Any]:
     checks = await readiness(services)
     ready = all(checks[name] for name in ("vllm", "adapter", "index"))
-    headers = None if ready else {"Retry-After": "5"}
-    return JSONResponse(
-        {"ready": ready, "checks": checks}, status_code=200 if ready else 503, headers=headers
-    )
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+    return {"ready": ready, "checks": checks}
 
 
 def count_serving_points(services: Services) -> None:
     """`tandem_index_points`: the points of the collection the pointer serves now."""
     retriever = services.retriever
-    with contextlib.suppress(Exception):  # no index yet or the store is down: keep the last
-        INDEX_POINTS.set(retriever.stores.docs.count(retriever.index_info().collection))
+    try:
+        collection = retriever.index_info().collection
+        INDEX_POINTS.set(store_reads(retriever.stores.docs.count)(collection))
+    except TandemError:  # no index yet, or the store is down (logged): keep the last figure
+        return
+    except Exception:  # a bug: logged, and /metrics still answers with the other figures
+        log.exception("counting the serving index's points failed")
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
 async def metrics(services: ServicesDep) -> Response:
     await anyio.to_thread.run_sync(count_serving_points, services)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -27,7 +27,7 @@ def widget_file(name: str) -> str:
     return resources.files("tandem.widget").joinpath(name).read_text(encoding="utf-8")
 
 
-@router.get("/widget/tandem.js", include_in_schema=False)
+@router.get("/widget/tandem.js", include_in_schema=False, response_class=Response)
 async def widget_script() -> Response:
     """The widget; any page may load it (the chat key and CORS decide who may chat)."""
     return Response(
@@ -37,7 +37,7 @@ async def widget_script() -> Response:
     )
 
 
-@router.get("/widget/demo", include_in_schema=False)
+@router.get("/widget/demo", include_in_schema=False, response_class=Response)
 async def widget_demo(services: ServicesDep) -> Response:
     """A page with the widget, using the configured browser-safe chat key (none when open)."""
     values = {

@@ -1,0 +1,1 @@
+"""Release pairs: a docs collection and an adapter version planned, gated, promoted as one."""
