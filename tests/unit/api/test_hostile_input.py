@@ -55,9 +55,7 @@ def completion(client: TestClient, **fields: Any) -> httpx.Response:
     return client.post("/v1/chat/completions", json=body)
 
 
-def test_openai_sampling_fields_reach_vllm_within_caps(
-    client: TestClient, vllm: FakeVllm
-) -> None:
+def test_openai_sampling_fields_reach_vllm_within_caps(client: TestClient, vllm: FakeVllm) -> None:
     response = completion(client, max_tokens=1, temperature=0.0, top_p=0.5, stop="\n", seed=7)
     assert response.status_code == 200, response.text
     sent = vllm.requests[-1]
@@ -177,9 +175,7 @@ def test_a_full_replica_answers_503_at_once(vllm: FakeVllm, tmp_path: Path) -> N
     assert "requests in flight" in response.json()["error"]["message"] and vllm.requests == []
 
 
-def test_a_failing_store_is_503_never_an_ungrounded_answer(
-    vllm: FakeVllm, tmp_path: Path
-) -> None:
+def test_a_failing_store_is_503_never_an_ungrounded_answer(vllm: FakeVllm, tmp_path: Path) -> None:
     client = QdrantClient(":memory:")
     store = Stores(QdrantDocStore(client, HashEmbedder().dim), MemoryStateStore())
     (tmp_path / "v1").mkdir()

@@ -14,8 +14,8 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from tests.unit.api.stack import ADMIN, CHAT, Serve, edge_stores, indexed, log_answer
 from tests.fakes import HIDDEN, write_adapter
+from tests.unit.api.stack import ADMIN, CHAT, Serve, edge_stores, indexed, log_answer
 
 from tandem.api.app import create_app
 from tandem.api.routes import openai, releases

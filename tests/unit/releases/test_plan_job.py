@@ -67,3 +67,15 @@ def test_questions_come_from_added_and_changed_sections() -> None:
     ]  # fmt: skip
     assert items[1].question == "What does the documentation say about Set up SAML?"
     assert len(derived_questions(changes, 2)) == 2
+
+
+def test_a_release_may_name_its_docs_release(app: App) -> None:
+    qa = f"{app.settings.releases.qa_roots[0]}/release.jsonl"
+    job = app.plan("v4.2-hotfix", OPEN_GATE, adapter="support@v2", qa=qa, docs_release="v4.2")
+    assert job["status"] == "succeeded", job
+    pair = job["result"]
+    assert (pair["release"], pair["docs_release"]) == ("v4.2-hotfix", "v4.2")
+    assert pair["gate"]["questions"]["qa"] == 2  # the QA file's v4.2 question is asked too
+    body = {"messages": [{"role": "user", "content": "What is the API rate limit?"}]}
+    answer = app.admin("POST", "/v1/admin/releases/v4.2-hotfix/chat", json=body).json()
+    assert answer["index"]["release"] == "v4.2"

@@ -1,25 +1,80 @@
 """Stage 3 of a chat turn, generate: one async stream of text deltas, then the usage.
 
-A whole (JSON) answer asks vLLM for the complete text and streams it as one delta: the same
-filters read it, without the per-token events a customer who waits for the whole answer
-would not see.
+`Generator.start` sends the prompt to vLLM at once and buffers what comes back until the turn
+reads it (`Generation.items`): the turn starts it as soon as the prompt is built, while the
+outcome is still being decided, so the cross-encoder's time is spent during vLLM's prefill
+rather than before it (on two cores vLLM's model runs on one by default and its other
+processes poll; bench/bench_overhead.py measures what that saves). A turn that is not
+`answered` cancels it (vLLM drops the request) and streams the house fallback sentence.
 
-A turn that was not `answered` generates nothing: its stream is the house fallback sentence.
-The stream owns the adapter's in-flight count from its first step to its last (a stream that
-never starts never counts, one that is closed early stops counting at once), so a retired
-adapter version is unloaded only once no answer is using it.
+A whole (JSON) answer asks vLLM for the complete text and yields it as one delta: the same
+filters read it, without per-token events nobody watches.
+
+The generation owns the adapter's in-flight count from its first step to its last (one that
+is cancelled stops counting at once), so a retired adapter version unloads only when unused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from tandem.adapters.inflight import InFlight
-from tandem.answering.ground import Grounds
 from tandem.answering.plan import Plan
 from tandem.llm.client import Usage, VllmClient
 from tandem.llm.pool import Reload, VllmPool
+from tandem.rag.prompt import ChatMessage
+
+Item = str | Usage
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+class Generation:
+    """A generation running ahead of its reader: items wait in a queue until read."""
+
+    def __init__(self, source: AsyncIterator[Item]) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._pump(source))
+
+    async def _pump(self, source: AsyncIterator[Item]) -> None:
+        try:
+            async for item in source:
+                self._queue.put_nowait(item)
+        except Exception as error:  # handed to the reader, raised where it reads
+            self._queue.put_nowait(_Failed(error))
+            return
+        self._queue.put_nowait(_END)
+
+    async def items(self) -> AsyncIterator[Item]:
+        try:
+            while (item := await self._queue.get()) is not _END:
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            await self.cancel()
+
+    async def cancel(self) -> None:
+        """Stop generating (vLLM drops the request when its stream closes)."""
+        if not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def fallback(sentence: str) -> AsyncIterator[Item]:
+    """What a turn that is not `answered` streams instead of a generation."""
+    yield sentence
+    yield Usage(finish_reason="stop")
 
 
 class Generator:
@@ -27,25 +82,20 @@ class Generator:
         self.pool = pool
         self.in_flight = in_flight
 
-    async def stream(
-        self, plan: Plan, grounds: Grounds, whole: bool = False
-    ) -> AsyncIterator[str | Usage]:
-        if grounds.abstained:
-            yield grounds.fallback()
-            yield Usage(finish_reason="stop")
-            return
+    def start(self, plan: Plan, messages: list[ChatMessage], whole: bool) -> Generation:
+        return Generation(self._generate(plan, messages, whole))
+
+    async def _generate(
+        self, plan: Plan, messages: list[ChatMessage], whole: bool
+    ) -> AsyncIterator[Item]:
         reload = reload_for(plan)
         with self.in_flight.using(plan.model if plan.adapter else None):
             if whole:
-                generation = await self.pool.chat(
-                    plan.model, grounds.messages, plan.generation, reload
-                )
+                generation = await self.pool.chat(plan.model, messages, plan.generation, reload)
                 yield generation.text
                 yield replace(generation.usage, finish_reason=generation.finish_reason)
                 return
-            async for item in self.pool.chat_stream(
-                plan.model, grounds.messages, plan.generation, reload
-            ):
+            async for item in self.pool.chat_stream(plan.model, messages, plan.generation, reload):
                 yield item
 
 

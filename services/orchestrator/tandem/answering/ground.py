@@ -1,8 +1,9 @@
-"""Stage 2 of a chat turn, ground: retrieve the blocks, decide the outcome, build the prompt.
+"""Stage 2 of a chat turn, ground: retrieve the blocks, build the prompt, decide the outcome.
 
-Retrieval and the outcome decision run in a worker thread (the embedder, the cross-encoder and
-the parser are CPU work). The prompt is built here too, from the blocks, and checked against
-the context window, so a turn that cannot fit is refused before generation starts.
+Retrieval and the outcome decision run in worker threads (the embedder, the cross-encoder and
+the parser are CPU work). The prompt is built from the blocks and checked against the context
+window, so a turn that cannot fit is refused before generation starts. The prompt does not
+depend on the outcome, so the turn may start generating before `decide` returns.
 """
 
 from __future__ import annotations
@@ -57,7 +58,18 @@ class Grounds:
         return Evidence.of([*parts, self.release or ""])
 
 
+@dataclass(frozen=True)
+class Found:
+    """The blocks retrieval found (None: retrieval off) and the prompt built on them."""
+
+    retrieval: Retrieval | None
+    messages: list[ChatMessage]
+
+
 class Grounder:
+    """`find` the blocks and build the prompt (fast), then `decide` the outcome on them (the
+    cross-encoder and the parser: the slow part, which the turn overlaps with generation)."""
+
     def __init__(
         self, settings: Settings, retriever: Retriever, gate: OutcomeGate, counter: TokenCounter
     ) -> None:
@@ -66,29 +78,30 @@ class Grounder:
         self.gate = gate
         self.counter = counter
 
-    async def ground(self, plan: Plan) -> Grounds:
-        sources: list[ScoredChunk] = []
-        index: IndexInfo | None = None
-        verdict = NO_RETRIEVAL
+    async def find(self, plan: Plan) -> Found:
+        retrieval: Retrieval | None = None
         if plan.query is not None:
-            result, verdict = await anyio.to_thread.run_sync(self._retrieve, plan.query, plan.top_k)
-            sources, index = result.chunks, result.index
+            retrieval = await anyio.to_thread.run_sync(
+                self.retriever.retrieve, plan.query, plan.top_k
+            )
         messages = build_messages(
             plan.conversation,
-            [s.chunk for s in sources] if index is not None else None,
-            index.release if index else None,
+            [s.chunk for s in retrieval.chunks] if retrieval else None,
+            retrieval.index.release if retrieval else None,
         )
         check_budget(
             messages, plan.generation.max_tokens, self.settings.vllm.max_model_len, self.counter
         )
+        return Found(retrieval, messages)
+
+    async def decide(self, plan: Plan, found: Found) -> Grounds:
+        retrieval = found.retrieval
+        if retrieval is None or plan.query is None:
+            return Grounds([], None, NO_RETRIEVAL, found.messages)
+        verdict = await anyio.to_thread.run_sync(self.gate.assess, plan.query, retrieval)
         limit = self.settings.answering.max_suggestions
         pages = [
             {"file": s.chunk.file, "heading": s.chunk.heading, "release": s.chunk.release}
-            for s in suggestions(sources, limit)
+            for s in suggestions(retrieval.chunks, limit)
         ]
-        return Grounds(sources, index, verdict, messages, pages)
-
-    def _retrieve(self, query: str, top_k: int) -> tuple[Retrieval, Verdict]:
-        """The candidate blocks and the outcome decided on them (in a worker thread)."""
-        result = self.retriever.retrieve(query, top_k)
-        return result, self.gate.assess(query, result)
+        return Grounds(retrieval.chunks, retrieval.index, verdict, found.messages, pages)

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tandem.answering.vocabulary import ReleaseVocabulary
 from tandem.answering.subject import Reading
 from tandem.answering.subject import unknown as unknown_words
+from tandem.answering.vocabulary import ReleaseVocabulary
 from tandem.documents import ScoredChunk
 from tandem.rag.cross_encoder import PairScorer
 from tandem.rag.retriever import Retrieval, Retriever

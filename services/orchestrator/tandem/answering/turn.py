@@ -28,7 +28,7 @@ import anyio
 from tandem.adapters.inflight import InFlight
 from tandem.adapters.registry import AdapterRegistry
 from tandem.answering.checks import Checks
-from tandem.answering.generate import Generator
+from tandem.answering.generate import Generation, Generator, fallback
 from tandem.answering.ground import Grounder, Grounds
 from tandem.answering.house_format import is_fallback
 from tandem.answering.literals import has_claims, remove_unsupported
@@ -111,34 +111,58 @@ class ChatService:
         if answers is not None:  # every answer given is kept, for feedback on it
             self.observers.append(AnswerLogObserver(answers))
 
-    async def start(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> Turn:
-        """Plan and ground a turn; generation starts when its stream is read."""
+    async def start(
+        self, conversation: Sequence[ChatMessage], options: ChatOptions, *, whole: bool = False
+    ) -> Turn:
+        """Plan and ground a turn, its generation already under way when it is `answered`.
+
+        `whole`: the caller reads the answer whole (`Turn.answer`), so vLLM is asked for the
+        complete text rather than a token stream.
+        """
         self.pool.require_serving()  # vLLM down or full: 503 now, not after retrieval
         plan = self.planner.plan(conversation, options)
+        generation: Generation | None = None
         try:
-            grounds = await self.grounder.ground(plan)
-        except BadInput:  # a refused request (too long for the context), not a failed turn
-            raise
-        except Exception as error:
-            failed = TurnResult(plan, None, streamed=False, error=error)
-            failed.timings_ms = {"total": elapsed_ms(plan)}
-            await notify(self.observers, failed)
-            raise
-        return Turn(self, plan, grounds, elapsed_ms(plan))
+            found = await self.grounder.find(plan)
+            if self.settings.answering.speculate:  # generate while the outcome is decided
+                generation = self.generator.start(plan, found.messages, whole)
+            grounds = await self.grounder.decide(plan, found)
+        except BaseException as error:
+            if generation is not None:
+                await generation.cancel()
+            if isinstance(error, Exception) and not isinstance(error, BadInput):
+                failed = TurnResult(plan, None, streamed=not whole, error=error)
+                failed.timings_ms = {"total": elapsed_ms(plan)}
+                await notify(self.observers, failed)
+            raise  # (BadInput: a refused request, too long for the context; not a failed turn)
+        if grounds.abstained and generation is not None:
+            await generation.cancel()
+            generation = None
+        elif not grounds.abstained and generation is None:
+            generation = self.generator.start(plan, grounds.messages, whole)
+        return Turn(self, plan, grounds, generation, elapsed_ms(plan))
 
     async def answer(self, conversation: Sequence[ChatMessage], options: ChatOptions) -> TurnResult:
         """A whole answer (JSON): the turn's stream drained."""
-        turn = await self.start(conversation, options)
+        turn = await self.start(conversation, options, whole=True)
         return await turn.answer()
 
 
 class Turn:
     """A planned and grounded turn; `stream` (or `answer`) runs generation and the checks."""
 
-    def __init__(self, service: ChatService, plan: Plan, grounds: Grounds, ready_ms: float):
+    def __init__(
+        self,
+        service: ChatService,
+        plan: Plan,
+        grounds: Grounds,
+        generation: Generation | None,
+        ready_ms: float,
+    ) -> None:
         self.service = service
         self.plan = plan
         self.grounds = grounds
+        self.generation = generation  # None: not answered, the house sentence is streamed
         self.ready_ms = ready_ms  # plan and ground done, ms since the request reached chat
 
     @property
@@ -173,7 +197,8 @@ class Turn:
         deadline = generation_started + service.settings.vllm.request_timeout_s
         sent: list[str] = []
         try:
-            async for item in service.generator.stream(plan, grounds, whole):
+            generated = self.generation.items() if self.generation else None
+            async for item in generated or fallback(grounds.fallback()):
                 if time.perf_counter() > deadline:
                     raise TimedOut("the answer took longer than the request deadline")
                 if isinstance(item, Usage):

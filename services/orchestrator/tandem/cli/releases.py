@@ -80,6 +80,9 @@ def plan_command(
     gate_file: Annotated[
         Path | None, typer.Option(help="gate thresholds (YAML/JSON), as `tandem eval`'s")
     ] = None,
+    docs_release: Annotated[
+        str | None, typer.Option(help="the docs' release name, if not RELEASE (e.g. v4.2)")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the job and print the gate")] = True,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -91,6 +94,7 @@ def plan_command(
         "adapter": adapter,
         "qa": _server_path(qa) if qa else None,
         "gate": _gate(gate_file),
+        "docs_release": docs_release,
     }
     job = call_admin("POST", "/v1/admin/releases", url, key, json=body)["job"]
     typer.echo(f"planning {release}: job {job}")

@@ -50,6 +50,11 @@ class PlanRequest:
     adapter: str | None  # "slot@version"; resolved before the job starts
     qa: Path | None
     gate: Gate
+    docs_release: str | None = None  # the docs' own release name; default: `release`
+
+    @property
+    def docs(self) -> str:
+        return self.docs_release or self.release
 
 
 @dataclass
@@ -86,7 +91,7 @@ class ReleasePlanner:
         """The job: index → load → eval, the pair record saved after each."""
         pair = ReleasePair(
             request.release,
-            docs_release=request.release,
+            docs_release=request.docs,
             adapter=request.adapter,
             created=time.time(),
             job=job,
@@ -111,7 +116,7 @@ class ReleasePlanner:
         settings = self.settings
         with job_model(self.embedder, self.index_embedder, settings.index.embed_nice) as model:
             report = index_release(
-                self.stores, self.embedder, request.folder, request.release,
+                self.stores, self.embedder, request.folder, request.docs,
                 settings.qdrant.alias, say, keep=settings.qdrant.keep_releases, model=model,
                 pointer=CANDIDATE_POINTER,
             )  # fmt: skip

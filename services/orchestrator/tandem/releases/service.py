@@ -72,6 +72,7 @@ class Releases:
         qa: str | None,
         gate: Gate,
         loop: asyncio.AbstractEventLoop,
+        docs_release: str | None = None,
     ) -> Job:
         """Check the request, then build and gate the candidate in a background job (its
         async steps run on `loop`, the app's)."""
@@ -84,7 +85,7 @@ class Releases:
             self.promoter.adapter(label)  # 404 for an unknown slot or version
         if (build := live_build(self.stores.state)) is not None:
             raise Conflict(f"an index build is running: {build['release']}; plan after it")
-        request = PlanRequest(release, folder, label, qa_file, gate)
+        request = PlanRequest(release, folder, label, qa_file, gate, docs_release)
 
         def run(coroutine: Any) -> Any:
             return asyncio.run_coroutine_threadsafe(coroutine, loop).result()

@@ -1,12 +1,12 @@
 """`StateStore` in a Qdrant collection, for orchestrator replicas that share a Qdrant server.
 
 Each record is one vector-less point (`kind`, `key`, `value`). Leases and the release pair
-pointer use Qdrant's conditional upsert as compare-and-set: a point is overwritten only when its payload
-matches `update_filter` (`version == expected`), and created only under
+pointer use Qdrant's conditional upsert as compare-and-set: a point is overwritten only when
+its payload matches `update_filter` (`version == expected`), and created only under
 `update_mode=insert_only`. Qdrant applies a shard's updates one at a time, so of two
 racing writers exactly one matches; each write carries a random token and the writer
-reads the point back to learn whether its write is the one stored. In a cluster the
-lease writes use strong ordering (through the shard's permanent leader) and reads a majority.
+reads the point back to learn whether its write is the one stored. In a cluster these
+writes use strong ordering (through the shard's permanent leader) and reads a majority.
 """
 
 from __future__ import annotations
@@ -127,7 +127,9 @@ class QdrantStateStore:
         """Write `value` as version `expected + 1` only if version `expected` is stored."""
         token = uuid.uuid4().hex
         payload = {"kind": kind, "key": key, "value": value, "version": expected + 1}
-        point = models.PointStruct(id=_id(kind, key), vector={}, payload={**payload, "token": token})
+        point = models.PointStruct(
+            id=_id(kind, key), vector={}, payload={**payload, "token": token}
+        )
         condition: dict[str, Any] = {"update_mode": models.UpdateMode.INSERT_ONLY}
         if expected > 0:
             version = models.FieldCondition(key="version", match=models.MatchValue(value=expected))

@@ -81,7 +81,7 @@ async def chat(body: ChatRequest, services: ServicesDep, key: ChatKey) -> Any:
     """Answer the conversation's last user turn from the docs, through the adapter."""
     conversation = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
     options = ChatOptions(body.adapter, body.retrieval, body.top_k, body.conversation_id)
-    turn = await services.chat.start(conversation, options)
+    turn = await services.chat.start(conversation, options, whole=not body.stream)
     if body.stream:
         return EventSourceResponse(chat_events(turn), headers=SSE_HEADERS)
     return chat_response(await turn.answer())

@@ -204,7 +204,7 @@ async def chat_completions(body: CompletionRequest, services: ServicesDep, key: 
     adapter, retrieval = CONFIGS[body.model]
     generation = generation_for(body, services.settings)
     options = ChatOptions(adapter=adapter, retrieval=retrieval, generation=generation)
-    turn = await services.chat.start(conversation_of(body), options)
+    turn = await services.chat.start(conversation_of(body), options, whole=not body.stream)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventSourceResponse(completion_events(turn, body.model, include_usage))

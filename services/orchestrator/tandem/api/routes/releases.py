@@ -36,6 +36,7 @@ class PlanRequest(BaseModel):
     adapter: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}@v\d+$")
     qa: str | None = Field(default=None, max_length=1000)
     gate: dict[str, float | int | None] | None = None
+    docs_release: str | None = Field(default=None, pattern=RELEASE)  # default: `release`
 
 
 class PromoteRequest(BaseModel):
@@ -56,7 +57,9 @@ async def plan_release(body: PlanRequest, request: Request, key: AdminKey) -> JS
     releases, loop = releases_of(request), asyncio.get_running_loop()
     gate = gate_from(body.gate)
     job = await anyio.to_thread.run_sync(
-        lambda: releases.start_plan(body.release, body.path, body.adapter, body.qa, gate, loop)
+        lambda: releases.start_plan(
+            body.release, body.path, body.adapter, body.qa, gate, loop, body.docs_release
+        )
     )
     return JSONResponse({"job": job.id, "release": body.release}, status_code=202)
 
