@@ -173,12 +173,6 @@ def test_the_loop_closes_from_feedback_to_a_promoted_release(
     assert serving(stack) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the chat turn to answer from the release pair (ChatService -> "
-    "Planner(releases=...), Grounder retrieving from plan.pair.collection, `release` in "
-    "the response); remove this marker with that wiring",
-)
 def test_promote_under_load_every_answer_is_one_of_the_two_pairs(
     release_stack: Stack, tmp_path: Path
 ) -> None:

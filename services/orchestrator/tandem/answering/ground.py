@@ -81,8 +81,9 @@ class Grounder:
     async def find(self, plan: Plan) -> Found:
         retrieval: Retrieval | None = None
         if plan.query is not None:
+            collection = plan.pair.collection if plan.pair else None  # one pair's docs
             retrieval = await anyio.to_thread.run_sync(
-                self.retriever.retrieve, plan.query, plan.top_k
+                self.retriever.retrieve, plan.query, plan.top_k, collection
             )
         messages = build_messages(
             plan.conversation,

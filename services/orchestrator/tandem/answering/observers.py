@@ -90,6 +90,7 @@ def answer_record(result: TurnResult) -> AnswerRecord:
         release=index.release if index else None,
         collection=index.collection if index else None,
         outcome=result.grounding.outcome if result.grounding else None,
+        pair=plan.release,
     )
 
 

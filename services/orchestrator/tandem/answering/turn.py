@@ -62,6 +62,7 @@ from tandem.llm.pool import VllmPool
 from tandem.rag.cross_encoder import PairScorer
 from tandem.rag.prompt import ChatMessage
 from tandem.rag.retriever import Retriever
+from tandem.releases.pointer import PairSource
 from tandem.settings import Settings
 from tandem.stores.feedback import AnswerLog
 
@@ -97,11 +98,12 @@ class ChatService:
         answers: AnswerLog | None = None,
         cross_encoder: PairScorer | None = None,
         reader: QuestionReader | None = None,
+        releases: PairSource | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.in_flight = InFlight()  # the adapter swapper waits on it before unloading
-        self.planner = Planner(settings, registry)
+        self.planner = Planner(settings, registry, releases)  # docs + adapter, one pair
         gate = OutcomeGate(retriever, settings.answering, cross_encoder, reader)
         counter = counter or counter_for(settings.model_path)
         self.grounder = Grounder(settings, retriever, gate, counter)

@@ -41,6 +41,7 @@ from tandem.jobs import JobManager
 from tandem.llm.pool import VllmPool
 from tandem.rag.embedder import Embedder, build_embedder
 from tandem.rag.retriever import Retriever
+from tandem.releases.pointer import ReleasePointer
 from tandem.settings import Settings, get_settings
 from tandem.stores.deployment import Stores, open_stores
 
@@ -78,6 +79,7 @@ def build_services(
         answers=answers,
         cross_encoder=make_cross_encoder(settings),
         reader=make_question_reader(settings),
+        releases=ReleasePointer(stores.state, settings.releases.pointer_ttl_s),
     )
     return Services(
         settings,

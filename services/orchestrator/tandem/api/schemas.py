@@ -76,6 +76,7 @@ class ChatResponse(BaseModel):
     sources: list[Source]
     adapter: str | None
     index: IndexRef | None
+    release: str | None = None  # the release pair (docs + adapter) that answered
     usage: UsageOut
     timings_ms: Timings
 

@@ -42,6 +42,7 @@ def opening(turn: Turn) -> dict[str, Any]:
         "sources": [s.model_dump() for s in sources_of(turn.grounds)],
         "adapter": turn.plan.adapter_label,
         "index": ref.model_dump() if ref else None,
+        "release": turn.plan.release,  # the release pair (docs + adapter); None: no pair
         "outcome": turn.grounds.outcome,  # as decided before generation; `done` has the last
         "abstained": turn.grounds.abstained,
     }

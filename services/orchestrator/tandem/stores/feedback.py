@@ -35,6 +35,7 @@ SCHEMA = [
     "REFERENCES answers (id) ON DELETE CASCADE, rating TEXT NOT NULL, comment TEXT NOT NULL, "
     "rated REAL NOT NULL, corrected TEXT, approved INTEGER NOT NULL DEFAULT 0)",
     "ALTER TABLE answers ADD COLUMN outcome TEXT",
+    "ALTER TABLE answers ADD COLUMN pair TEXT",
 ]
 
 
@@ -51,6 +52,7 @@ class AnswerRecord:
     release: str | None  # None when retrieval was off
     collection: str | None = None
     outcome: str | None = None  # "answered" | "suggested" | "declined"; None: logged before
+    pair: str | None = None  # the release pair (docs + adapter) that answered; None: no pair
 
     @property
     def question(self) -> str:
@@ -185,7 +187,7 @@ class SqliteFeedbackLog:
             )
             db.execute(
                 "INSERT INTO answers (id, created, conversation, answer, sources, adapter, "
-                "release, collection, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "release, collection, outcome, pair) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.created,
@@ -196,6 +198,7 @@ class SqliteFeedbackLog:
                     record.release,
                     record.collection,
                     record.outcome,
+                    record.pair,
                 ),
             )
 
@@ -279,6 +282,7 @@ def _record(row: sqlite3.Row) -> AnswerRecord:
         release=row["release"],
         collection=row["collection"],
         outcome=row["outcome"],
+        pair=row["pair"],
     )
 
 

@@ -266,6 +266,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
     showRelease(message) {
       if (!message) return;
       const parts = [];
+      if (message.release) parts.push(`Release ${message.release}`);
       if (message.index) parts.push(`Docs release ${message.index.release}`);
       if (message.adapter) parts.push(message.adapter);
       this.release.textContent = parts.join(" · ");
@@ -558,7 +559,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
         if (!response.ok)
           throw errorFor(response.status, await response.json().catch(() => null), Number(response.headers.get("Retry-After")) || 0);
         for await (const { event, data } of sseEvents(response, abort.signal, alive)) {
-          if (event === "sources") Object.assign(message, { id: data.id, sources: data.sources, adapter: data.adapter, index: data.index });
+          if (event === "sources") Object.assign(message, { id: data.id, sources: data.sources, adapter: data.adapter, index: data.index, release: data.release });
           else if (event === "delta") { message.content += data.text; message.chunks += 1; this.fillAnswer(node, message); }
           else if (event === "done") { message.done = true; Object.assign(message, outcomeOf(data)); }
           else if (event === "error") throw errorFor(0, data, 5);

@@ -51,6 +51,7 @@ def chat_response(result: TurnResult) -> ChatResponse:
         sources=sources_of(grounds, grounding.cited),
         adapter=result.plan.adapter_label,
         index=index_ref(grounds),
+        release=result.plan.release,
         usage=usage_of(result),  # type: ignore[arg-type]
         timings_ms=result.timings_ms,  # type: ignore[arg-type]
     )
@@ -69,7 +70,9 @@ async def chat_events(turn: Turn) -> AsyncIterator[bytes]:
                 yield sse("delta", {"text": item.text})
                 continue
             done = {"usage": usage_of(item), "timings_ms": item.timings_ms, **graded(item)}
-            yield sse("done", {"id": turn.id, "adapter": turn.plan.adapter_label, **done})
+            plan = turn.plan
+            pair = {"id": turn.id, "adapter": plan.adapter_label, "release": plan.release}
+            yield sse("done", {**pair, **done})
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as error:  # the status line is gone: report in-band

@@ -120,6 +120,7 @@ def extras(turn: Turn, result: TurnResult | None = None) -> dict[str, Any]:
         "tandem": {
             "adapter": known["adapter"],
             "index": known["index"],
+            "release": known["release"],
             "outcome": known["outcome"],
             "abstained": known["abstained"],
             **finished,
