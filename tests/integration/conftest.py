@@ -5,7 +5,11 @@ Set TANDEM_TEST_VLLM_URL to reuse a running vLLM while developing; CI starts its
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -46,6 +50,46 @@ class Api:
     def client(self, key: str | None = CHAT_KEY, timeout: float = 180) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@dataclass
+class Up(Api):
+    """A real `tandem up` in its own process group (`running_up`)."""
+
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; its exit status."""
+        self.process.terminate()
+        return self.process.wait(timeout=120)
+
+
+def ready(api: Api) -> bool:
+    with contextlib.suppress(httpx.TransportError), api.client(timeout=10) as client:
+        return client.get("/readyz").status_code == 200
+    return False
+
+
+@contextlib.contextmanager
+def running_up(env: dict[str, str], log_dir: Path, timeout_s: float = 900) -> Iterator[Up]:
+    """`tandem up` with `env` (its TANDEM_PORT set), ready; its process group killed after."""
+    with (log_dir / "up.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tandem.cli", "up"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    up = Up(f"http://127.0.0.1:{env['TANDEM_PORT']}", process)
+    try:
+        deadline = time.monotonic() + timeout_s  # a first start indexes its corpus
+        while not ready(up):
+            assert process.poll() is None, f"tandem up exited {process.returncode}: see {log.name}"
+            assert time.monotonic() < deadline, f"tandem up not ready: see {log.name}"
+            time.sleep(1)
+        yield up
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @dataclass

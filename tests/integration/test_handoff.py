@@ -8,11 +8,8 @@ import hashlib
 import hmac
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,9 @@ from tests.integration.conftest import (
     SAMPLE_RELEASE,
     Api,
     Stack,
+    Up,
     run_stack,
+    running_up,
     stack_settings,
     wait_ready,
 )
@@ -253,16 +252,6 @@ def test_a_pending_handoff_is_delivered_after_a_restart(
         receiver.stop()
 
 
-@dataclass
-class Up(Api):
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; its exit status."""
-        self.process.terminate()
-        return self.process.wait(timeout=120)
-
-
 @contextlib.contextmanager
 def tandem_up(data: Path, vllm_url: str, webhook_url: str) -> Iterator[Up]:
     """A real `tandem up` on the session's vLLM, ready; its whole process group killed after."""
@@ -274,29 +263,8 @@ def tandem_up(data: Path, vllm_url: str, webhook_url: str) -> Iterator[Up]:
                TANDEM_HANDOFF__SECRET=SECRET, TANDEM_HANDOFF__MAX_ATTEMPTS="1000",
                TANDEM_HANDOFF__BACKOFF_S="0.3", TANDEM_HANDOFF__BACKOFF_MAX_S="1",
                TANDEM_HANDOFF__POLL_S="0.5")  # fmt: skip
-    with (data / "up.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "up"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        up = Up(f"http://127.0.0.1:{port}", process)
-        deadline = time.monotonic() + 600  # the first start indexes the corpus
-        while not ready(up):
-            assert process.poll() is None, f"tandem up exited {process.returncode}: see {log.name}"
-            assert time.monotonic() < deadline, f"tandem up not ready: see {log.name}"
-            time.sleep(1)
+    with running_up(env, data, timeout_s=600) as up:
         yield up
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def ready(api: Api) -> bool:
-    with contextlib.suppress(httpx.TransportError), api.client(timeout=10) as client:
-        return client.get("/readyz").status_code == 200
-    return False
 
 
 def test_tandem_up_stopped_with_a_handoff_pending_sends_it_once_when_started_again(

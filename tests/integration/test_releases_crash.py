@@ -9,11 +9,8 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import pytest
 from tests.conftest import CORPUS, free_port
 from tests.integration.adapter_kit import copy_adapters
 from tests.integration.adapter_orchestrators import unload_slot
-from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Api
+from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Up, running_up
 
 from tandem.releases.promote import CRASH_AT_ENV
 
@@ -32,11 +29,6 @@ QA = {"question": "What is the API rate limit per token?", "answer_terms": ["req
       "file": "api/rate-limits.md", "heading": "Rate limits"}  # fmt: skip
 OPEN_GATE = {"min_coverage": None, "min_source_hit": None, "min_compliance": None,
              "min_citation_validity": None, "max_failures": None}  # fmt: skip
-
-
-@dataclass
-class Up(Api):
-    process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
@@ -54,29 +46,8 @@ def tandem_up(data: Path, vllm_url: str, crash_at: str | None = None) -> Iterato
     env.pop(CRASH_AT_ENV, None)
     if crash_at is not None:
         env[CRASH_AT_ENV] = crash_at
-    with (data / "up.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "up"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    up = Up(f"http://127.0.0.1:{port}", process)
-    try:
-        deadline = time.monotonic() + 900  # the first start indexes v4.1
-        while not ready(up):
-            assert process.poll() is None, f"tandem up exited {process.returncode}: see up.log"
-            assert time.monotonic() < deadline, "tandem up not ready: see up.log"
-            time.sleep(1)
+    with running_up(env, data) as up:
         yield up
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def ready(api: Api) -> bool:
-    with contextlib.suppress(httpx.TransportError), api.client(timeout=10) as client:
-        return client.get("/readyz").status_code == 200
-    return False
 
 
 def admin(up: Up) -> httpx.Client:

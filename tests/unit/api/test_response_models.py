@@ -6,38 +6,37 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from tests.fakes import HIDDEN, write_adapter
+from tests.conftest import CORPUS
+from tests.fakes import HIDDEN, FakeVllm, write_adapter
 from tests.unit.api.stack import ADMIN, CHAT, Serve, edge_stores, indexed, log_answer
+from tests.unit.releases.conftest import OPEN_GATE, App, open_app, release_settings
 
 from tandem.api.app import create_app
-from tandem.api.routes import openai, releases
-from tandem.settings import ModelSettings, Settings, VllmSettings
+from tandem.settings import AnsweringSettings, ModelSettings, Settings, VllmSettings
 from tandem.stores.deployment import Stores
 
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
 CHAT_AUTH = {"Authorization": f"Bearer {CHAT}"}
+ENTRY_KEYS = {"release", "collection", "docs_release", "adapter"}  # a pair pointer's entry
+PAIR_KEYS = ENTRY_KEYS | {
+    "status", "created", "job", "qa", "gate", "forced", "changes", "error", "owner"
+}  # fmt: skip
 
 
 def test_every_json_route_declares_a_pydantic_response_model() -> None:
-    # in the works (issue 30): routes/openai.py is being rewritten and routes/releases.py is
-    # new; both get their models there, and then leave this list
-    rewritten = {
-        (r.path, frozenset(r.methods))
-        for module in (openai, releases)
-        for r in module.router.routes
-        if isinstance(r, APIRoute)
-    }
     undeclared = []
     for route in create_app(Settings()).routes:
-        if not isinstance(route, APIRoute) or (route.path, frozenset(route.methods)) in rewritten:
+        if not isinstance(route, APIRoute):
             continue
         if not isinstance(route.response_class, DefaultPlaceholder):
             continue  # not JSON: Prometheus text, the widget's script and page
@@ -162,7 +161,7 @@ def test_feedback_and_handoff_answers(client: TestClient) -> None:
     listed = ok(client.get("/v1/admin/feedback", headers=ADMIN_AUTH))
     item_keys = {
         "id", "rating", "comment", "rated_at", "question", "conversation", "answer", "sources",
-        "adapter", "release", "corrected", "approved",
+        "adapter", "release", "pair", "corrected", "approved",
     }  # fmt: skip
     (item,) = listed["items"]
     assert set(item) == item_keys and set(item["sources"][0]) == {
@@ -193,3 +192,89 @@ def test_feedback_and_handoff_answers(client: TestClient) -> None:
     }  # fmt: skip
     retried = ok(client.post(f"/v1/admin/handoffs/{handoff}/retry", headers=ADMIN_AUTH), 202)
     assert retried["id"] == handoff and set(retried) == set(record)
+
+
+def test_openai_answers(serve: Serve, stores: Stores) -> None:
+    checks = AnsweringSettings(gate=False, cross_encoder=False, subject=False)
+    client = serve(stores, answering=checks)
+    models = ok(client.get("/v1/models", headers=CHAT_AUTH))
+    assert set(models) == {"object", "data"} and len(models["data"]) == 4
+    assert set(models["data"][0]) == {"id", "object", "created", "owned_by"}
+
+    question = [{"role": "user", "content": "How do I open settings?"}]
+    body = {"model": "tandem-rag", "messages": question}
+    answer = ok(client.post("/v1/chat/completions", json=body, headers=CHAT_AUTH))
+    assert set(answer) == {
+        "id", "object", "created", "model", "choices", "usage", "sources", "tandem"
+    }  # fmt: skip
+    (choice,) = answer["choices"]
+    assert set(choice) == {"index", "finish_reason", "message"}
+    assert set(choice["message"]) == {"role", "content"}
+    assert set(answer["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert set(answer["sources"][0]) == {
+        "n", "file", "heading", "release", "score", "snippet", "cited"
+    }  # fmt: skip
+    assert set(answer["tandem"]) == {
+        "adapter", "index", "release", "outcome", "abstained", "timings_ms", "grounded",
+        "warnings", "unsupported", "suggestions", "cited",
+    }  # fmt: skip
+    assert answer["tandem"]["index"] == {"release": "v2", "collection": ANY}
+
+    streamed = client.post(
+        "/v1/chat/completions", json={**body, "stream": True}, headers=CHAT_AUTH
+    )  # the model is declared; a stream is sent as it is
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [e.removeprefix("data: ") for e in streamed.text.strip().split("\n\n")]
+    assert events[-1] == "[DONE]" and json.loads(events[0])["object"] == "chat.completion.chunk"
+
+
+@pytest.fixture
+def release_app(tmp_path: Path) -> Iterator[App]:
+    """Release pairs over the corpus: v4.1 serving, adapters v1 to v3 of `support`."""
+    replicas = [FakeVllm("http://vllm-a:8000")]
+    yield from open_app(release_settings(tmp_path, replicas), replicas)
+
+
+def test_release_answers(release_app: App) -> None:
+    planned = ok(
+        release_app.admin(
+            "POST", "/v1/admin/releases",
+            json={"release": "v4.2", "path": str(CORPUS / "v4.2"), "gate": OPEN_GATE,
+                  "adapter": "support@v2"},
+        ),
+        202,
+    )  # fmt: skip
+    assert set(planned) == {"job", "release"} and planned["release"] == "v4.2"
+    assert release_app.wait(planned["job"])["status"] == "succeeded"
+    record = ok(release_app.admin("GET", "/v1/admin/releases/v4.2"))
+    assert set(record) == PAIR_KEYS
+    overview = ok(release_app.admin("GET", "/v1/admin/releases"))
+    assert set(overview) == {
+        "serving", "canary", "kept", "candidates", "pending", "journal", "drift"
+    }  # fmt: skip
+    assert set(overview["candidates"][0]) == PAIR_KEYS | {"role"}
+
+    promoted = ok(release_app.admin("POST", "/v1/admin/releases/v4.2/promote", json={}))
+    assert set(promoted) == {"changed", "serving", "canary", "journal"}
+    assert set(promoted["serving"]) == ENTRY_KEYS | {"since"} and promoted["canary"] is None
+    overview = ok(release_app.admin("GET", "/v1/admin/releases"))
+    assert set(overview["serving"]) == PAIR_KEYS | {"since", "role", "figures"}
+    assert set(overview["serving"]["figures"]) == {
+        "release", "answers", "declined", "suggested", "errors", "down", "down_share",
+        "declined_share", "error_share",
+    }  # fmt: skip
+    (before,) = overview["kept"]  # what served before any pair: no record of its own
+    assert set(before) == ENTRY_KEYS | {"role", "figures"} and before["figures"] is None
+
+    qa = f"{release_app.settings.releases.qa_roots[0]}/release.jsonl"  # the same docs: its QA
+    plan = {"release": "v4.3", "path": str(CORPUS / "v4.2"), "gate": OPEN_GATE, "qa": qa}
+    job = ok(release_app.admin("POST", "/v1/admin/releases", json=plan), 202)["job"]
+    assert release_app.wait(job)["status"] == "succeeded"
+    canary = {"canary": 0.5}
+    ran = ok(release_app.admin("POST", "/v1/admin/releases/v4.3/promote", json=canary))
+    assert set(ran["canary"]) == ENTRY_KEYS | {"share", "since"}
+    overview = ok(release_app.admin("GET", "/v1/admin/releases"))
+    assert set(overview["canary"]) == PAIR_KEYS | {"share", "since", "role", "figures"}
+    back = ok(release_app.admin("POST", "/v1/admin/releases/rollback"))
+    assert set(back) == {"changed", "serving", "canary", "journal"} and back["canary"] is None

@@ -69,6 +69,17 @@ def test_release_records_are_ordered_and_dropped(state: StateStore) -> None:
     assert state.release_records() == [newer]
 
 
+def test_dropping_nothing_changes_nothing(state: StateStore) -> None:
+    # start-up recovery drops its (usually empty) list of unpublished records every time;
+    # Qdrant refuses an empty delete ("Empty update request"), so the store must skip it
+    state.save_release(ReleaseRecord("docs-a", "v1", 1.0))
+    state.save_release_pair(ReleasePair("v1", "docs-a", "v1", status="gated", created=1.0))
+    state.drop_releases([])
+    state.drop_release_pairs([])
+    assert [r.collection for r in state.release_records()] == ["docs-a"]
+    assert [p.release for p in state.release_pairs()] == ["v1"]
+
+
 def test_a_lease_is_compare_and_set(state: StateStore) -> None:
     assert state.lease("swap").version == 0 and state.lease("swap").free
     assert state.swap_lease("swap", 0, "a", 9e9, {"purpose": "x"})

@@ -23,6 +23,7 @@ from tandem.api.deps import Services
 from tandem.api.errors import install_error_handlers
 from tandem.api.middleware import BodyLimitAndMetrics
 from tandem.api.rate_limit import rate_limiter
+from tandem.api.release_lifespan import start_releases
 from tandem.api.routes import (
     adapters,
     admin,
@@ -139,7 +140,10 @@ def create_app(
         checker = asyncio.create_task(
             keep_adapters_loaded(swapper, settings.adapter.check_interval_s)
         )
-        watcher = await releases.start_releases(app, services, swapper)
+        release_service, watcher = await start_releases(
+            services, swapper, app.state.jobs, releases.candidate_answers
+        )
+        app.state.releases = release_service
         delivery = handoff_delivery(services)
         app.state.handoff_delivery = delivery
         sender = asyncio.create_task(delivery.run()) if delivery else None

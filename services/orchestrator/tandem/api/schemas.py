@@ -304,7 +304,8 @@ class FeedbackOut(BaseModel):
     answer: str
     sources: list[dict[str, Any]]  # n, file, heading, release, score, snippet
     adapter: str | None
-    release: str | None
+    release: str | None  # the docs release
+    pair: str | None = None  # the release pair (docs + adapter) that answered
     corrected: str | None
     approved: bool
 

@@ -48,8 +48,7 @@ def record_release(stores: Stores, alias: str, record: ReleaseRecord, keep: int)
     history = load_history(stores, alias)
     keep = max(2, keep)  # never drop the release that served until now: queries may be on it
     dropped = [e.collection for e in history.entries[:-keep]]
-    if dropped:  # Qdrant refuses a delete of no ids ("Empty update request")
-        stores.state.drop_releases(dropped)
+    stores.state.drop_releases(dropped)
     existing = set(stores.docs.collections())
     for name in dropped:  # records first: a crash here leaves leftovers that recovery removes
         if name in existing:
@@ -108,8 +107,7 @@ def recover_interrupted_builds(stores: Stores, alias: str = "docs") -> list[str]
     for name in leftovers:
         stores.docs.delete_collection(name)
     unpublished = [r.collection for r in stores.state.release_records() if r.collection not in keep]
-    if unpublished:  # Qdrant refuses a delete of no ids ("Empty update request")
-        stores.state.drop_releases(unpublished)
+    stores.state.drop_releases(unpublished)
     serving = history.find(history.serving)
     if serving is not None and stores.state.release_record(serving.collection) != serving:
         stores.state.save_release(serving)  # adopt a serving collection not recorded as kept

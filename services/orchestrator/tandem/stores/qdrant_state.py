@@ -104,9 +104,15 @@ class QdrantStateStore:
     def save_release(self, record: ReleaseRecord) -> None:
         self._put("release", record.collection, dataclasses.asdict(record))
 
-    def drop_releases(self, collections: list[str]) -> None:
-        ids: list[models.ExtendedPointId] = [_id("release", c) for c in collections]
+    def _drop(self, kind: str, keys: list[str]) -> None:
+        """Delete these records; none is a no-op (Qdrant refuses an empty update request)."""
+        if not keys:
+            return
+        ids: list[models.ExtendedPointId] = [_id(kind, key) for key in keys]
         self.client.delete(STATE_COLLECTION, points_selector=ids, wait=True)
+
+    def drop_releases(self, collections: list[str]) -> None:
+        self._drop("release", collections)
 
     def lease(self, name: str) -> LeaseRecord:
         stored = self._get("lease", name)
@@ -150,8 +156,7 @@ class QdrantStateStore:
         self._put("pair", pair.release, pair.as_dict())
 
     def drop_release_pairs(self, releases: list[str]) -> None:
-        ids: list[models.ExtendedPointId] = [_id("pair", r) for r in releases]
-        self.client.delete(STATE_COLLECTION, points_selector=ids, wait=True)
+        self._drop("pair", releases)
 
     def pair_pointer(self) -> PairPointer:
         stored = self._get("pair_pointer", POINTER_KEY)

@@ -213,7 +213,9 @@ class StateStore(Protocol):
 
     def save_release(self, record: ReleaseRecord) -> None: ...
 
-    def drop_releases(self, collections: list[str]) -> None: ...
+    def drop_releases(self, collections: list[str]) -> None:
+        """Forget these release records (unknown ones and an empty list: nothing to do)."""
+        ...
 
     def lease(self, name: str) -> LeaseRecord:
         """The lease as stored (version 0 and free when never taken)."""
@@ -234,7 +236,9 @@ class StateStore(Protocol):
 
     def save_release_pair(self, pair: ReleasePair) -> None: ...
 
-    def drop_release_pairs(self, releases: list[str]) -> None: ...
+    def drop_release_pairs(self, releases: list[str]) -> None:
+        """Forget these release pairs (unknown ones and an empty list: nothing to do)."""
+        ...
 
     def pair_pointer(self) -> PairPointer:
         """The pointer as stored (version 0 and empty when never written)."""

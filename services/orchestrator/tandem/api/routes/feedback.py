@@ -53,6 +53,7 @@ def item_out(item: FeedbackItem) -> dict[str, Any]:
         ],
         "adapter": answer.adapter,
         "release": answer.release,
+        "pair": answer.pair,
         "corrected": item.corrected,
         "approved": item.approved,
     }

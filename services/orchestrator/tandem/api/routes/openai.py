@@ -21,6 +21,7 @@ from tandem.answering.outcome import pages_text
 from tandem.answering.turn import BASE_ADAPTER, ChatOptions, Delta, Turn, TurnResult
 from tandem.api.deps import ChatKey, ServicesDep
 from tandem.api.errors import error_payload
+from tandem.api.schemas import IndexRef, Source, Suggestion
 from tandem.api.turn_wire import graded, opening, sources_of, usage_of
 from tandem.errors import BadInput, NotFound
 from tandem.rag.prompt import ChatMessage
@@ -62,6 +63,67 @@ class CompletionRequest(BaseModel):
     seed: int | None = None
     n: int | None = Field(default=None, ge=1)
     user: str | None = Field(default=None, max_length=256)  # accepted, unused
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class CompletionMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    finish_reason: str
+    message: CompletionMessage
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class TandemExtra(BaseModel):
+    """The extra field `tandem` of a whole answer: the pair that answered, the timings, and
+    the answer's grading (`Grounding.to_dict`; a field added there passes through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str | None
+    index: IndexRef | None
+    release: str | None  # the release pair (docs + adapter) that answered
+    outcome: str  # answered, suggested, declined
+    abstained: str | None
+    timings_ms: dict[str, float]
+    grounded: bool
+    warnings: list[str]
+    unsupported: list[str]
+    suggestions: list[Suggestion]
+    cited: list[int]
+
+
+class ChatCompletion(BaseModel):
+    """A whole (non-streamed) answer: OpenAI's fields, plus `sources` and `tandem`."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+    sources: list[Source]
+    tandem: TandemExtra
 
 
 def check_supported(body: CompletionRequest) -> None:
@@ -185,7 +247,7 @@ def completion(turn: Turn, result: TurnResult, model: str) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList)
 async def list_models(key: ChatKey) -> dict[str, Any]:
     """The four configurations, as OpenAI model objects."""
     return {
@@ -196,9 +258,12 @@ async def list_models(key: ChatKey) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(body: CompletionRequest, services: ServicesDep, key: ChatKey) -> Any:
-    """OpenAI chat completions over Tandem's retrieval and adapters."""
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
+async def chat_completions(
+    body: CompletionRequest, services: ServicesDep, key: ChatKey
+) -> dict[str, Any] | EventSourceResponse:
+    """OpenAI chat completions over Tandem's retrieval and adapters (a stream is returned
+    as the response itself, which FastAPI sends without the model)."""
     if body.model not in CONFIGS:
         raise NotFound(f"model {body.model!r} does not exist; use one of {sorted(CONFIGS)}")
     check_supported(body)

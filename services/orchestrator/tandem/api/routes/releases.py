@@ -7,43 +7,29 @@ import asyncio
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from tandem.adapters.swap import AdapterSwapper
-from tandem.api.deps import AdminKey, Services, ServicesDep
+from tandem.api.deps import AdminKey, ServicesDep
+from tandem.api.release_schemas import (
+    PlanRequest,
+    PromoteRequest,
+    ReleaseChange,
+    ReleasePairOut,
+    ReleasePlanned,
+    ReleasesOverview,
+)
 from tandem.api.routes.adapters import actor
 from tandem.api.routes.chat import chat_response
 from tandem.api.schemas import ChatRequest, ChatResponse
 from tandem.rag.prompt import ChatMessage
 from tandem.releases.candidate import CandidateChats
 from tandem.releases.gate import GateFailed, gate_from
-from tandem.releases.metrics import PairMetricsObserver
 from tandem.releases.plan import Answer, AnswerFor
 from tandem.releases.pointer import ServingPair
 from tandem.releases.service import Releases
 
 router = APIRouter(prefix="/v1/admin/releases", tags=["admin"])
-RELEASE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-class PlanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    release: str = Field(pattern=RELEASE)
-    path: str = Field(min_length=1, max_length=1000)
-    adapter: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}@v\d+$")
-    qa: str | None = Field(default=None, max_length=1000)
-    gate: dict[str, float | int | None] | None = None
-    docs_release: str | None = Field(default=None, pattern=RELEASE)  # default: `release`
-
-
-class PromoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    force: bool = False
-    canary: float | None = Field(default=None, gt=0, lt=1)
 
 
 def releases_of(request: Request) -> Releases:
@@ -51,8 +37,8 @@ def releases_of(request: Request) -> Releases:
     return releases
 
 
-@router.post("", status_code=202)
-async def plan_release(body: PlanRequest, request: Request, key: AdminKey) -> JSONResponse:
+@router.post("", status_code=202, response_model=ReleasePlanned)
+async def plan_release(body: PlanRequest, request: Request, key: AdminKey) -> ReleasePlanned:
     """Build the candidate pair (docs not serving, adapter loaded, not active), then gate it."""
     releases, loop = releases_of(request), asyncio.get_running_loop()
     gate = gate_from(body.gate)
@@ -61,28 +47,28 @@ async def plan_release(body: PlanRequest, request: Request, key: AdminKey) -> JS
             body.release, body.path, body.adapter, body.qa, gate, loop, body.docs_release
         )
     )
-    return JSONResponse({"job": job.id, "release": body.release}, status_code=202)
+    return ReleasePlanned(job=job.id, release=body.release)
 
 
-@router.get("")
+@router.get("", response_model=ReleasesOverview, response_model_exclude_unset=True)
 async def list_releases(request: Request, key: AdminKey) -> dict[str, Any]:
     """Serving, canary, kept and candidate pairs with their gate reports; the journal."""
     return await anyio.to_thread.run_sync(releases_of(request).overview)
 
 
-@router.post("/rollback")
+@router.post("/rollback", response_model=ReleaseChange, response_model_exclude_unset=True)
 async def rollback_release(request: Request, key: AdminKey) -> dict[str, Any]:
     """End the canary, else serve the pair before the serving one again."""
     return await releases_of(request).rollback(actor(request, key))
 
 
-@router.get("/{release}")
+@router.get("/{release}", response_model=ReleasePairOut)
 async def release_detail(release: str, request: Request, key: AdminKey) -> dict[str, Any]:
     """One pair's record: status, gate report, what changed, forced promotions."""
     return await anyio.to_thread.run_sync(releases_of(request).pair, release)
 
 
-@router.post("/{release}/promote", response_model=None)
+@router.post("/{release}/promote", response_model=ReleaseChange, response_model_exclude_unset=True)
 async def promote_release(
     release: str, request: Request, key: AdminKey, body: PromoteRequest | None = None
 ) -> dict[str, Any] | JSONResponse:
@@ -102,9 +88,10 @@ async def candidate_chat(
     release: str, body: ChatRequest, request: Request, services: ServicesDep, key: AdminKey
 ) -> ChatResponse:
     """The chat path answering with this pair, serving or not (what its gate asks)."""
-    pair = await anyio.to_thread.run_sync(releases_of(request).serving_pair_of, release)
+    releases = releases_of(request)
+    pair = await anyio.to_thread.run_sync(releases.serving_pair_of, release)
     conversation = [ChatMessage(role=m.role, content=m.content) for m in body.messages]
-    answer: Answer = request.app.state.candidate_answer(pair)
+    answer: Answer = releases.answer_for(pair)
     return ChatResponse.model_validate(await answer(conversation))
 
 
@@ -121,19 +108,3 @@ def candidate_answers(chats: CandidateChats) -> AnswerFor:
         return answer
 
     return answer_for
-
-
-async def start_releases(
-    app: FastAPI, services: Services, swapper: AdapterSwapper
-) -> asyncio.Task[None]:
-    """Build `Releases` for the app, finish what a crash left, count turns, start the watch."""
-    chats = CandidateChats(services.settings, services.retriever, services.registry, services.pool)
-    app.state.candidate_answer = candidate_answers(chats)
-    releases = Releases(
-        services.settings, services.stores, services.embedder, services.registry, swapper,
-        app.state.jobs, app.state.candidate_answer, services.feedback, services.index_embedder,
-    )  # fmt: skip
-    app.state.releases = releases
-    services.chat.observers.append(PairMetricsObserver(releases.pointer, releases.counters))
-    await releases.tick()  # a promote a crash interrupted is finished before anything serves
-    return asyncio.create_task(releases.watch())
