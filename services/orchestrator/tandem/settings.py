@@ -97,7 +97,7 @@ class VllmSettings(SettingsGroup):
     # than float32 at the same format compliance; float32 elsewhere. "auto": the model's own.
     dtype: VllmDtype = Field(default_factory=lambda: cpu_dtype())
     """`bfloat16`, `float32`, or `auto` (the model's own)."""
-    # grouped: one matmul per adapter in the batch (tandem/vllm_server/cpu_lora.py) instead of
+    # grouped: one matmul per adapter in the batch (tandem/vllm_cpu/cpu_lora.py) instead of
     # vLLM's per-token weight gather, which made LoRA prefill ~4x slower than the base model
     lora_kernel: LoraKernel = "grouped"
     """`grouped`: Tandem's CPU LoRA kernel; `vllm`: vLLM's own ops."""
@@ -114,7 +114,7 @@ class VllmSettings(SettingsGroup):
     reserved_cpus: int | None = None
     """`VLLM_CPU_NUM_OF_RESERVED_CPU`; unset: vLLM's default."""
     # how long vLLM's shared-memory readers poll after a message before sleeping until the
-    # next (tandem/vllm_server/tuning.py); None: vLLM's own 1 s, in which its processes poll
+    # next (tandem/vllm_cpu/tuning.py); None: vLLM's own 1 s, in which its processes poll
     # through a whole generation and hold cores the orchestrator needs on a small machine
     busy_wait_ms: float | None = Field(default=None, ge=0)
     """How long vLLM's processes poll after a message; unset: vLLM's 1 s."""

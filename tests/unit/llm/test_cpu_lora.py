@@ -9,7 +9,7 @@ import pytest
 import torch
 from vllm.lora.ops import torch_ops
 
-from tandem.vllm_server import cpu_lora
+from tandem.vllm_cpu import cpu_lora
 
 TOKENS, HIDDEN, RANK, OUT, SLOTS = 37, 64, 8, 96, 3
 Kernel = Callable[..., None]

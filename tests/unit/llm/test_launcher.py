@@ -17,13 +17,13 @@ def _flag(command: list[str], flag: str) -> str:
 def test_defaults_are_the_measured_cpu_settings() -> None:
     settings = Settings()
     command = vllm_command(settings)
-    assert command[1:3] == ["-m", "tandem.vllm_server.entry"]
+    assert command[1:3] == ["-m", "tandem.vllm_cpu.entry"]
     assert _flag(command, "--dtype") == cpu_dtype()  # bfloat16 on this project's CI CPU
     assert "--enable-prefix-caching" in command and "--enable-lora" in command
     assert "--max-num-seqs" not in command  # vLLM's own default unless set
     env = vllm_environment(settings)
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    assert env["TANDEM_VLLM_LORA_KERNEL"] == "grouped"  # tandem/vllm_server/tuning.py
+    assert env["TANDEM_VLLM_LORA_KERNEL"] == "grouped"  # tandem/vllm_cpu/tuning.py
 
 
 def test_each_lever_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

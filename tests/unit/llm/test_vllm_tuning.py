@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tandem.vllm_server.tuning import apply, limit_busy_wait, rewindable_cpu_generator
+from tandem.vllm_cpu.tuning import apply, limit_busy_wait, rewindable_cpu_generator
 
 
 def _in_a_fresh_interpreter(code: str, **env: str) -> str:
@@ -56,7 +56,7 @@ def test_readers_poll_for_the_set_window(spin_condition: Any) -> None:
 def test_the_entry_applies_what_the_environment_asks_for() -> None:
     out = _in_a_fresh_interpreter(
         """
-        from tandem.vllm_server.tuning import apply
+        from tandem.vllm_cpu.tuning import apply
         print(apply())
         """,
         TANDEM_VLLM_LORA_KERNEL="grouped",
@@ -100,7 +100,7 @@ def test_seeded_cpu_requests_get_rewindable_generators_and_marks() -> None:
         calls = []
         gpu_input_batch.InputBatch.add_request = lambda self, request: calls.append(request)
         gpu_model_runner.GPUModelRunner.sample_tokens = lambda self, *a: "kept"
-        from tandem.vllm_server.tuning import rewindable_seeds
+        from tandem.vllm_cpu.tuning import rewindable_seeds
         print(rewindable_seeds())
         request = SimpleNamespace(generator=torch.Generator(device="cpu").manual_seed(7))
         gpu_input_batch.InputBatch.add_request(None, request)

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.unit.releases.conftest import CHAT, OPEN_GATE, App
 
-from tandem.releases.metrics import PairFigures, canary_verdict
+from tandem.releases.figures import PairFigures, canary_verdict
 from tandem.releases.transitions import window
 from tandem.settings import ReleaseSettings
 from tandem.stores.feedback import AnswerRecord

@@ -10,7 +10,7 @@ from tandem.adapters.swap import AdapterSwapper
 from tandem.api.deps import Services
 from tandem.jobs import JobManager
 from tandem.releases.candidate import CandidateChats
-from tandem.releases.metrics import PairMetricsObserver
+from tandem.releases.figures import PairMetricsObserver
 from tandem.releases.plan import AnswerFor
 from tandem.releases.service import Releases
 

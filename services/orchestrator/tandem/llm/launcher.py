@@ -14,10 +14,10 @@ import httpx
 
 from tandem.errors import DependencyDown
 from tandem.settings import Settings
-from tandem.vllm_server.tuning import BUSY_WAIT_ENV, LORA_KERNEL_ENV
+from tandem.vllm_cpu.tuning import BUSY_WAIT_ENV, LORA_KERNEL_ENV
 
 # vLLM's OpenAI server with Tandem's adjustments (the environment says which: vllm_tuning.py)
-VLLM_ENTRY = "tandem.vllm_server.entry"
+VLLM_ENTRY = "tandem.vllm_cpu.entry"
 
 
 def vllm_command(settings: Settings, lora: bool = True) -> list[str]:

@@ -26,8 +26,8 @@ from tandem.indexing.embed_process import EmbedderFactory
 from tandem.indexing.releases import allowed_index_path
 from tandem.jobs import Job, JobManager
 from tandem.rag.embedder import Embedder
+from tandem.releases.figures import PairCounters, canary_verdict, figures
 from tandem.releases.gate import allowed_qa_path
-from tandem.releases.metrics import PairCounters, canary_verdict, figures
 from tandem.releases.plan import AnswerFor, PlanRequest, ReleasePlanner
 from tandem.releases.pointer import ReleasePointer, ServingPair
 from tandem.releases.promote import PROCESS, Promoter, process_alive

@@ -1,6 +1,6 @@
-"""vLLM's OpenAI server with Tandem's CPU adjustments: `python -m tandem.vllm_server.entry`.
+"""vLLM's OpenAI server with Tandem's CPU adjustments: `python -m tandem.vllm_cpu.entry`.
 
-The adjustments (`tandem/vllm_server/tuning.py`: grouped CPU LoRA kernels, a short busy wait,
+The adjustments (`tandem/vllm_cpu/tuning.py`: grouped CPU LoRA kernels, a short busy wait,
 seeded requests that survive chunked prefill) are applied at import, not under `__main__`:
 vLLM's CPU backend starts its engine and worker with multiprocessing's spawn, which re-imports
 this module (as `__mp_main__`) in each child, so every process vLLM runs gets them. The
@@ -10,7 +10,7 @@ children only, where the model runs.
 
 from __future__ import annotations
 
-from tandem.vllm_server.tuning import apply
+from tandem.vllm_cpu.tuning import apply
 
 apply(child=__name__ != "__main__")
 

