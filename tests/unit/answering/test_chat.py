@@ -6,7 +6,9 @@ vLLM is played at the HTTP transport and records every request it gets.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ import pytest
 from qdrant_client import QdrantClient
 from tests.conftest import CORPUS
 
+from tandem.adapters.inflight import InFlight
 from tandem.adapters.registry import AdapterRegistry
+from tandem.answering.generate import Generation
 from tandem.answering.outcome import OFF_TOPIC as OFF_TOPIC_REASON
 from tandem.answering.outcome import UNKNOWN_SUBJECT
 from tandem.answering.plan import ChatOptions, is_follow_up, retrieval_query, sticky_key
@@ -288,3 +292,37 @@ async def test_an_answered_turn_streams_what_the_speculative_generation_wrote(
         await slow.answer([user(RATE_LIMIT)], BASE),
     )
     assert ahead.text == after.text and ahead.grounding == after.grounding
+
+
+@pytest.mark.anyio
+async def test_a_generation_nobody_reads_is_cancelled_and_leaves_the_adapter() -> None:
+    """A stream whose client left before its body began stops generating (and counting)."""
+    in_flight = InFlight()
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def endless() -> AsyncIterator[str]:
+        with in_flight.using("support-v3"):
+            started.set()
+            try:
+                while True:
+                    yield "token "
+                    await asyncio.sleep(0.01)
+            finally:
+                stopped.set()
+
+    generation = Generation(endless(), unread_s=0.2)
+    await started.wait()
+    assert in_flight.count("support-v3") == 1
+    await asyncio.wait_for(stopped.wait(), timeout=5)
+    assert generation.done and in_flight.count("support-v3") == 0
+
+
+@pytest.mark.anyio
+async def test_a_generation_being_read_is_not_cancelled_for_being_slow_to_start() -> None:
+    async def three() -> AsyncIterator[str]:
+        for word in ("a", "b", "c"):
+            await asyncio.sleep(0.1)
+            yield word
+
+    generation = Generation(three(), unread_s=0.05)
+    assert [item async for item in generation.items()] == ["a", "b", "c"]

@@ -39,11 +39,22 @@ _END = object()
 
 
 class Generation:
-    """A generation running ahead of its reader: items wait in a queue until read."""
+    """A generation running ahead of its reader: items wait in a queue until read.
 
-    def __init__(self, source: AsyncIterator[Item]) -> None:
+    One nobody starts reading within `unread_s` (its client went away before the response
+    body began) is cancelled then, so it neither generates to its end nor holds its adapter.
+    """
+
+    def __init__(self, source: AsyncIterator[Item], unread_s: float = 60.0) -> None:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._pump(source))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._pump(source))
+        self._reading = False
+        self._abandon = loop.call_later(unread_s, self._cancel_unread)
+
+    def _cancel_unread(self) -> None:
+        if not self._reading:
+            self._task.cancel()
 
     async def _pump(self, source: AsyncIterator[Item]) -> None:
         try:
@@ -54,7 +65,13 @@ class Generation:
             return
         self._queue.put_nowait(_END)
 
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
     async def items(self) -> AsyncIterator[Item]:
+        self._reading = True
+        self._abandon.cancel()
         try:
             while (item := await self._queue.get()) is not _END:
                 if isinstance(item, _Failed):
@@ -65,6 +82,7 @@ class Generation:
 
     async def cancel(self) -> None:
         """Stop generating (vLLM drops the request when its stream closes)."""
+        self._abandon.cancel()
         if not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,12 +96,13 @@ async def fallback(sentence: str) -> AsyncIterator[Item]:
 
 
 class Generator:
-    def __init__(self, pool: VllmPool, in_flight: InFlight) -> None:
+    def __init__(self, pool: VllmPool, in_flight: InFlight, unread_s: float = 60.0) -> None:
         self.pool = pool
         self.in_flight = in_flight
+        self.unread_s = unread_s  # a generation nobody reads by then is cancelled
 
     def start(self, plan: Plan, messages: list[ChatMessage], whole: bool) -> Generation:
-        return Generation(self._generate(plan, messages, whole))
+        return Generation(self._generate(plan, messages, whole), self.unread_s)
 
     async def _generate(
         self, plan: Plan, messages: list[ChatMessage], whole: bool

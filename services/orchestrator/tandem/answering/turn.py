@@ -107,7 +107,7 @@ class ChatService:
         gate = OutcomeGate(retriever, settings.answering, cross_encoder, reader)
         counter = counter or counter_for(settings.model_path)
         self.grounder = Grounder(settings, retriever, gate, counter)
-        self.generator = Generator(pool, self.in_flight)
+        self.generator = Generator(pool, self.in_flight, settings.vllm.request_timeout_s)
         self.link_hosts = {h.lower() for h in settings.link_hosts}  # answers may link there
         self.observers: list[TurnObserver] = [MetricsObserver()]
         if answers is not None:  # every answer given is kept, for feedback on it
