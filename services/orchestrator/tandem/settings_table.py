@@ -6,7 +6,8 @@
 
 One row per setting: its environment name (prefix and nested delimiter read from the model's
 config), its default as a user would write it, and the field's description (the attribute
-docstring in settings.py). Nested groups get a section row each.
+docstring in settings.py, settings_groups.py or settings_policy.py). Nested groups get a
+section row each.
 """
 
 from __future__ import annotations

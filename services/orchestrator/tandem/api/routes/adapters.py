@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 
 from tandem.adapters.overview import adapter_overview
 from tandem.adapters.swap import AdapterSwapper
+from tandem.api.admin_schemas import ActivateRequest, AdapterOverview, AdapterSwap
 from tandem.api.deps import AdminKey
-from tandem.api.schemas import ActivateRequest, AdapterOverview, AdapterSwap
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 ACTOR = re.compile(r"[^A-Za-z0-9._@ -]")

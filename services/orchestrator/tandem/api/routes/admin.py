@@ -7,8 +7,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Query, Request
 
-from tandem.api.deps import AdminKey, Services, ServicesDep
-from tandem.api.schemas import (
+from tandem.api.admin_schemas import (
     IndexOverview,
     IndexRequest,
     JobCreated,
@@ -17,6 +16,7 @@ from tandem.api.schemas import (
     RollbackRequest,
     RollbackResult,
 )
+from tandem.api.deps import AdminKey, Services, ServicesDep
 from tandem.indexing.releases import (
     allowed_index_path,
     index_overview,

@@ -9,14 +9,9 @@ import anyio
 from fastapi import APIRouter, Query
 
 from tandem.answering.limits import check_text
+from tandem.api.admin_schemas import FeedbackList, FeedbackOut, ReviewRequest
 from tandem.api.deps import AdminKey, ChatKey, Services, ServicesDep
-from tandem.api.schemas import (
-    FeedbackAccepted,
-    FeedbackList,
-    FeedbackOut,
-    FeedbackRequest,
-    ReviewRequest,
-)
+from tandem.api.schemas import FeedbackAccepted, FeedbackRequest
 from tandem.errors import NotFound
 from tandem.stores.feedback import (
     FeedbackFilter,

@@ -10,8 +10,9 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.api.admin_schemas import HandoffList, HandoffOut
 from tandem.api.deps import AdminKey, ChatKey, Services, ServicesDep
-from tandem.api.schemas import HandoffAccepted, HandoffList, HandoffOut
+from tandem.api.schemas import HandoffAccepted
 from tandem.errors import NotFound
 from tandem.handoffs.delivery import HandoffDelivery
 from tandem.handoffs.intake import HandoffAsk, take_handoff

@@ -11,8 +11,8 @@ import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tandem.api.admin_schemas import Liveness, Readiness
 from tandem.api.deps import Services, ServicesDep
-from tandem.api.schemas import Liveness, Readiness
 from tandem.errors import IndexEmpty, TandemError
 from tandem.metrics import INDEX_POINTS
 from tandem.rag.retriever import IndexInfo
