@@ -15,6 +15,7 @@ from tandem.adapters.registry import AdapterRegistry
 from tandem.answering.turn import ChatService
 from tandem.api.deps import Services
 from tandem.llm.pool import VllmPool
+from tandem.settings import Settings
 from tandem.stores.deployment import Stores
 from tandem.stores.sqlite import StateDatabase
 from tandem.stores.sqlite_state import SqliteStateStore
@@ -74,3 +75,15 @@ def wait_adapter_ready(url: str, timeout_s: float = 120) -> dict[str, Any]:
             return checks
         time.sleep(0.25)
     raise AssertionError(f"the adapter never became servable: {checks}")
+
+
+def serve_with_slot(
+    settings: Settings, services: Services, vllm_url: str, slot: str
+) -> Iterator[Stack]:
+    """The API served over `services`, its slot's adapter loaded; the slot unloaded after."""
+    try:
+        for url in serve(settings, services):
+            wait_adapter_ready(url)
+            yield Stack(url, settings, services)
+    finally:
+        unload_slot(vllm_url, slot)

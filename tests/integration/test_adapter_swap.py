@@ -19,10 +19,8 @@ from tests.integration.adapter_orchestrators import (
     SLOT,
     loaded_models,
     second_orchestrator,
-    unload_slot,
-    wait_adapter_ready,
+    serve_with_slot,
 )
-from tests.integration.app_server import serve
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, stack_settings
 
 from tandem.adapters.versions import served_name
@@ -48,12 +46,7 @@ def swap_stack(
         generation=GenerationSettings(max_tokens=24),
     )
     services = build_services(settings, embedder)
-    try:
-        for url in serve(settings, services):
-            wait_adapter_ready(url)
-            yield Stack(url, settings, services)
-    finally:
-        unload_slot(vllm_url, SLOT)
+    yield from serve_with_slot(settings, services, vllm_url, SLOT)
 
 
 def admin(stack: Stack) -> httpx.Client:

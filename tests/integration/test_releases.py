@@ -17,8 +17,7 @@ import httpx
 import pytest
 from tests.conftest import CORPUS, ROOT
 from tests.integration.adapter_kit import copy_adapters
-from tests.integration.adapter_orchestrators import unload_slot, wait_adapter_ready
-from tests.integration.app_server import serve
+from tests.integration.adapter_orchestrators import serve_with_slot
 from tests.integration.conftest import ADMIN_KEY, CHAT_KEY, Stack, stack_settings
 from typer.testing import CliRunner
 
@@ -62,12 +61,7 @@ def release_stack(
     )
     services = build_services(settings, embedder)
     index_release(services.stores, embedder, CORPUS / "v4.1", "v4.1", "docs")
-    try:
-        for url in serve(settings, services):
-            wait_adapter_ready(url)
-            yield Stack(url, settings, services)
-    finally:
-        unload_slot(vllm_url, SLOT)
+    yield from serve_with_slot(settings, services, vllm_url, SLOT)
 
 
 def admin(stack: Stack) -> httpx.Client:

@@ -114,7 +114,7 @@ class Planner:
         adapter = self.adapter(options.adapter, sticky, pair)
         return Plan(
             id=f"chat-{uuid.uuid4().hex[:16]}",
-            conversation=list(conversation),
+            conversation=conversation,
             query=retrieval_query(conversation) if options.retrieval else None,
             top_k=top_k,
             adapter=adapter,

@@ -199,8 +199,8 @@ class Turn:
         deadline = generation_started + service.settings.vllm.request_timeout_s
         sent: list[str] = []
         try:
-            generated = self.generation.items() if self.generation else None
-            async for item in generated or fallback(grounds.fallback()):
+            items = self.generation.items() if self.generation else fallback(grounds.fallback())
+            async for item in items:
                 if time.perf_counter() > deadline:
                     raise TimedOut("the answer took longer than the request deadline")
                 if isinstance(item, Usage):
