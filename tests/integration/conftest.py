@@ -25,7 +25,7 @@ from tandem.api.app import build_services
 from tandem.api.deps import Services
 from tandem.indexing.reindex import index_release
 from tandem.rag.embedder import Embedder
-from tandem.settings import Settings, VllmSettings
+from tandem.settings import GenerationSettings, Settings, VllmSettings
 
 CHAT_KEY = "test-chat-key"
 ADMIN_KEY = "test-admin-key"
@@ -98,6 +98,9 @@ class Stack(Api):
     services: Services
 
 
+SEED = 15  # the session stack's sampling seed
+
+
 def stack_settings(data_dir: Path, vllm_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
@@ -131,8 +134,12 @@ def serve_stack(settings: Settings, services: Services) -> Generator[Stack]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, vllm_url: str, embedder: Embedder
 ) -> Iterator[Stack]:
-    """The API over the sample product's latest release, with keys, on real services."""
-    yield from run_stack(tmp_path_factory.mktemp("stack"), vllm_url, embedder)
+    """The API over the sample product's latest release, with keys, on real services; sampling
+    seeded, so a test's answer is the same on every run (the model still samples)."""
+    generation = GenerationSettings(seed=SEED)
+    yield from run_stack(
+        tmp_path_factory.mktemp("stack"), vllm_url, embedder, generation=generation
+    )
 
 
 def wait_ready(url: str, timeout_s: float = 120) -> None:
